@@ -1,0 +1,284 @@
+"""The server's INI config: defaults < file < ``OVERC_<KEY>`` environment < command line.
+
+Parsing is pure (a file's text and an environment mapping in, a frozen :class:`ServerConfig`
+out), so every rule tests without touching disk. Every mistake is one :class:`ConfigError` line
+naming the file, the section and the key. OverC 1.x files (``[overc] database``, ``loglevel``,
+``[alert:*] command``) load unchanged.
+"""
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from overc.passwords import is_hash
+from overc.storage.url import DatabaseURLError, parse_database_url
+
+DEFAULT_DATABASE = "sqlite:///overc.db"
+DEFAULT_LISTEN = "tcp:5000:interface=127.0.0.1"
+
+# [overc] keys and their defaults; the environment overrides them as OVERC_<KEY> (- becomes _).
+OVERC_DEFAULTS = {
+    "database": DEFAULT_DATABASE,
+    "listen": DEFAULT_LISTEN,
+    "loglevel": "info",
+    "grace": "10%",
+    "retention": "90d",
+    "registration": "open",
+    "public-url": "",
+    "watchdog-interval": "1",
+}
+UI_DEFAULTS = {"users": "", "auth": ""}
+LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
+
+
+class ConfigError(Exception):
+    """One readable line: ``FILE [section] key: what is wrong``."""
+
+    def __init__(self, source: str, section: str, key: str | None, message: str) -> None:
+        self.source, self.section, self.key, self.message = source, section, key, message
+        where = f"[{section}]" + (f" {key}" if key else "")
+        super().__init__(f"{source} {where}: {message}")
+
+
+@dataclass(frozen=True)
+class Grace:
+    """Slack after a period before a service counts as missing: seconds or a fraction."""
+
+    seconds: float | None = None
+    fraction: float | None = 0.10
+
+    def for_period(self, period: float) -> float:
+        value = self.seconds if self.seconds is not None else period * (self.fraction or 0.0)
+        return max(1.0, value)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    source: str = "(defaults)"
+    base_dir: Path = field(default_factory=Path.cwd)
+    database: str = DEFAULT_DATABASE
+    listen: str = DEFAULT_LISTEN
+    loglevel: str = "info"
+    grace: Grace = Grace()
+    retention: float = 90 * 86400.0
+    registration_open: bool = True
+    public_url: str = ""
+    watchdog_interval: float = 1.0
+    users: Mapping[str, str] = field(default_factory=dict)
+    auth_required: bool = False
+    #: Raw ``[alert:<name>]`` sections, validated by the notification channels.
+    channels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def database_target(self):
+        return parse_database_url(self.database, self.base_dir)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``90d``, ``12h``, ``30m``, ``45s`` or plain seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (like 30s, 15m, 12h, 90d)")
+    return float(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def parse_grace(text: str) -> Grace:
+    text = text.strip()
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            raise ValueError(f"{text!r} is not a percentage like 10%") from None
+        if not 0 <= percent <= 1000:
+            raise ValueError("a percentage from 0% to 1000%")
+        return Grace(seconds=None, fraction=percent / 100.0)
+    return Grace(seconds=parse_duration(text), fraction=None)
+
+
+def parse_users(text: str) -> dict[str, str]:
+    users: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, sep, hashed = item.partition(":")
+        name, hashed = name.strip(), hashed.strip()
+        if not sep or not name:
+            raise ValueError(f"{item!r} is not user:<password hash>")
+        if not is_hash(hashed):
+            raise ValueError(
+                f"the password of {name!r} is not a hash: make one with `overc-passwd`"
+            )
+        users[name] = hashed
+    return users
+
+
+def listen_is_loopback(endpoint: str) -> bool:
+    """Whether a Twisted endpoint string only accepts connections from this host."""
+    kind, _, rest = endpoint.partition(":")
+    kind = kind.lower()
+    if kind == "unix":
+        return True
+    if kind not in ("tcp", "tcp6", "ssl"):
+        return False
+    params = dict(
+        p.split("=", 1) for p in rest.split(":") if "=" in p
+    )
+    interface = params.get("interface", "")
+    if not interface:
+        return False
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_config(
+    text: str | None,
+    *,
+    source: str = "(defaults)",
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+) -> ServerConfig:
+    """Build the config from a file's text (or none), the environment and command-line values."""
+    parser = configparser.ConfigParser(
+        interpolation=None, inline_comment_prefixes=(";", "#"), strict=True
+    )
+    parser.optionxform = str.lower  # type: ignore[assignment]
+    if text is not None:
+        try:
+            parser.read_string(text, source=source)
+        except configparser.Error as e:
+            raise ConfigError(source, getattr(e, "section", "?") or "?", None,
+                              f"cannot parse: {e.message.splitlines()[0]}") from None
+    for section in parser.sections():
+        if section not in ("overc", "ui") and not section.startswith("alert:"):
+            raise ConfigError(source, section, None,
+                              "unknown section (expected [overc], [ui] or [alert:<name>])")
+        if section.startswith("alert:") and not section[len("alert:"):].strip():
+            raise ConfigError(source, section, None, "a channel needs a name: [alert:<name>]")
+
+    def values(section: str, defaults: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+        """key -> (value, where it came from)."""
+        out = {k: (v, "default") for k, v in defaults.items()}
+        if parser.has_section(section):
+            for key, value in parser.items(section):
+                if key not in defaults:
+                    known = ", ".join(sorted(defaults))
+                    raise ConfigError(source, section, key, f"unknown key (known: {known})")
+                out[key] = (value.strip(), source)
+        env = environ or {}
+        for key in defaults:
+            name = "OVERC_" + key.upper().replace("-", "_")
+            if env.get(name):
+                out[key] = (env[name], f"environment {name}")
+        for key, value in (overrides or {}).items():
+            if key in defaults and value is not None:
+                out[key] = (value, "command line")
+        return out
+
+    base = base_dir if base_dir is not None else Path.cwd()
+    main = values("overc", OVERC_DEFAULTS)
+    ui = values("ui", UI_DEFAULTS)
+
+    def check(section: str, table: dict, key: str, convert):
+        value, origin = table[key]
+        try:
+            return convert(value)
+        except ValueError as e:
+            where = source if origin in (source, "default") else origin
+            raise ConfigError(where, section, key, str(e)) from None
+
+    def database(value: str) -> str:
+        try:
+            parse_database_url(value, base)
+        except DatabaseURLError as e:
+            raise ValueError(str(e)) from None
+        return value
+
+    def loglevel(value: str) -> str:
+        if value.lower() not in LOGLEVELS:
+            raise ValueError(f"{value!r} is not one of {', '.join(LOGLEVELS)}")
+        return value.lower()
+
+    def registration(value: str) -> bool:
+        if value.lower() not in ("open", "closed"):
+            raise ValueError("use open or closed")
+        return value.lower() == "open"
+
+    def positive_duration(value: str) -> float:
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError("must be more than 0")
+        return seconds
+
+    def auth(value: str) -> str:
+        if value.lower() not in ("", "users", "none"):
+            raise ValueError("use users or none")
+        return value.lower()
+
+    users = check("ui", ui, "users", parse_users)
+    auth_mode = check("ui", ui, "auth", auth)
+    listen = main["listen"][0]
+    if auth_mode == "none":
+        auth_required = False
+    else:
+        auth_required = bool(users)
+        if not users and not listen_is_loopback(listen):
+            raise ConfigError(
+                source, "ui", "users",
+                f"the server would listen beyond loopback ({listen}) with no users: anyone could"
+                " see and change it. Add users (make hashes with `overc-passwd`), listen on"
+                " 127.0.0.1, or set [ui] auth = none on purpose",
+            )
+        if auth_mode == "users" and not users:
+            raise ConfigError(source, "ui", "users", "auth = users needs at least one user")
+
+    channels = {
+        section[len("alert:"):].strip(): dict(parser.items(section))
+        for section in parser.sections()
+        if section.startswith("alert:")
+    }
+    return ServerConfig(
+        source=source,
+        base_dir=base,
+        database=check("overc", main, "database", database),
+        listen=listen,
+        loglevel=check("overc", main, "loglevel", loglevel),
+        grace=check("overc", main, "grace", parse_grace),
+        retention=check("overc", main, "retention", positive_duration),
+        registration_open=check("overc", main, "registration", registration),
+        public_url=main["public-url"][0],
+        watchdog_interval=check("overc", main, "watchdog-interval", positive_duration),
+        users=users,
+        auth_required=auth_required,
+        channels=channels,
+    )
+
+
+def load_config_file(
+    path: str | Path | None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+) -> ServerConfig:
+    """Read ``path`` (or nothing) and build the config; unreadable files are a ConfigError."""
+    if path is None:
+        return load_config(None, environ=environ, overrides=overrides)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(file), "-", None, f"cannot read the file: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(file), "-", None, "the file is not UTF-8 text") from None
+    return load_config(text, source=str(file), base_dir=file.resolve().parent,
+                       environ=environ, overrides=overrides)

@@ -1,0 +1,125 @@
+"""What differs between SQLite and MySQL/MariaDB, in one small object per database.
+
+SQL in the store is written once, with ``?`` placeholders and portable syntax; the dialect turns
+placeholders into the driver's style, fills the DDL type slots, writes the one upsert form each
+database has, and says which driver errors mean "the database is not there right now".
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class Dialect:
+    name = "abstract"
+    #: Type slots used by migrations: ``{id}``, ``{ref}``, ``{name}``, ``{text}``, ...
+    ddl: dict[str, str] = {}
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    def format_ddl(self, statement: str) -> str:
+        return statement.format(**self.ddl)
+
+    def begin(self, cursor) -> None:
+        """Start a write transaction (called first in every interaction)."""
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        """True when ``error`` means the database cannot be reached (answer 503, retry later)."""
+        return False
+
+    def is_retryable(self, error: BaseException) -> bool:
+        """True for deadlocks and lock timeouts: run the whole transaction again."""
+        return False
+
+    def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+        raise NotImplementedError
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    ddl = {
+        "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "ref": "INTEGER",
+        "bigint": "INTEGER",
+        "name": "TEXT",
+        "short": "TEXT",
+        "text": "TEXT",
+        "double": "REAL",
+        "bool": "INTEGER",
+        "table_options": "",
+    }
+
+    def begin(self, cursor) -> None:
+        # IMMEDIATE takes the write lock up front: a transaction that reads, then writes, can
+        # never fail half-way with SQLITE_BUSY when a second process shares the file.
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        import sqlite3
+
+        if isinstance(error, sqlite3.OperationalError):
+            text = str(error).lower()
+            return any(
+                word in text
+                for word in ("unable to open", "locked", "disk i/o", "readonly", "busy")
+            )
+        return False
+
+    def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+        sets = ", ".join(f"{c} = excluded.{c}" for c in columns)
+        return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+
+
+# pymysql error codes: client-side connection loss and server "go away" conditions.
+_MYSQL_UNAVAILABLE = {2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927, 1049}
+_MYSQL_RETRY = {1213, 1205}
+
+
+class MySQLDialect(Dialect):
+    name = "mysql"
+    ddl = {
+        "id": "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY",
+        "ref": "BIGINT",
+        "bigint": "BIGINT",
+        "name": "VARCHAR(255)",
+        "short": "VARCHAR(32)",
+        "text": "MEDIUMTEXT",
+        "double": "DOUBLE",
+        "bool": "TINYINT",
+        "table_options": "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    }
+
+    def sql(self, statement: str) -> str:
+        return _mysql_sql(statement)
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        import pymysql
+        from twisted.enterprise.adbapi import ConnectionLost
+
+        if isinstance(error, ConnectionLost):
+            return True
+        if isinstance(error, (pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+            code = error.args[0] if error.args else None
+            return code in _MYSQL_UNAVAILABLE or not isinstance(code, int) or code == 0
+        return isinstance(error, (ConnectionError, TimeoutError, OSError))
+
+    def is_retryable(self, error: BaseException) -> bool:
+        import pymysql
+
+        return (
+            isinstance(error, pymysql.err.OperationalError)
+            and bool(error.args)
+            and error.args[0] in _MYSQL_RETRY
+        )
+
+    def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+        sets = ", ".join(f"{c} = VALUES({c})" for c in columns)
+        return f" ON DUPLICATE KEY UPDATE {sets}"
+
+
+@lru_cache(maxsize=512)
+def _mysql_sql(statement: str) -> str:
+    return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
