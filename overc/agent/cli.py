@@ -1,0 +1,259 @@
+"""``overcli``: the command line of the agent (ping, service-status, alert, monitor, run).
+
+Exit status is the contract scripts rely on (SPEC 7): 0 success; 1 the server refused; 2 a
+usage or config error; 3 the server could not be reached, timed out or answered 5xx. Every
+error is one line on stderr; ``-v`` adds detail (and tracebacks of unexpected errors).
+
+:func:`run` holds the whole logic and takes the reactor, the HTTP client, the environment and
+the output streams, so tests drive it with ``StubTreq`` and a fake reactor; :func:`main` only
+sets up logging and hands :func:`run` to ``task.react``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import IO, Mapping, Sequence
+
+from twisted.internet import defer, task
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    Logger,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+
+from overc.agent import client as clientmod
+from overc.agent.client import Endpoint, OvercClient, Refused, Unreachable, UsageError
+from overc.agent.config import MAX_PERIOD, ConfigError, MonitorConfig, read_config
+from overc.agent.plugin_runner import PluginRunner, PluginSpec
+from overc.agent.results import Report
+
+log = Logger()
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting: one line, our format."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see overcli --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="overcli", description="OverC agent: push service states to an OverC server.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more detail (repeat for debug)")
+    p.add_argument("-s", "--server", help="server URL (default: $OVERC_SERVER)")
+    p.add_argument("-i", "--server-id", help="NAME:KEY of this host (default: $OVERC_SERVER_ID)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    sub.add_parser("ping", help="check the server and the key; prints pong")
+
+    c = sub.add_parser("service-status", help="report one service state")
+    c.add_argument("period", help="seconds until the next report is due")
+    c.add_argument("name", help="service name")
+    c.add_argument("state", help="OK, WARN, FAIL or UNK")
+    c.add_argument("info", nargs="?", default="", help="plugin output text")
+
+    c = sub.add_parser("alert", help="raise an alert")
+    c.add_argument("--service", help="service the alert is about")
+    c.add_argument("message")
+
+    c = sub.add_parser("monitor", help="run the plugins of a config file, forever")
+    c.add_argument("config", help="monitor config (INI)")
+
+    c = sub.add_parser("run", help="run a plugin once and report it (cron wrapper)")
+    c.add_argument("--period", default="60", help="seconds until the next report is due (default 60)")
+    c.add_argument("--timeout", help="seconds the plugin may take (default: the period)")
+    c.add_argument("name", help="service name")
+    c.add_argument("plugin", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+    return p
+
+
+def parse_period(raw: str, what: str = "period") -> int:
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise UsageError(f"{what} must be a number of seconds, got {raw!r}") from None
+    if not 1 <= value <= MAX_PERIOD:
+        raise UsageError(f"{what} must be from 1 to {MAX_PERIOD} seconds, got {raw!r}")
+    return value
+
+
+def resolve_endpoint(
+    server: str | None,
+    server_id: str | None,
+    env: Mapping[str, str],
+    config: MonitorConfig | None = None,
+) -> Endpoint:
+    """Command line, then ``OVERC_SERVER``/``OVERC_SERVER_ID``, then the monitor config's ``[overc]``."""
+    url = server or env.get("OVERC_SERVER") or (config.server if config else None)
+    ident = server_id or env.get("OVERC_SERVER_ID")
+    if not ident and config is not None and config.name and config.key:
+        ident = f"{config.name}:{config.key}"
+    where = f" or [overc] in {config.path}" if config is not None else ""
+    if not url:
+        raise UsageError(f"no server URL: use -s URL or OVERC_SERVER{where}")
+    if not ident:
+        raise UsageError(f"no server identity: use -i NAME:KEY or OVERC_SERVER_ID{where}")
+    return clientmod.make_endpoint(url, ident)
+
+
+def default_http(reactor):
+    """treq over a connection pool bound to this reactor (no global reactor import)."""
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    # Idle connections closed by the far side make a POST fail; keep them short-lived.
+    pool.cachedConnectionTimeout = 30
+    return HTTPClient(Agent(reactor, pool=pool))
+
+
+async def run(
+    reactor,
+    argv: Sequence[str],
+    http=None,
+    env: Mapping[str, str] | None = None,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+) -> int:
+    """Run one overcli command line; return the exit status (never raises for user errors)."""
+    env = os.environ if env is None else env
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    verbose = 0
+    try:
+        args = build_parser().parse_args(list(argv))
+        verbose = args.verbose
+        if http is None:
+            http = default_http(reactor)
+        return await _dispatch(reactor, args, http, env, out, err)
+    except UsageError as e:
+        print(f"overcli: error: {e}", file=err)
+        return EXIT_USAGE
+    except ConfigError as e:
+        print(f"overcli: config error: {e}", file=err)
+        return EXIT_USAGE
+    except Refused as e:
+        print(f"overcli: {e}", file=err)
+        return EXIT_REFUSED
+    except Unreachable as e:
+        print(f"overcli: {e.message}", file=err)
+        return EXIT_UNREACHABLE
+    except SystemExit as e:  # argparse --help
+        return int(e.code or 0)
+    except Exception as e:
+        print(f"overcli: internal error: {type(e).__name__}: {e}", file=err)
+        if verbose:
+            import traceback
+
+            traceback.print_exc(file=err)
+        return EXIT_REFUSED
+
+
+async def _dispatch(reactor, args, http, env, out, err) -> int:
+    if args.command == "monitor":
+        return await _monitor(reactor, args, http, env, err)
+    endpoint = resolve_endpoint(args.server, args.server_id, env)
+    client = OvercClient(http, reactor, endpoint)
+    if args.command == "ping":
+        await client.ping()
+        print("pong", file=out)
+    elif args.command == "service-status":
+        period = parse_period(args.period)
+        report = Report(args.name, args.state, args.info, period, reactor.seconds())
+        await client.set_service_status([report], with_time=False)
+    elif args.command == "alert":
+        alert = {"message": args.message}
+        if args.service:
+            alert["service"] = args.service
+        await client.set_alerts([alert])
+    elif args.command == "run":
+        await _run_once(reactor, args, client, out)
+    return EXIT_OK
+
+
+async def _run_once(reactor, args, client: OvercClient, out) -> None:
+    """``run NAME -- CMD ...``: one plugin run, reported like the monitor would (no spool)."""
+    period = parse_period(args.period)
+    timeout = float(parse_period(args.timeout, "timeout")) if args.timeout else float(period)
+    plugin = list(args.plugin)
+    if plugin and plugin[0] == "--":
+        plugin = plugin[1:]
+    if not plugin:
+        raise UsageError("run needs a command after the service name: run NAME -- COMMAND [ARG...]")
+    result = await PluginRunner(reactor, concurrency=1).run(PluginSpec(tuple(plugin), None, timeout))
+    log.info("{name}: {state}: {info}", name=args.name, state=result.outcome.state, info=result.outcome.info)
+    report = Report(args.name, result.outcome.state, result.outcome.info, period, result.finished)
+    await client.set_service_status([report], with_time=False)
+
+
+async def _monitor(reactor, args, http, env, err) -> int:
+    from overc.agent.monitor import build_monitor, failure_message
+
+    try:
+        config = read_config(args.config)
+    except ConfigError as e:
+        await _alert_config_error(reactor, args, http, env, e)
+        raise
+    endpoint = resolve_endpoint(args.server, args.server_id, env, config)
+    fatal: defer.Deferred = defer.Deferred()
+    monitor = build_monitor(config, endpoint, reactor, http, on_fatal=fatal.callback, chdir=True)
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", monitor.stopService)
+    monitor.startService()
+    failure = await fatal  # only a fatal error ends the foreground monitor; a signal stops the reactor
+    reactor.removeSystemEventTrigger(trigger)
+    await monitor.stopService()
+    print(f"overcli: {failure_message(failure)}", file=err)  # the monitor already sent it as an alert
+    return EXIT_REFUSED
+
+
+async def _alert_config_error(reactor, args, http, env, error: ConfigError) -> None:
+    """A config error is fatal too: tell the server when we know which one and who we are."""
+    from overc.agent.config import peek_identity
+    from overc.agent.monitor import send_failure_alert
+
+    server, name, key = peek_identity(args.config)
+    try:
+        ident = args.server_id or env.get("OVERC_SERVER_ID") or (f"{name}:{key}" if name and key else None)
+        url = args.server or env.get("OVERC_SERVER") or server
+        if not url or not ident:
+            return
+        endpoint = clientmod.make_endpoint(url, ident)
+    except UsageError:
+        return
+    await send_failure_alert(OvercClient(http, reactor, endpoint), f"Monitoring failure: config error: {error}")
+
+
+def _start_logging(verbose: int, monitor: bool) -> None:
+    if verbose >= 2:
+        level = LogLevel.debug
+    elif verbose == 1 or monitor:
+        level = LogLevel.info
+    else:
+        level = LogLevel.warn
+    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    # The connection pool logs every connection at info level: noise unless debugging.
+    predicate.setLogLevelForNamespace("twisted.web.client._HTTP11ClientFactory", max(level, LogLevel.warn) if verbose < 2 else level)
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console script entry point (``overcli = overc.agent.cli:main``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = sum(a.count("v") for a in argv if a.startswith("-") and not a.startswith("--") and set(a[1:]) <= {"v"})
+    verbose += argv.count("--verbose")
+    _start_logging(verbose, monitor="monitor" in argv)
+
+    async def _main(reactor) -> None:
+        code = await run(reactor, argv)
+        if code:
+            raise SystemExit(code)
+
+    task.react(_main)

@@ -1,0 +1,238 @@
+"""Running plugins as child processes through ``ProcessProtocol``, never blocking the reactor.
+
+Why a protocol and not ``getProcessOutputAndValue``: the agent needs the timeout ladder
+(SIGTERM, then SIGKILL 5 s later), an output cap that keeps draining the pipes (a plugin that
+prints megabytes must neither block on a full pipe nor fill our memory), the signal that killed
+a plugin, and a way out when a plugin's orphaned children keep its pipes open after it exited.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from overc.agent import results
+from overc.agent.results import CappedBuffer, Outcome
+
+log = Logger()
+
+#: Seconds between SIGTERM and SIGKILL for a plugin that outlived its timeout (SPEC 7).
+KILL_GRACE = 5.0
+
+#: Seconds we keep reading a plugin's pipes after it exited. A plugin that left a background
+#: child holding stdout would otherwise never "end"; after this we close our side and report.
+DRAIN_GRACE = 1.0
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """How to run one plugin: argv (already split), working folder and timeout."""
+
+    argv: tuple[str, ...]
+    cwd: str | None
+    timeout: float
+    label: str = ""
+
+    @property
+    def display(self) -> str:
+        """The command as the user wrote it, for messages."""
+        return self.label or " ".join(self.argv)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A plugin's outcome and when it actually ran (after waiting for a concurrency slot)."""
+
+    outcome: Outcome
+    started: float
+    finished: float
+
+
+class ExecutableError(Exception):
+    """The plugin cannot be started; the message is the reason shown in the report."""
+
+
+def resolve_executable(argv0: str, cwd: str | None, path_env: str | None) -> str:
+    """Find the program like ``execvp`` would, from ``cwd``; raise ExecutableError with why not.
+
+    Checking first gives a clear reason ("Permission denied") instead of a child traceback.
+    It is a few ``stat`` calls: cheap enough for the reactor thread.
+    """
+    if not argv0:
+        raise ExecutableError("empty command")
+    if "/" in argv0:
+        candidate = os.path.join(cwd or os.getcwd(), argv0)
+        if not os.path.exists(candidate):
+            raise ExecutableError("No such file or directory")
+        if os.path.isdir(candidate):
+            raise ExecutableError("Is a directory")
+        if not os.access(candidate, os.X_OK):
+            raise ExecutableError("Permission denied (not executable)")
+        return candidate
+    found = shutil.which(argv0, path=path_env)
+    if found is None:
+        raise ExecutableError("command not found in PATH")
+    return found
+
+
+class PluginProtocol(ProcessProtocol):
+    """One plugin run. ``done`` fires with an :class:`Outcome`; it never errbacks."""
+
+    def __init__(
+        self,
+        clock,
+        timeout: float,
+        kill_grace: float = KILL_GRACE,
+        drain_grace: float = DRAIN_GRACE,
+    ) -> None:
+        self.clock = clock
+        self.timeout = timeout
+        self.kill_grace = kill_grace
+        self.drain_grace = drain_grace
+        self.done: defer.Deferred[Outcome] = defer.Deferred()
+        self.stdout = CappedBuffer()
+        self.stderr = CappedBuffer()
+        self.timed_out = False
+        self._timers: dict[str, IDelayedCall] = {}
+        self._exit: Failure | None = None
+
+    # -- timers --------------------------------------------------------------------------
+    def _later(self, name: str, delay: float, fn: Callable[[], None]) -> None:
+        self._cancel(name)
+        self._timers[name] = self.clock.callLater(delay, fn)
+
+    def _cancel(self, name: str) -> None:
+        call = self._timers.pop(name, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def _signal(self, sig: str) -> None:
+        try:
+            self.transport.signalProcess(sig)
+        except error.ProcessExitedAlready:
+            pass
+
+    def _on_timeout(self) -> None:
+        self._timers.pop("timeout", None)
+        self.timed_out = True
+        log.info("Plugin pid {pid} timed out after {timeout} s: SIGTERM", pid=self.transport.pid, timeout=self.timeout)
+        self._signal("TERM")
+        self._later("kill", self.kill_grace, self._on_kill)
+
+    def _on_kill(self) -> None:
+        self._timers.pop("kill", None)
+        log.info("Plugin pid {pid} still alive {grace} s after SIGTERM: SIGKILL", pid=self.transport.pid, grace=self.kill_grace)
+        self._signal("KILL")
+
+    def _on_drain_expired(self) -> None:
+        self._timers.pop("drain", None)
+        log.debug("Plugin exited but its pipes stay open (a leftover child?); closing them")
+        self.transport.loseConnection()
+
+    # -- ProcessProtocol -----------------------------------------------------------------
+    def connectionMade(self) -> None:
+        self.transport.closeStdin()
+        self._later("timeout", self.timeout, self._on_timeout)
+
+    def outReceived(self, data: bytes) -> None:
+        self.stdout.feed(data)
+
+    def errReceived(self, data: bytes) -> None:
+        self.stderr.feed(data)
+
+    def processExited(self, reason: Failure) -> None:
+        self._exit = reason
+        self._cancel("timeout")
+        self._cancel("kill")
+        self._later("drain", self.drain_grace, self._on_drain_expired)
+
+    def processEnded(self, reason: Failure) -> None:
+        for name in list(self._timers):
+            self._cancel(name)
+        if not self.done.called:
+            self.done.callback(self.outcome(self._exit or reason))
+
+    def outcome(self, reason: Failure) -> Outcome:
+        """Turn the exit reason and collected output into an Outcome (pure given the state)."""
+        if self.timed_out:
+            return results.from_timeout(self.timeout)
+        stdout, stderr = self.stdout.text(), self.stderr.text()
+        value = reason.value
+        signum = getattr(value, "signal", None)
+        code = getattr(value, "exitCode", None)
+        failed_exec = results.exec_failure_reason(code, stderr)
+        if failed_exec is not None:
+            return Outcome("UNK", f"Cannot run plugin: {failed_exec}")
+        output = results.pick_info(stdout, stderr)
+        if signum is not None:
+            return results.from_signal(signum, output)
+        if code is None:
+            return Outcome("UNK", results.with_prefix("Plugin ended abnormally", output))
+        return results.from_exit(code, output)
+
+
+class PluginRunner:
+    """Runs plugins with at most ``concurrency`` at once, on the given process reactor."""
+
+    def __init__(
+        self,
+        reactor,
+        concurrency: int = 16,
+        env: Mapping[str, str] | None = None,
+        kill_grace: float = KILL_GRACE,
+        drain_grace: float = DRAIN_GRACE,
+        resolve: Callable[[str, str | None, str | None], str] = resolve_executable,
+    ) -> None:
+        self.reactor = reactor
+        self.env = dict(os.environ if env is None else env)
+        self.kill_grace = kill_grace
+        self.drain_grace = drain_grace
+        self.resolve = resolve
+        self.semaphore = defer.DeferredSemaphore(concurrency)
+        self.running = 0
+
+    async def run(self, spec: PluginSpec) -> RunResult:
+        """Wait for a slot, run the plugin, return its outcome with start and end times."""
+        await self.semaphore.acquire()
+        try:
+            started = self.reactor.seconds()
+            outcome = await self._run(spec)
+            return RunResult(outcome, started, self.reactor.seconds())
+        finally:
+            self.semaphore.release()
+
+    async def _run(self, spec: PluginSpec) -> Outcome:
+        try:
+            executable = self.resolve(spec.argv[0] if spec.argv else "", spec.cwd, self.env.get("PATH"))
+        except ExecutableError as e:
+            return results.from_start_failure(spec.display, str(e))
+        protocol = PluginProtocol(self.reactor, spec.timeout, self.kill_grace, self.drain_grace)
+        try:
+            self.reactor.spawnProcess(protocol, executable, list(spec.argv), env=self.env, path=spec.cwd)
+        except OSError as e:
+            return results.from_start_failure(spec.display, e.strerror or str(e))
+        except Exception as e:  # spawnProcess validates its arguments (e.g. NUL bytes)
+            return results.from_start_failure(spec.display, f"{type(e).__name__}: {e}")
+        self.running += 1
+        try:
+            return await protocol.done
+        finally:
+            self.running -= 1
+
+
+def shell_argv(command: str) -> tuple[str, ...]:
+    """``shell = yes``: the command line goes to ``/bin/sh -c`` unchanged."""
+    return ("/bin/sh", "-c", command)
+
+
+def split_argv(command: str) -> Sequence[str]:
+    """``shell = no`` (the default): split like a POSIX shell would, without running one."""
+    return tuple(shlex.split(command))

@@ -1,0 +1,214 @@
+"""The on-disk spool: reports the server could not take yet, kept across agent restarts.
+
+Format: an append-only file of JSON lines, so a crash can at worst tear the last line.
+``{"r": {...report...}}`` adds a report; ``{"done": N}`` says the first N reports ever written
+to this file are delivered or dropped. Appending and acknowledging are each one ``write`` and
+one ``fsync``: after they return, a restart sees exactly the same queue. When everything is
+delivered the file is truncated; when dead lines dominate it is rewritten (temporary file,
+fsync, rename), never edited in place.
+
+The spool is only written while the server cannot be reached, so the few small synchronous
+writes on the reactor thread are an accepted cost (they happen when nothing else is flowing).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from typing import Iterable
+
+from twisted.logger import Logger
+
+from overc.agent.results import Report
+
+log = Logger()
+
+#: Default bound on queued reports; beyond it the oldest are dropped (and counted in the log).
+DEFAULT_MAX_REPORTS = 100_000
+
+
+class MemorySpool:
+    """The queue without a file: the same bounded, ordered behaviour, lost on restart.
+
+    Used when no spool file can be written (a 1.x config in a read-only folder) and as the
+    base of :class:`FileSpool`.
+    """
+
+    def __init__(self, max_reports: int = DEFAULT_MAX_REPORTS) -> None:
+        if max_reports < 1:
+            raise ValueError("max_reports must be at least 1")
+        self.max_reports = max_reports
+        self.pending: deque[Report] = deque()
+        self.dropped_total = 0
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def peek(self, limit: int) -> list[Report]:
+        """The oldest ``limit`` reports, in order, still queued."""
+        out = []
+        for report in self.pending:
+            if len(out) >= limit:
+                break
+            out.append(report)
+        return out
+
+    def extend(self, reports: Iterable[Report]) -> None:
+        """Queue reports behind the existing ones; drop the oldest beyond the bound."""
+        reports = list(reports)
+        if not reports:
+            return
+        self._write_reports(reports)
+        self.pending.extend(reports)
+        overflow = len(self.pending) - self.max_reports
+        if overflow > 0:
+            for _ in range(overflow):
+                self.pending.popleft()
+            self._write_done(overflow)
+            self.dropped_total += overflow
+            log.warn(
+                "Spool full ({max} reports): dropped the {count} oldest undelivered reports ({total} so far)",
+                max=self.max_reports,
+                count=overflow,
+                total=self.dropped_total,
+            )
+
+    def remove(self, count: int) -> None:
+        """The first ``count`` reports are delivered (or refused for good): forget them."""
+        count = min(count, len(self.pending))
+        if count <= 0:
+            return
+        for _ in range(count):
+            self.pending.popleft()
+        self._write_done(count)
+
+    def close(self) -> None:
+        pass
+
+    # Persistence hooks (no-ops in memory).
+    def _write_reports(self, reports: list[Report]) -> None:
+        pass
+
+    def _write_done(self, count: int) -> None:
+        pass
+
+
+class SpoolError(Exception):
+    """The spool file cannot be opened or read (permissions, a directory, ...)."""
+
+
+class FileSpool(MemorySpool):
+    """A :class:`MemorySpool` whose every change is appended and fsynced to ``path``."""
+
+    #: Rewrite the file when it holds this many more lines than pending reports.
+    COMPACT_SLACK = 10_000
+
+    def __init__(self, path: str, max_reports: int = DEFAULT_MAX_REPORTS) -> None:
+        super().__init__(max_reports)
+        self.path = path
+        self._written = 0  # reports ever written to the current file
+        self._done = 0  # of those, how many are delivered or dropped
+        self._lines = 0
+        self._load()
+        try:
+            self._file = open(self.path, "ab")
+        except OSError as e:
+            raise SpoolError(f"cannot write spool file {path}: {e.strerror or e}") from None
+        overflow = len(self.pending) - self.max_reports
+        if overflow > 0:
+            for _ in range(overflow):
+                self.pending.popleft()
+            self._write_done(overflow)
+            self.dropped_total += overflow
+            log.warn("Spool holds more than {max} reports: dropped the {count} oldest", max=self.max_reports, count=overflow)
+        if self.pending:
+            log.info("Spool {path}: {count} undelivered reports from an earlier run", path=path, count=len(self.pending))
+
+    def _load(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise SpoolError(f"cannot read spool file {self.path}: {e.strerror or e}") from None
+        reports: list[Report] = []
+        bad = 0
+        lines = raw.split(b"\n")
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            self._lines += 1
+            try:
+                record = json.loads(line)
+                if "r" in record:
+                    reports.append(Report.from_wire(record["r"]))
+                elif "done" in record:
+                    self._done = max(self._done, int(record["done"]))
+                else:
+                    raise ValueError("unknown record")
+            except (ValueError, KeyError, TypeError):
+                # A torn last line after a crash is expected; anything else is worth a warning.
+                if number < len(lines) - 1 or raw.endswith(b"\n"):
+                    bad += 1
+        if bad:
+            log.warn("Spool {path}: skipped {bad} unreadable lines", path=self.path, bad=bad)
+        self._written = len(reports)
+        self._done = min(self._done, self._written)
+        self.pending.extend(reports[self._done :])
+        if not raw.endswith(b"\n") and raw:
+            # Terminate a torn line so the next record starts on its own line.
+            with open(self.path, "ab") as f:
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _append(self, lines: list[bytes]) -> None:
+        self._file.write(b"".join(lines))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._lines += len(lines)
+
+    def _write_reports(self, reports: list[Report]) -> None:
+        self._append([json.dumps({"r": r.to_wire()}, separators=(",", ":")).encode() + b"\n" for r in reports])
+        self._written += len(reports)
+
+    def _write_done(self, count: int) -> None:
+        self._done += count
+        if self._done >= self._written and not self.pending:
+            self._truncate()
+            return
+        self._append([json.dumps({"done": self._done}).encode() + b"\n"])
+        if self._lines - len(self.pending) > self.COMPACT_SLACK:
+            self._compact()
+
+    def _truncate(self) -> None:
+        self._file.truncate(0)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._written = self._done = self._lines = 0
+
+    def _compact(self) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            for r in self.pending:
+                f.write(json.dumps({"r": r.to_wire()}, separators=(",", ":")).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        self._file.close()
+        self._file = open(self.path, "ab")
+        self._written = self._lines = len(self.pending)
+        self._done = 0
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
