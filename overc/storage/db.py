@@ -19,6 +19,7 @@ from overc.storage.dialect import Dialect, MySQLDialect, SQLiteDialect
 from overc.storage.url import MySQLTarget, SQLiteTarget
 
 T = TypeVar("T")
+_FOUND_ROWS = 2  # pymysql.constants.CLIENT.FOUND_ROWS
 log = Logger()
 
 
@@ -80,6 +81,8 @@ class Database:
                 database=target.database,
                 charset="utf8mb4",
                 autocommit=False,
+                # rowcount = rows matched, not rows changed: conditional UPDATEs are claims.
+                client_flag=_FOUND_ROWS,
                 connect_timeout=5,
                 read_timeout=30,
                 write_timeout=30,
@@ -117,6 +120,11 @@ class Database:
         """Create or upgrade the schema; return the version now in place."""
         if isinstance(self.target, MySQLTarget):
             await _ensure_mysql_database(self.target, self.reactor)
+            collation = await self.run(_txn_best_collation)
+            self.dialect.ddl = {
+                **self.dialect.ddl,
+                "table_options": f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={collation}",
+            }
         return await self.run(_txn_migrate, load_migrations())
 
 
@@ -172,6 +180,15 @@ def split_statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";").strip()]
 
 
+def _txn_best_collation(cursor: Cursor) -> str:
+    """A binary collation without PAD SPACE, so "app" and "app " are two services."""
+    for collation in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin"):
+        cursor.execute(f"SHOW COLLATION LIKE '{collation}'")
+        if cursor.fetchall():
+            return collation
+    return "utf8mb4_bin"
+
+
 def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
     cursor.execute(
         cursor.dialect.format_ddl(
@@ -188,6 +205,12 @@ def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
             f"the database schema is version {current}, newer than this OverC knows ({known}):"
             " refusing to touch it"
         )
+    if cursor.dialect.name == "mysql":
+        # Several processes may start at once on one database: one migrates, the others wait.
+        cursor.execute("SELECT GET_LOCK('overc_migrate', 60)")
+        cursor.fetchall()
+        cursor.execute("SELECT MAX(version) FROM schema_version")
+        current = cursor.fetchone()[0] or 0
     import time
 
     for version, name, script in migrations:
@@ -201,6 +224,9 @@ def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
         )
         log.info("Applied database migration {name}", name=name)
         current = version
+    if cursor.dialect.name == "mysql":
+        cursor.execute("SELECT RELEASE_LOCK('overc_migrate')")
+        cursor.fetchall()
     return current
 
 

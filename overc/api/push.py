@@ -1,0 +1,123 @@
+"""The push API (SPEC section 1): ``/api/ping``, ``/api/set/service/status``, ``/api/set/alerts``.
+
+Routes only parse, authenticate and hand the work to the group committer; a 200 is written
+after the transaction holding the request's reports has committed.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from klein import Klein
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from overc.api.jsonio import json_body, json_error
+from overc.groupcommit import GroupCommit
+from overc.payload import (
+    ServerIdentity,
+    ValidationError,
+    parse_alerts,
+    parse_body,
+    parse_server,
+    parse_status,
+)
+from overc.serverkeys import InvalidKey, ServerKeys
+from overc.storage.db import DatabaseUnavailable
+from overc.storage.store import IngestItem, ServerGone
+
+log = Logger()
+RETRY_AFTER = b"5"
+
+
+class NotReady(DatabaseUnavailable):
+    """The database has not been migrated yet (still starting, or unreachable at start)."""
+
+
+class PushAPI:
+    app = Klein()
+
+    def __init__(
+        self,
+        keys: ServerKeys,
+        writer: GroupCommit[IngestItem],
+        clock: IReactorTime,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.keys = keys
+        self.writer = writer
+        self.clock = clock
+        self.ready = ready
+        self.accepted_reports = 0
+
+    def resource(self):
+        return self.app.resource()
+
+    async def _store(self, request: IRequest, identity: ServerIdentity, **work) -> None:
+        if not self.ready():
+            raise NotReady("the database is not ready")
+        ip = request.getClientAddress().host if hasattr(request.getClientAddress(), "host") \
+            else "local"
+        for attempt in range(2):
+            server_id = await self.keys.authenticate(identity, ip)
+            item = IngestItem(server_id=server_id, ip=ip, now=self.clock.seconds(), **work)
+            try:
+                await self.writer.submit(item)
+                return
+            except ServerGone:
+                self.keys.forget(identity.name)  # deleted meanwhile: check (or register) again
+        raise InvalidKey()
+
+    @app.route("/ping", methods=["POST"])
+    async def ping(self, request: IRequest) -> bytes:
+        identity = parse_server(parse_body(request.content.read()))
+        await self._store(request, identity)
+        return json_body(request, {"pong": 1})
+
+    @app.route("/set/service/status", methods=["POST"])
+    async def set_service_status(self, request: IRequest) -> bytes:
+        body = parse_body(request.content.read())
+        identity, reports = parse_status(body, self.clock.seconds())
+        await self._store(request, identity, reports=reports)
+        self.accepted_reports += len(reports)
+        return json_body(request, {"ok": 1})
+
+    @app.route("/set/alerts", methods=["POST"])
+    async def set_alerts(self, request: IRequest) -> bytes:
+        identity, alerts = parse_alerts(parse_body(request.content.read()))
+        await self._store(request, identity, alerts=alerts)
+        return json_body(request, {"ok": 1})
+
+    # Errors: every one is JSON; only the unexpected ones are logged with their traceback.
+
+    @app.handle_errors(ValidationError)
+    def _invalid(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        return json_error(request, 400, error.message, error.field)
+
+    @app.handle_errors(InvalidKey)
+    def _forbidden(self, request: IRequest, failure: Failure) -> bytes:
+        return json_error(request, 403, "Invalid server key")
+
+    @app.handle_errors(DatabaseUnavailable)
+    def _unavailable(self, request: IRequest, failure: Failure) -> bytes:
+        log.warn("Database unavailable: {error}", error=failure.value)
+        request.setHeader(b"Retry-After", RETRY_AFTER)
+        return json_error(request, 503, "The database is unavailable; retry later")
+
+    @app.handle_errors(NotFound)
+    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
+        return json_error(request, 404, "Not found")
+
+    @app.handle_errors(MethodNotAllowed)
+    def _method(self, request: IRequest, failure: Failure) -> bytes:
+        allowed = ", ".join(failure.value.valid_methods or ["POST"])
+        request.setHeader(b"Allow", allowed.encode("ascii"))
+        return json_error(request, 405, f"Method not allowed (use {allowed})")
+
+    @app.handle_errors(Exception)
+    def _internal(self, request: IRequest, failure: Failure) -> bytes:
+        log.failure("Unexpected error in {path}", failure, path=request.path)
+        return json_error(request, 500, "internal error")

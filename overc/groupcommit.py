@@ -1,0 +1,86 @@
+"""Group commit: many concurrent requests, one transaction.
+
+Each push request submits its work and waits; while a transaction is in flight, new work
+queues up and goes into the next one together. Every waiter is answered only after the
+transaction holding its work has committed, so a 200 still means "committed", but N requests
+cost one commit (one fsync) instead of N.
+"""
+from __future__ import annotations
+
+from typing import Awaitable, Callable, Generic, TypeVar
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+
+Item = TypeVar("Item")
+log = Logger()
+
+
+class GroupCommit(Generic[Item]):
+    """Batch ``submit``\\ ted items into calls of ``commit(items) -> [error or None per item]``."""
+
+    def __init__(
+        self,
+        commit: Callable[[list[Item]], Awaitable[list[Exception | None]]],
+        *,
+        max_batch: int = 1000,
+        max_in_flight: int = 1,
+    ) -> None:
+        self._commit = commit
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._queue: list[tuple[Item, Deferred[None]]] = []
+        self._in_flight = 0
+        self.batches = 0
+        self.items = 0
+
+    def submit(self, item: Item) -> Deferred[None]:
+        """Fires with None once ``item`` is committed, or fails with its error."""
+        waiter: Deferred[None] = Deferred()
+        self._queue.append((item, waiter))
+        self._pump()
+        return waiter
+
+    def _pump(self) -> None:
+        while self._queue and self._in_flight < self._max_in_flight:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            self._in_flight += 1
+            ensureDeferred(self._run(batch))
+
+    async def _run(self, batch: list[tuple[Item, Deferred[None]]]) -> None:
+        try:
+            outcomes = await self._settle([item for item, _ in batch])
+        finally:
+            self._in_flight -= 1
+            self.batches += 1
+            self.items += len(batch)
+        for (_, waiter), outcome in zip(batch, outcomes):
+            if outcome is None:
+                waiter.callback(None)
+            else:
+                waiter.errback(outcome)
+        self._pump()
+
+    async def _settle(self, items: list[Item]) -> list[Exception | None]:
+        """Commit the batch; if it fails as a whole, find out which items are to blame."""
+        try:
+            return list(await self._commit(items))
+        except Exception as error:
+            if len(items) == 1 or not _worth_splitting(error):
+                return [error] * len(items)
+            log.warn("A batch of {n} failed ({error!r}); committing its items one by one",
+                     n=len(items), error=error)
+            outcomes: list[Exception | None] = []
+            for item in items:
+                try:
+                    outcomes.extend(await self._commit([item]))
+                except Exception as single:
+                    outcomes.append(single)
+            return outcomes
+
+
+def _worth_splitting(error: Exception) -> bool:
+    from overc.storage.db import DatabaseUnavailable
+
+    return not isinstance(error, DatabaseUnavailable)

@@ -1,0 +1,1 @@
+"""The watchdog (missed periods, restart awareness), retention, and their composition."""

@@ -1,0 +1,49 @@
+"""Pure decisions of the watchdog: what an `offline` alert says, when OverC counts as having
+been away, the SQL expression for a fresh deadline.
+
+No clock, no database: ``now`` is an argument, so every rule is tested without a reactor.
+"""
+from __future__ import annotations
+
+from overc.config import Grace
+
+
+def offline_message(now: float, last_time: float | None, period: float | None) -> str:
+    """``No report for 75 s (period 60 s)``: what a person needs to judge a missed period."""
+    if last_time is None:
+        silent = "No report yet"
+    else:
+        silent = f"No report for {max(0, round(now - last_time))} s"
+    if period:
+        return f"{silent} (period {int(period)} s)"
+    return silent
+
+
+def away_threshold(interval: float) -> float:
+    """How long without any watchdog tick (in any process) counts as OverC having been down.
+
+    Shorter gaps are ordinary scheduling jitter; longer ones mean nobody could receive reports
+    (stopped, crashed, or the database was unreachable), so agents deserve a fresh period.
+    """
+    return max(5.0, 3.0 * interval)
+
+
+def was_away(now: float, last_tick: float, interval: float) -> bool:
+    return now - last_tick > away_threshold(interval)
+
+
+def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
+    """A portable SQL expression for ``now + period + grace.for_period(period)``.
+
+    It lets restart awareness move every overdue deadline in one statement; the single
+    placeholder list is ``(now, ...)`` for the caller to prefix.
+    """
+    if grace.seconds is not None:
+        return "? + period + ?", (max(1.0, grace.seconds),)
+    fraction = grace.fraction or 0.0
+    return "? + period + CASE WHEN period * ? < 1 THEN 1 ELSE period * ? END", (fraction, fraction)
+
+
+def fresh_deadline(now: float, period: float, grace: Grace) -> float:
+    """What :func:`fresh_deadline_sql` computes, in Python (for tests and single rows)."""
+    return now + period + grace.for_period(period)

@@ -1,0 +1,1 @@
+"""Notification channels and the dispatcher that delivers alerts through them exactly once."""

@@ -1,0 +1,100 @@
+"""Monitoring rules (SPEC section 2) as pure functions: what a report changes and which alerts
+it raises. The store folds a batch of reports through :func:`apply_report` inside one
+transaction; everything here is testable without a database or a clock.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from overc.config import Grace
+from overc.states import OK
+
+# Alert kinds and the 1.x channel/event pair each one is shown as in notifications.
+STATE, OFFLINE, ONLINE, API, INTERNAL = "state", "offline", "online", "api", "internal"
+
+
+@dataclass(frozen=True)
+class ServiceSnapshot:
+    """What the database knows of a service, as far as the rules need it."""
+
+    state: str | None = None
+    info: str | None = None
+    period: int | None = None
+    last_time: float | None = None
+    deadline: float | None = None
+    stale: bool = False
+    acked: bool = False
+
+
+@dataclass(frozen=True)
+class RaisedAlert:
+    kind: str
+    severity: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The service after a report, whether its current state moved, and the alerts raised."""
+
+    service: ServiceSnapshot
+    current_changed: bool
+    alerts: tuple[RaisedAlert, ...]
+    late: bool
+
+
+def compute_deadline(report_time: float, period: float, grace: Grace) -> float:
+    """``last report time + period + grace`` (grace at least 1 s)."""
+    return report_time + period + grace.for_period(period)
+
+
+def _seconds(value: float) -> str:
+    return f"{int(round(value))} s"
+
+
+def apply_report(
+    before: ServiceSnapshot,
+    state: str,
+    info: str,
+    period: int,
+    report_time: float,
+    grace: Grace,
+) -> Outcome:
+    """Fold one report into a service.
+
+    A report older than the current state is history only (no state change, no deadline move,
+    no alert). The first report alerts only when it is not OK. A stale service that reports is
+    fresh again with an ``online`` alert; a changed state raises a ``state`` alert and ends an
+    acknowledgement.
+    """
+    if before.last_time is not None and report_time < before.last_time:
+        return Outcome(before, False, (), True)
+    alerts: list[RaisedAlert] = []
+    if before.stale:
+        silent_for = report_time - before.last_time if before.last_time is not None else 0.0
+        alerts.append(RaisedAlert(
+            ONLINE, OK, f"Reporting again after {_seconds(silent_for)} without a report"
+        ))
+    if before.state is None:
+        if state != OK:
+            alerts.append(RaisedAlert(STATE, state, f'First report: "{state}"'))
+    elif state != before.state:
+        alerts.append(RaisedAlert(STATE, state, f'State changed: "{before.state}" -> "{state}"'))
+    changed = before.state is not None and state != before.state
+    after = replace(
+        before,
+        state=state,
+        info=info,
+        period=period,
+        last_time=report_time,
+        deadline=compute_deadline(report_time, period, grace),
+        stale=False,
+        acked=before.acked and not changed,
+    )
+    return Outcome(after, True, tuple(alerts), False)
+
+
+def offline_message(now: float, last_time: float | None, period: int | None) -> str:
+    """The ``offline`` alert text, e.g. ``No report for 75 s (period 60 s)``."""
+    silent = _seconds(now - last_time) if last_time is not None else "ever"
+    return f"No report for {silent} (period {period} s)"

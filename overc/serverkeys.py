@@ -1,0 +1,88 @@
+"""Server identification: trust on first use, salted key hashes, and a verification cache.
+
+A PBKDF2 check costs tens of milliseconds by design, far more than storing a report, so a key
+once verified is remembered (as a digest, never the key itself) for ``ttl`` seconds. Failed
+keys are remembered too, so a client hammering a wrong key costs one hash per ``ttl``. A key
+reset in this process calls :meth:`ServerKeys.forget`; another process sharing the database
+sees it within ``ttl``.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from overc.passwords import KEY_ITERATIONS, hash_secret, verify_secret
+from overc.payload import ServerIdentity
+from overc.storage.store import Store
+
+log = Logger()
+
+
+class InvalidKey(Exception):
+    """403: a known server with another key, or an unknown one while registration is closed."""
+
+
+@dataclass
+class _Verdict:
+    digest: bytes
+    server_id: int | None  # None: the key was wrong
+    expires: float
+
+
+class ServerKeys:
+    def __init__(self, store: Store, reactor: IReactorTime, *, registration_open: bool = True,
+                 ttl: float = 60.0) -> None:
+        self.store = store
+        self.reactor = reactor
+        self.registration_open = registration_open
+        self.ttl = ttl
+        self._verdicts: dict[str, _Verdict] = {}
+
+    def forget(self, name: str | None = None) -> None:
+        """Drop cached verdicts (after a key reset or a deletion)."""
+        if name is None:
+            self._verdicts.clear()
+        else:
+            self._verdicts.pop(name, None)
+
+    async def authenticate(self, identity: ServerIdentity, ip: str) -> int:
+        """The server's id, registering it on first use; :class:`InvalidKey` otherwise."""
+        now = self.reactor.seconds()
+        digest = hashlib.sha256(identity.key.encode("utf-8")).digest()
+        verdict = self._verdicts.get(identity.name)
+        if verdict is not None and verdict.expires > now and verdict.digest == digest:
+            if verdict.server_id is None:
+                raise InvalidKey()
+            return verdict.server_id
+        server_id = await self._check(identity, ip, now)
+        if len(self._verdicts) > 100_000:
+            self._verdicts.clear()
+        self._verdicts[identity.name] = _Verdict(digest, server_id, now + self.ttl)
+        if server_id is None:
+            log.info("Refused server {name!r} from {ip}: invalid key", name=identity.name, ip=ip)
+            raise InvalidKey()
+        return server_id
+
+    async def _check(self, identity: ServerIdentity, ip: str, now: float) -> int | None:
+        record = await self.store.get_server(identity.name)
+        if record is None:
+            if not self.registration_open:
+                return None
+            hashed = await self._in_thread(hash_secret, identity.key, KEY_ITERATIONS)
+            record, created = await self.store.register_server(identity.name, hashed, ip, now)
+            if created:
+                log.info("Registered new server {name!r} from {ip}", name=identity.name, ip=ip)
+                return record.id
+        ok = await self._in_thread(verify_secret, identity.key, record.key_hash)
+        return record.id if ok else None
+
+    async def _in_thread(self, function, *args):
+        """Hashing is slow on purpose: keep it off the reactor thread when there is a pool."""
+        reactor = self.reactor
+        if IReactorThreads.providedBy(reactor):
+            return await deferToThreadPool(reactor, reactor.getThreadPool(), function, *args)
+        return function(*args)  # task.Clock in unit tests

@@ -1,0 +1,28 @@
+"""Service states and the names clients may use for them (OverC 1.x aliases included)."""
+from __future__ import annotations
+
+OK, WARN, FAIL, UNK = "OK", "WARN", "FAIL", "UNK"
+STATES = (OK, WARN, FAIL, UNK)
+
+#: How bad a state is, for severity filters and "problems first" ordering.
+SEVERITY_RANK = {OK: 0, UNK: 1, WARN: 2, FAIL: 3}
+
+_ALIASES = {
+    "OK": OK,
+    "WARN": WARN,
+    "WARNING": WARN,
+    "FAIL": FAIL,
+    "ERR": FAIL,
+    "CRIT": FAIL,
+    "CRITICAL": FAIL,
+    "UNK": UNK,
+    "UNKNOWN": UNK,
+}
+
+
+def map_state(sent: str) -> tuple[str, str]:
+    """Return ``(state, info_suffix)``: an unsupported state becomes UNK with a note (1.x)."""
+    state = _ALIASES.get(sent.strip().upper())
+    if state is not None:
+        return state, ""
+    return UNK, f' (sent unsupported state: "{sent}")'

@@ -1,0 +1,369 @@
+"""Read queries for the UI, the read API and /metrics: plain dataclasses out, never cursors.
+
+Each public coroutine is one ``Database.run`` of a ``_txn_*`` function (one transaction, so a
+page never mixes two moments of the database). The overview reads every service in one query
+and groups in Python: at 10,000 services that is cheaper than one query per server.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from overc.storage.db import Cursor, Database
+
+#: Longest info excerpt carried by list views (the service page reads the whole text).
+EXCERPT = 300
+
+
+@dataclass
+class ServiceRow:
+    id: int
+    server_id: int
+    name: str
+    state: str | None
+    info: str | None
+    period: int | None
+    last_time: float | None
+    deadline: float | None
+    stale: bool
+    acked: bool
+    ack_comment: str | None
+    silenced_until: float | None
+    silence_reason: str | None
+    server_name: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ServerRow:
+    id: int
+    name: str
+    ip: str | None
+    created: float
+    last_seen: float | None
+    silenced_until: float | None
+    silence_reason: str | None
+    services: list[ServiceRow] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["services"] = [s.as_json() for s in self.services]
+        return data
+
+
+@dataclass
+class StateRow:
+    id: int
+    time: float
+    state: str
+    info: str | None
+    late: bool
+
+
+@dataclass
+class PerfPoint:
+    time: float
+    label: str
+    value: float
+    uom: str | None
+    warn: str | None
+    crit: str | None
+    min: float | None
+    max: float | None
+
+
+@dataclass
+class AlertRow:
+    id: int
+    server_id: int
+    server_name: str
+    service_id: int | None
+    service_name: str | None
+    time: float
+    kind: str
+    severity: str
+    message: str
+    state: str | None
+    info: str | None
+    delivery: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_SERVICE_COLUMNS = (
+    "s.id, s.server_id, s.name, s.state, {info}, s.period, s.last_time, s.deadline, s.stale,"
+    " s.acked, s.ack_comment, s.silenced_until, s.silence_reason, v.name"
+)
+
+
+def _service(row: tuple) -> ServiceRow:
+    return ServiceRow(
+        id=row[0], server_id=row[1], name=row[2], state=row[3], info=row[4], period=row[5],
+        last_time=row[6], deadline=row[7], stale=bool(row[8]), acked=bool(row[9]),
+        ack_comment=row[10], silenced_until=row[11], silence_reason=row[12],
+        server_name=row[13],
+    )
+
+
+def _server(row: tuple) -> ServerRow:
+    return ServerRow(id=row[0], name=row[1], ip=row[2], created=row[3], last_seen=row[4],
+                     silenced_until=row[5], silence_reason=row[6])
+
+
+_SERVER_COLUMNS = "id, name, ip, created, last_seen, silenced_until, silence_reason"
+
+
+def _txn_servers(cursor: Cursor, after: int, limit: int | None, excerpt: int) -> list[ServerRow]:
+    """Servers with id > after (by id), each with its services; ``limit=None`` means all."""
+    sql = f"SELECT {_SERVER_COLUMNS} FROM servers WHERE id > ? ORDER BY id"
+    params: list[Any] = [after]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    servers = [_server(r) for r in cursor.execute(sql, params).fetchall()]
+    if not servers:
+        return []
+    by_id = {s.id: s for s in servers}
+    info = f"SUBSTR(s.info, 1, {int(excerpt)})" if excerpt else "s.info"
+    columns = _SERVICE_COLUMNS.format(info=info)
+    rows = cursor.execute(
+        f"SELECT {columns} FROM services s JOIN servers v ON v.id = s.server_id"
+        " WHERE s.server_id >= ? AND s.server_id <= ? ORDER BY s.server_id, s.name",
+        (servers[0].id, servers[-1].id),
+    ).fetchall()
+    for row in rows:
+        server = by_id.get(row[1])
+        if server is not None:
+            server.services.append(_service(row))
+    return servers
+
+
+def _txn_server(cursor: Cursor, server_id: int) -> ServerRow | None:
+    row = cursor.execute(
+        f"SELECT {_SERVER_COLUMNS} FROM servers WHERE id = ?", (server_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    server = _server(row)
+    columns = _SERVICE_COLUMNS.format(info="s.info")
+    server.services = [
+        _service(r)
+        for r in cursor.execute(
+            f"SELECT {columns} FROM services s JOIN servers v ON v.id = s.server_id"
+            " WHERE s.server_id = ? ORDER BY s.name",
+            (server_id,),
+        ).fetchall()
+    ]
+    return server
+
+
+def _txn_service(cursor: Cursor, service_id: int) -> ServiceRow | None:
+    columns = _SERVICE_COLUMNS.format(info="s.info")
+    row = cursor.execute(
+        f"SELECT {columns} FROM services s JOIN servers v ON v.id = s.server_id WHERE s.id = ?",
+        (service_id,),
+    ).fetchone()
+    return _service(row) if row else None
+
+
+def _txn_states(
+    cursor: Cursor, service_id: int, since: float, until: float, limit: int, after_id: int
+) -> list[StateRow]:
+    """Reports of one service in [since, until], oldest first; ``after_id`` breaks time ties."""
+    rows = cursor.execute(
+        "SELECT id, time, state, info, late FROM states WHERE service_id = ?"
+        " AND ((time = ? AND id > ?) OR time > ?) AND time <= ? ORDER BY time, id LIMIT ?",
+        (service_id, since, after_id, since, until, limit),
+    ).fetchall()
+    return [StateRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+
+def _txn_recent_states(
+    cursor: Cursor, service_id: int, since: float, limit: int
+) -> tuple[list[StateRow], StateRow | None]:
+    """The newest ``limit`` reports since ``since`` (oldest first) and the one before them."""
+    rows = cursor.execute(
+        "SELECT id, time, state, info, late FROM states WHERE service_id = ? AND time >= ?"
+        " ORDER BY time DESC, id DESC LIMIT ?",
+        (service_id, since, limit),
+    ).fetchall()
+    states = [StateRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in reversed(rows)]
+    before_time = states[0].time if states else since
+    prior = cursor.execute(
+        "SELECT id, time, state, info, late FROM states WHERE service_id = ? AND time < ?"
+        " ORDER BY time DESC, id DESC LIMIT 1",
+        (service_id, before_time),
+    ).fetchone()
+    return states, (StateRow(prior[0], prior[1], prior[2], prior[3], bool(prior[4]))
+                    if prior else None)
+
+
+def _txn_perfdata(cursor: Cursor, service_id: int, since: float) -> list[PerfPoint]:
+    rows = cursor.execute(
+        "SELECT time, label, value, uom, warn, crit, min, max FROM perfdata"
+        " WHERE service_id = ? AND time >= ? ORDER BY label, time",
+        (service_id, since),
+    ).fetchall()
+    return [PerfPoint(*r) for r in rows]
+
+
+def _txn_has_table(cursor: Cursor, name: str) -> bool:
+    if cursor.dialect.name == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = ("SELECT 1 FROM information_schema.tables"
+               " WHERE table_schema = DATABASE() AND table_name = ?")
+    return cursor.execute(sql, (name,)).fetchone() is not None
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    server_id: int | None = None
+    service_id: int | None = None
+    server_name: str | None = None
+    service_name: str | None = None
+    kind: str | None = None
+    severity: str | None = None
+    since: float | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+def _txn_alerts(cursor: Cursor, filt: AlertFilter, delivery_table: str | None) -> list[AlertRow]:
+    """Newest alerts first, keyset-paginated on id, with delivery counts when recorded."""
+    where, params = ["1 = 1"], []
+    for column, value in (
+        ("a.server_id", filt.server_id), ("a.service_id", filt.service_id),
+        ("v.name", filt.server_name), ("s.name", filt.service_name),
+        ("a.kind", filt.kind), ("a.severity", filt.severity),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if filt.since is not None:
+        where.append("a.time >= ?")
+        params.append(filt.since)
+    if filt.before_id is not None:
+        where.append("a.id < ?")
+        params.append(filt.before_id)
+    params.append(filt.limit)
+    rows = cursor.execute(
+        "SELECT a.id, a.server_id, v.name, a.service_id, s.name, a.time, a.kind, a.severity,"
+        " a.message, a.state, a.info FROM alerts a JOIN servers v ON v.id = a.server_id"
+        " LEFT JOIN services s ON s.id = a.service_id"
+        f" WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ?",
+        params,
+    ).fetchall()
+    alerts = [AlertRow(*r) for r in rows]
+    if alerts and delivery_table:
+        ids = [a.id for a in alerts]
+        marks = ", ".join("?" for _ in ids)
+        by_id = {a.id: a for a in alerts}
+        for alert_id, status, count in cursor.execute(
+            f"SELECT alert_id, status, COUNT(*) FROM {delivery_table}"
+            f" WHERE alert_id IN ({marks}) GROUP BY alert_id, status",
+            ids,
+        ).fetchall():
+            by_id[alert_id].delivery[str(status)] = int(count)
+    return alerts
+
+
+@dataclass
+class Pulse:
+    """A cheap fingerprint of everything a page shows: pages poll it and re-render on change."""
+
+    token: str
+
+
+def _txn_pulse(cursor: Cursor) -> Pulse:
+    services = cursor.execute(
+        "SELECT COUNT(*), MAX(last_time), SUM(stale), SUM(acked), SUM(silenced_until),"
+        " SUM(COALESCE(deadline, 0)), MAX(id), SUM(id) FROM services"
+    ).fetchone()
+    servers = cursor.execute(
+        "SELECT COUNT(*), MAX(id), SUM(silenced_until), MAX(last_seen) FROM servers"
+    ).fetchone()
+    alerts = cursor.execute("SELECT MAX(id) FROM alerts").fetchone()
+    return Pulse(token="|".join(str(v) for v in (*services, *servers, *alerts)))
+
+
+@dataclass
+class MetricsSnapshot:
+    services: list[ServiceRow]
+    perfdata: list[tuple[int, str, float, str | None]]
+
+
+def _txn_metrics(cursor: Cursor, perf_since: float) -> MetricsSnapshot:
+    """Every service, and the newest value of each perfdata label reported since ``perf_since``."""
+    columns = _SERVICE_COLUMNS.format(info="NULL")
+    services = [
+        _service(r)
+        for r in cursor.execute(
+            f"SELECT {columns} FROM services s JOIN servers v ON v.id = s.server_id"
+            " ORDER BY v.name, s.name"
+        ).fetchall()
+    ]
+    latest: dict[tuple[int, str], tuple[int, str, float, str | None]] = {}
+    for service_id, label, value, uom in cursor.execute(
+        "SELECT service_id, label, value, uom FROM perfdata WHERE time >= ? ORDER BY time",
+        (perf_since,),
+    ).fetchall():
+        latest[(service_id, label)] = (service_id, label, value, uom)
+    return MetricsSnapshot(services=services, perfdata=list(latest.values()))
+
+
+class Queries:
+    """The read side of the store, one coroutine per question a page or the API asks."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._delivery_table: str | None | bool = False  # False: not probed yet
+
+    async def servers(
+        self, after: int = 0, limit: int | None = None, excerpt: int = EXCERPT
+    ) -> list[ServerRow]:
+        return await self.db.run(_txn_servers, after, limit, excerpt)
+
+    async def server(self, server_id: int) -> ServerRow | None:
+        return await self.db.run(_txn_server, server_id)
+
+    async def service(self, service_id: int) -> ServiceRow | None:
+        return await self.db.run(_txn_service, service_id)
+
+    async def states(
+        self, service_id: int, since: float, until: float, limit: int, after_id: int = 0
+    ) -> list[StateRow]:
+        return await self.db.run(_txn_states, service_id, since, until, limit, after_id)
+
+    async def recent_states(
+        self, service_id: int, since: float, limit: int
+    ) -> tuple[list[StateRow], StateRow | None]:
+        return await self.db.run(_txn_recent_states, service_id, since, limit)
+
+    async def perfdata(self, service_id: int, since: float) -> list[PerfPoint]:
+        return await self.db.run(_txn_perfdata, service_id, since)
+
+    async def alerts(self, filt: AlertFilter) -> list[AlertRow]:
+        return await self.db.run(_txn_alerts, filt, await self._deliveries())
+
+    async def pulse(self) -> Pulse:
+        return await self.db.run(_txn_pulse)
+
+    async def metrics(self, perf_since: float) -> MetricsSnapshot:
+        return await self.db.run(_txn_metrics, perf_since)
+
+    async def _deliveries(self) -> str | None:
+        """The delivery-attempts table of the notifier, when its migration is in place."""
+        if self._delivery_table is False or self._delivery_table is None:
+            found = None
+            for name in ("notifications", "deliveries"):
+                if await self.db.run(_txn_has_table, name):
+                    found = name
+                    break
+            if found is None:
+                return None  # probe again next time: the migration may arrive later
+            self._delivery_table = found
+        return self._delivery_table  # type: ignore[return-value]

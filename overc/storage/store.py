@@ -1,0 +1,206 @@
+"""The ingest side of storage: servers, reports and API alerts, written in batches.
+
+``ingest`` takes the reports of many concurrent requests and commits them in ONE transaction
+(the group commit behind a 200): one read of the services involved, then a handful of
+``executemany`` writes, whatever the number of requests in the batch. The rules of what a
+report changes live in :mod:`overc.rules`; this module only moves rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from overc.config import Grace
+from overc.payload import AlertRequest, Report
+from overc.rules import API, ServiceSnapshot, apply_report
+from overc.states import FAIL
+from overc.storage.db import Cursor, Database
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    id: int
+    name: str
+    key_hash: str
+
+
+@dataclass
+class IngestItem:
+    """What one accepted push request wants stored."""
+
+    server_id: int
+    ip: str
+    now: float
+    reports: list[Report] = field(default_factory=list)
+    alerts: list[AlertRequest] = field(default_factory=list)
+
+
+class ServerGone(Exception):
+    """The server was deleted after its key was checked; the caller checks the key again."""
+
+
+class Store:
+    """Plain-value methods, one transaction each, over a :class:`Database`."""
+
+    def __init__(self, db: Database, grace: Grace) -> None:
+        self.db = db
+        self.grace = grace
+
+    async def get_server(self, name: str) -> ServerRecord | None:
+        return await self.db.run(_txn_get_server, name)
+
+    async def register_server(self, name: str, key_hash: str, ip: str, now: float
+                              ) -> tuple[ServerRecord, bool]:
+        """Create the server; ``(record, created)``: a concurrent registration may win."""
+        return await self.db.run(_txn_register_server, name, key_hash, ip, now)
+
+    async def ingest(self, items: list[IngestItem]) -> list[Exception | None]:
+        """Commit every item in one transaction; per item None, or ServerGone."""
+        return await self.db.run(_txn_ingest, items, self.grace)
+
+
+def _txn_get_server(cursor: Cursor, name: str) -> ServerRecord | None:
+    row = cursor.execute(
+        "SELECT id, name, key_hash FROM servers WHERE name = ?", (name,)
+    ).fetchone()
+    return ServerRecord(*row) if row else None
+
+
+def _txn_register_server(cursor: Cursor, name: str, key_hash: str, ip: str, now: float
+                         ) -> tuple[ServerRecord, bool]:
+    existing = _txn_get_server(cursor, name)
+    if existing is not None:
+        return existing, False
+    cursor.execute(
+        "INSERT INTO servers (name, key_hash, ip, created, last_seen) VALUES (?, ?, ?, ?, ?)",
+        (name, key_hash, ip, now, now),
+    )
+    return ServerRecord(cursor.lastrowid, name, key_hash), True
+
+
+def _chunks(values: list, size: int = 500):
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace) -> list[Exception | None]:
+    mysql = cursor.dialect.name == "mysql"
+    lock = " FOR UPDATE" if mysql else ""
+
+    # Servers deleted since their key was verified: those items fail, the others go on.
+    server_ids = sorted({item.server_id for item in items})
+    alive: set[int] = set()
+    for chunk in _chunks(server_ids):
+        marks = ", ".join("?" * len(chunk))
+        cursor.execute(f"SELECT id FROM servers WHERE id IN ({marks})", chunk)
+        alive.update(row[0] for row in cursor.fetchall())
+    results: list[Exception | None] = [
+        None if item.server_id in alive else ServerGone() for item in items
+    ]
+    live = [item for item in items if item.server_id in alive]
+    if not live:
+        return results
+
+    # One read of every service the batch touches, locked for the rest of the transaction.
+    wanted = sorted({
+        (item.server_id, name)
+        for item in live
+        for name in [r.service for r in item.reports]
+        + [a.service for a in item.alerts if a.service is not None]
+    })
+    services: dict[tuple[int, str], list] = {}
+    if wanted:
+        _load_services(cursor, wanted, services, lock)
+        missing = [key for key in wanted if key not in services]
+        if missing:
+            now = max(item.now for item in live)
+            cursor.executemany(
+                "INSERT INTO services (server_id, name, created) VALUES (?, ?, ?)",
+                [(server_id, name, now) for server_id, name in missing],
+            )
+            _load_services(cursor, missing, services, lock)
+
+    history, perfdata, alerts = [], [], []
+    touched: dict[tuple[int, str], ServiceSnapshot] = {}
+    for item in live:
+        for report in item.reports:
+            key = (item.server_id, report.service)
+            service_id, snapshot = services[key]
+            when = report.time if report.time is not None else item.now
+            outcome = apply_report(snapshot, report.state, report.info, report.period, when,
+                                   grace)
+            history.append((service_id, when, report.state, report.info, int(outcome.late)))
+            perfdata.extend(
+                (service_id, when, m.label, m.value, m.uom, m.warn, m.crit, m.min, m.max)
+                for m in report.metrics
+            )
+            for alert in outcome.alerts:
+                alerts.append((item.server_id, service_id, item.now, alert.kind, alert.severity,
+                               alert.message, report.state, report.info))
+            if outcome.current_changed:
+                services[key] = [service_id, outcome.service]
+                touched[key] = outcome.service
+        for request in item.alerts:
+            service_id, snapshot = (
+                services[(item.server_id, request.service)]
+                if request.service is not None else (None, ServiceSnapshot())
+            )
+            alerts.append((item.server_id, service_id, item.now, API, FAIL, request.message,
+                           snapshot.state, snapshot.info))
+
+    cursor.executemany(
+        "INSERT INTO states (service_id, time, state, info, late) VALUES (?, ?, ?, ?, ?)",
+        history,
+    )
+    cursor.executemany(
+        "INSERT INTO perfdata (service_id, time, label, value, uom, warn, crit, min, max)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        perfdata,
+    )
+    cursor.executemany(
+        "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        alerts,
+    )
+    cursor.executemany(
+        "UPDATE services SET state = ?, info = ?, period = ?, last_time = ?, deadline = ?,"
+        " stale = 0, acked = ? WHERE id = ?",
+        [
+            (s.state, s.info, s.period, s.last_time, s.deadline, int(s.acked),
+             services[key][0])
+            for key, s in touched.items()
+        ],
+    )
+    last_seen: dict[int, tuple[str, float]] = {}
+    for item in live:
+        last_seen[item.server_id] = (item.ip, item.now)
+    cursor.executemany(
+        "UPDATE servers SET ip = ?, last_seen = ? WHERE id = ?",
+        [(ip, now, server_id) for server_id, (ip, now) in sorted(last_seen.items())],
+    )
+    return results
+
+
+def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
+                   into: dict[tuple[int, str], list], lock: str) -> None:
+    """Fill ``into[(server_id, name)] = [id, snapshot]`` for the services that exist.
+
+    One query per 500 keys: ``server_id IN (...) AND name IN (...)`` uses the unique index and
+    may return a few extra pairs, which are filtered here by exact match.
+    """
+    for chunk in _chunks(keys):
+        wanted = set(chunk)
+        server_ids = sorted({server_id for server_id, _ in chunk})
+        names = sorted({name for _, name in chunk})
+        cursor.execute(
+            "SELECT id, server_id, name, state, info, period, last_time, deadline, stale, acked"
+            f" FROM services WHERE server_id IN ({', '.join('?' * len(server_ids))})"
+            f" AND name IN ({', '.join('?' * len(names))}){lock}",
+            [*server_ids, *names],
+        )
+        for row in cursor.fetchall():
+            key = (row[1], row[2])
+            if key in wanted:
+                into[key] = [row[0], ServiceSnapshot(
+                    state=row[3], info=row[4], period=row[5], last_time=row[6],
+                    deadline=row[7], stale=bool(row[8]), acked=bool(row[9]),
+                )]

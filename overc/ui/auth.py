@@ -1,0 +1,257 @@
+"""Who is asking: signed session cookies, HTTP Basic for scripts, CSRF tokens, slow failures.
+
+Sessions are stateless signed cookies (HMAC-SHA256) so several OverC processes behind a load
+balancer accept each other's sessions: the signing secret is created once and stored in the
+database (``ui_settings``). CSRF tokens are derived from a per-browser nonce cookie and the user,
+so they need no storage either, and they also protect the open (no users) mode.
+
+Password hashes are deliberately slow (PBKDF2), so checks run in a pool thread; a correct HTTP
+Basic password is remembered (as an HMAC, never the password) to keep scripts cheap.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Mapping
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from overc.passwords import verify_secret
+from overc.storage.db import Cursor, Database
+
+log = Logger()
+
+SESSION_COOKIE = b"overc_session"
+NONCE_COOKIE = b"overc_nonce"
+SESSION_SECONDS = 12 * 3600
+#: Delay after the n-th consecutive failure from one address or for one user: 1, 2, 4 ... 16 s.
+MAX_FAILURE_DELAY = 16.0
+#: A hash that verifies nothing, checked for unknown users so timing does not reveal names.
+_DUMMY_HASH = "pbkdf2_sha256$240000$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
+
+
+def _txn_secret(cursor: Cursor, candidate: str) -> str:
+    row = cursor.execute(
+        "SELECT value FROM ui_settings WHERE name = 'session_secret'"
+    ).fetchone()
+    if row:
+        return row[0]
+    cursor.execute(
+        "INSERT INTO ui_settings (name, value) VALUES ('session_secret', ?)", (candidate,)
+    )
+    return candidate
+
+
+async def load_secret(db: Database) -> bytes:
+    """The shared signing secret, created by whichever process asks first."""
+    candidate = secrets.token_hex(32)
+    try:
+        value = await db.run(_txn_secret, candidate)
+    except Exception:
+        # Another process inserted it between our SELECT and INSERT: read theirs.
+        value = await db.run(_txn_secret, candidate)
+    return bytes.fromhex(value)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The caller of a request: ``user`` is None in open mode; ``via`` says how we know."""
+
+    user: str | None
+    via: str  # "session", "basic" or "open"
+
+
+class Auth:
+    """Every authentication decision of the UI, the read API and /metrics."""
+
+    def __init__(
+        self,
+        users: Mapping[str, str],
+        required: bool,
+        secret: Callable[[], Awaitable[bytes]],
+        clock: IReactorTime,
+        verify: Callable[[str, str], Awaitable[bool]],
+        *,
+        wall: Callable[[], float] = time.time,
+        secure_cookies: bool = False,
+    ) -> None:
+        self.users = dict(users)
+        self.required = required
+        self._secret_source = secret
+        self._secret: bytes | None = None
+        self.clock = clock
+        self._verify = verify
+        self.wall = wall
+        self.secure_cookies = secure_cookies
+        self._failures: dict[str, int] = {}
+        self._basic_ok: dict[str, float] = {}
+
+    async def secret(self) -> bytes:
+        if self._secret is None:
+            self._secret = await self._secret_source()
+        return self._secret
+
+    def _sign(self, secret: bytes, text: str) -> str:
+        return _b64(hmac.new(secret, text.encode("utf-8"), hashlib.sha256).digest())
+
+    # -- identity -------------------------------------------------------------------------
+
+    async def identify(self, request: IRequest, *, basic: bool) -> Identity | None:
+        """Who sent ``request``; None when login is required and nobody valid is logged in."""
+        if not self.required:
+            return Identity(None, "open")
+        user = await self.session_user(request)
+        if user is not None:
+            return Identity(user, "session")
+        if basic:
+            user = await self.basic_user(request)
+            if user is not None:
+                return Identity(user, "basic")
+        return None
+
+    async def session_user(self, request: IRequest) -> str | None:
+        raw = request.getCookie(SESSION_COOKIE)
+        if not raw:
+            return None
+        try:
+            text = raw.decode("ascii")
+            name_b64, expires, signature = text.split(".")
+            name = _unb64(name_b64).decode("utf-8")
+            expiry = int(expires)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        expected = self._sign(await self.secret(), f"session.{name_b64}.{expires}")
+        if not hmac.compare_digest(expected, signature):
+            return None
+        if expiry < self.wall() or name not in self.users:
+            return None
+        return name
+
+    async def basic_user(self, request: IRequest) -> str | None:
+        header = request.getHeader(b"authorization")
+        if not header or not header.lower().startswith("basic "):
+            return None
+        try:
+            name, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if name not in self.users:
+            return None
+        # Remember a correct password as an HMAC for five minutes: PBKDF2 per call is too slow.
+        memo = self._sign(await self.secret(), f"basic.{name}.{self.users[name]}.{password}")
+        now = self.wall()
+        if self._basic_ok.get(memo, 0) > now:
+            return name
+        if await self.check_password(name, password, request_address(request)):
+            if len(self._basic_ok) > 1000:
+                self._basic_ok.clear()
+            self._basic_ok[memo] = now + 300
+            return name
+        return None
+
+    # -- login ----------------------------------------------------------------------------
+
+    async def check_password(self, name: str, password: str, address: str) -> bool:
+        """Verify a password; every failure is answered only after a growing delay."""
+        hashed = self.users.get(name)
+        ok = await self._verify(password, hashed or _DUMMY_HASH) and hashed is not None
+        keys = (f"ip:{address}", f"user:{name}")
+        if ok:
+            for key in keys:
+                self._failures.pop(key, None)
+            return True
+        count = max(self._failures.get(k, 0) for k in keys) + 1
+        for key in keys:
+            self._failures[key] = count
+        if len(self._failures) > 10000:
+            self._failures.clear()
+        delay = min(MAX_FAILURE_DELAY, 2.0 ** (count - 1))
+        log.info("Failed login for {name!r} from {address}; answering in {delay} s",
+                 name=name, address=address, delay=delay)
+        await deferLater(self.clock, delay, lambda: None)
+        return False
+
+    async def session_cookie(self, name: str) -> bytes:
+        name_b64 = _b64(name.encode("utf-8"))
+        expires = str(int(self.wall() + SESSION_SECONDS))
+        signature = self._sign(await self.secret(), f"session.{name_b64}.{expires}")
+        return f"{name_b64}.{expires}.{signature}".encode("ascii")
+
+    def set_cookie(self, request: IRequest, name: bytes, value: bytes, max_age: int | None) -> None:
+        request.addCookie(
+            name, value, path=b"/", httpOnly=True, sameSite="lax",
+            secure=self.secure_cookies,
+            max_age=None if max_age is None else str(max_age).encode("ascii"),
+        )
+
+    async def start_session(self, request: IRequest, name: str) -> None:
+        self.set_cookie(request, SESSION_COOKIE, await self.session_cookie(name), SESSION_SECONDS)
+        # A new nonce at login: tokens issued before login do not carry over.
+        self.set_cookie(request, NONCE_COOKIE, _b64(os.urandom(18)).encode("ascii"), None)
+
+    def end_session(self, request: IRequest) -> None:
+        self.set_cookie(request, SESSION_COOKIE, b"", 0)
+        self.set_cookie(request, NONCE_COOKIE, b"", 0)
+
+    # -- CSRF -----------------------------------------------------------------------------
+
+    def nonce(self, request: IRequest) -> str:
+        """The browser's nonce cookie, set now when it has none yet."""
+        raw = request.getCookie(NONCE_COOKIE)
+        if raw:
+            try:
+                return raw.decode("ascii")
+            except UnicodeDecodeError:
+                pass
+        fresh = getattr(request, "_overc_nonce", None)
+        if fresh is None:
+            fresh = _b64(os.urandom(18))
+            request._overc_nonce = fresh  # type: ignore[attr-defined]
+            self.set_cookie(request, NONCE_COOKIE, fresh.encode("ascii"), None)
+        return fresh
+
+    async def csrf_token(self, request: IRequest, user: str | None) -> str:
+        return self._sign(await self.secret(), f"csrf.{self.nonce(request)}.{user or ''}")
+
+    async def check_csrf(self, request: IRequest, user: str | None, token: str | None) -> bool:
+        raw = request.getCookie(NONCE_COOKIE)
+        if not token or not raw:
+            return False
+        try:
+            nonce = raw.decode("ascii")
+        except UnicodeDecodeError:
+            return False
+        expected = self._sign(await self.secret(), f"csrf.{nonce}.{user or ''}")
+        return hmac.compare_digest(expected, token)
+
+
+def request_address(request: IRequest) -> str:
+    peer = request.getClientAddress()
+    return getattr(peer, "host", None) or str(peer)
+
+
+def thread_verifier(reactor) -> Callable[[str, str], Awaitable[bool]]:
+    """Run :func:`verify_secret` in the reactor's thread pool (PBKDF2 takes ~0.2 s)."""
+    from twisted.internet.threads import deferToThreadPool
+
+    async def verify(password: str, hashed: str) -> bool:
+        return await deferToThreadPool(reactor, reactor.getThreadPool(), verify_secret,
+                                       password, hashed)
+
+    return verify

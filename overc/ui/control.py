@@ -1,0 +1,100 @@
+"""The user actions with their validation, shared by the HTML forms and the JSON API.
+
+One place decides what a valid silence or comment is, so the browser and scripts cannot drift.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Awaitable, Callable
+
+from twisted.internet.interfaces import IReactorTime
+
+from overc.storage.actions import Actions
+from overc.ui.http import BadRequest, parse_time
+
+MAX_TEXT = 4096
+MAX_SILENCE = 366 * 86400.0
+
+
+class NotFound(Exception):
+    """The server or service does not exist (any more)."""
+
+
+class Control:
+    def __init__(self, actions: Actions, clock: IReactorTime,
+                 hash_key: Callable[[str], Awaitable[str]]) -> None:
+        self.actions = actions
+        self.clock = clock
+        self.hash_key = hash_key
+
+    @staticmethod
+    def _text(value: object, field: str, required: bool = False) -> str:
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise BadRequest(f"{field} must be a string", field)
+        value = value.strip()
+        if len(value) > MAX_TEXT:
+            raise BadRequest(f"{field} is longer than {MAX_TEXT} characters", field)
+        if required and not value:
+            raise BadRequest(f"{field} is required", field)
+        return value
+
+    def silence_end(self, until: object = None, duration: object = None,
+                    offset_minutes: object = None) -> float:
+        """When a silence ends: an absolute ``until`` or a ``duration`` in seconds from now."""
+        now = self.clock.seconds()
+        if until not in (None, ""):
+            offset = None
+            if offset_minutes not in (None, ""):
+                try:
+                    offset = int(offset_minutes)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    raise BadRequest("tzoffset must be an integer", "tzoffset") from None
+            try:
+                end = float(until) if isinstance(until, (int, float)) else parse_time(
+                    str(until), offset)
+            except ValueError as e:
+                raise BadRequest(f"until: {e}", "until") from None
+        elif duration not in (None, ""):
+            try:
+                end = now + float(duration)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise BadRequest("duration must be a number of seconds", "duration") from None
+        else:
+            raise BadRequest("give until (a time) or duration (seconds)", "until")
+        if end <= now:
+            raise BadRequest("until must be in the future", "until")
+        if end - now > MAX_SILENCE:
+            raise BadRequest("a silence lasts at most a year", "until")
+        return end
+
+    async def acknowledge(self, service_id: int, comment: object) -> None:
+        if not await self.actions.acknowledge(service_id, self._text(comment, "comment")):
+            raise NotFound()
+
+    async def unacknowledge(self, service_id: int) -> None:
+        if not await self.actions.unacknowledge(service_id):
+            raise NotFound()
+
+    async def silence(self, kind: str, target_id: int, end: float, reason: object) -> None:
+        if not await self.actions.silence(kind, target_id, end, self._text(reason, "reason")):
+            raise NotFound()
+
+    async def unsilence(self, kind: str, target_id: int) -> None:
+        if not await self.actions.unsilence(kind, target_id):
+            raise NotFound()
+
+    async def delete(self, kind: str, target_id: int) -> None:
+        if not await self.actions.delete(kind, target_id):
+            raise NotFound()
+
+    async def reset_key(self, server_id: int, key: object = None) -> str:
+        """Give the server a new key (a random one unless given) and return it, once."""
+        if key in (None, ""):
+            key = secrets.token_urlsafe(18)
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise BadRequest("key must be a string of 1 to 128 characters", "key")
+        if not await self.actions.set_key_hash(server_id, await self.hash_key(key)):
+            raise NotFound()
+        return key
