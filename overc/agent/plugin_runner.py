@@ -69,7 +69,7 @@ def resolve_executable(argv0: str, cwd: str | None, path_env: str | None) -> str
     if not argv0:
         raise ExecutableError("empty command")
     if "/" in argv0:
-        candidate = os.path.join(cwd or os.getcwd(), argv0)
+        candidate = os.path.normpath(os.path.join(cwd or os.getcwd(), argv0))
         if not os.path.exists(candidate):
             raise ExecutableError("No such file or directory")
         if os.path.isdir(candidate):
