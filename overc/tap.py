@@ -153,6 +153,10 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     writer = GroupCommit(store.ingest, max_in_flight=max_in_flight)
     push = PushAPI(keys, writer, reactor, ready)
     health = Health(db, ready)
+    from overc.monitoring.services import make_services  # watchdog, notifications, retention
+    for part in make_services(config, db, reactor, ready=ready):
+        part.setServiceParent(top)
+    health.checks["watchdog"] = top.getServiceNamed("watchdog").status
     # Other parts plug in here: extra maps a top-level path segment ("ui", "metrics") or
     # "api" (the read API: every /api/* path that is not push) to a resource.
     extra: dict = {}

@@ -1,0 +1,68 @@
+"""The watchdog (SPEC 2): finds services whose deadline passed, marks them stale, raises one
+``offline`` alert each, and gives overdue services a fresh period when OverC was away.
+
+It runs in every OverC process; the store serializes ticks through the database, so each stale
+transition happens once however many processes share it. Each tick reads the ``(stale,
+deadline)`` index, so its cost follows the services that expire, not the services that exist.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from overc.config import Grace
+from overc.monitoring.rules import away_threshold
+from overc.monitoring.timer import RepeatingJob
+from overc.storage.alerting import AlertingStore, TickResult
+
+log = Logger()
+
+
+class Watchdog(RepeatingJob):
+    def __init__(self, store: AlertingStore, clock: IReactorTime, *, interval: float = 1.0,
+                 grace: Grace = Grace(), batch: int = 5000,
+                 on_expired: Callable[[TickResult], None] | None = None) -> None:
+        super().__init__("watchdog", self.tick, clock, interval)
+        self.store = store
+        self.grace = grace
+        self.batch = batch
+        self.on_expired = on_expired
+        self.expired_total = 0
+        self.refreshed_total = 0
+
+    async def tick(self) -> TickResult:
+        """One tick; a full batch means a storm: go on until the backlog is gone."""
+        while True:
+            now = self.clock.seconds()
+            result = await self.store.watchdog_tick(
+                now, interval=self.interval, grace=self.grace, limit=self.batch
+            )
+            if result.away_since is not None:
+                log.info(
+                    "Nobody watched for {gap:.0f} s (OverC or its database was down): "
+                    "{count} overdue services get a fresh period",
+                    gap=now - result.away_since, count=result.refreshed,
+                )
+                self.refreshed_total += result.refreshed
+            if result.expired:
+                self.expired_total += len(result.expired)
+                log.info("{count} services missed their period", count=len(result.expired))
+                if self.on_expired is not None:
+                    self.on_expired(result)
+            if len(result.expired) < self.batch:
+                return result
+
+    def status(self) -> dict:
+        """For ``/healthz``: ok while ticks succeed; the time of the last successful one."""
+        now = self.clock.seconds()
+        since = self.last_ok if self.last_ok is not None else self.started_at
+        ok = since is not None and now - since <= away_threshold(self.interval)
+        return {
+            "ok": ok,
+            "last_tick": self.last_ok,
+            "last_error": self.last_error,
+            "interval": self.interval,
+            "expired": self.expired_total,
+        }

@@ -1,0 +1,111 @@
+"""Command channels: a child process per notification, the alert text on its stdin.
+
+Run without a shell in the config file's folder, with the ``OVERC_*`` environment (1.x plugins
+keep working). Exit 0 means delivered. The process is watched through a ``ProcessProtocol``,
+never waited for on the reactor thread, and killed (TERM, then KILL) when it outlives its timeout.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from overc.notify.channels import ChannelSpec, DeliveryError, render_body
+from overc.notify.rules import AlertView, command_environment
+
+log = Logger()
+OUTPUT_CAP = 4096  # enough of the channel's output to explain a failure
+KILL_GRACE = 2.0
+
+
+class _ChannelProcess(ProcessProtocol):
+    def __init__(self, stdin: bytes) -> None:
+        self.stdin = stdin
+        self.output = bytearray()
+        self.exited: Deferred[Failure] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.stdin)
+        self.transport.closeStdin()
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        room = OUTPUT_CAP - len(self.output)
+        if room > 0:
+            self.output += data[:room]
+
+    def processExited(self, reason: Failure) -> None:
+        # Exited, not ended: a grandchild still holding our pipes must not hold the delivery.
+        self.transport.loseConnection()
+        self.exited.callback(reason)
+
+
+class CommandChannel:
+    def __init__(self, spec: ChannelSpec, reactor: Any, *, public_url: str = "") -> None:
+        self.spec = spec
+        self.reactor = reactor
+        self.public_url = public_url
+
+    def _executable(self) -> str:
+        program = self.spec.command[0]
+        if os.sep in program:
+            path = program if os.path.isabs(program) else os.path.join(self.spec.base_dir, program)
+            if not os.path.isfile(path):
+                raise DeliveryError(f"command not found: {program}")
+            if not os.access(path, os.X_OK):
+                raise DeliveryError(f"command is not executable: {program}")
+            return path
+        found = shutil.which(program)
+        if found is None:
+            raise DeliveryError(f"command not found on PATH: {program}")
+        return found
+
+    async def send(self, alerts: Sequence[AlertView], kind: str) -> None:
+        executable = self._executable()
+        env = dict(os.environ)
+        env.update(command_environment(alerts, self.public_url))
+        env["OVERC_NOTIFICATION_KIND"] = kind
+        protocol = _ChannelProcess(render_body(self.spec, alerts, kind, self.public_url))
+        try:
+            transport = self.reactor.spawnProcess(
+                protocol, executable, list(self.spec.command), env=env,
+                path=str(self.spec.base_dir),
+            )
+        except OSError as e:
+            raise DeliveryError(f"cannot start {self.spec.command[0]}: {e}") from None
+        timed_out = []
+
+        def terminate() -> None:
+            timed_out.append(True)
+            _signal(transport, "TERM")
+            timers.append(self.reactor.callLater(KILL_GRACE, _signal, transport, "KILL"))
+
+        timers = [self.reactor.callLater(self.spec.timeout, terminate)]
+        try:
+            reason = await protocol.exited
+        finally:
+            for timer in timers:
+                if timer.active():
+                    timer.cancel()
+        output = protocol.output.decode("utf-8", "replace").strip()
+        detail = f": {output[-500:]}" if output else ""
+        if timed_out:
+            raise DeliveryError(f"timed out after {self.spec.timeout:g} s, killed{detail}")
+        if isinstance(reason.value, ProcessDone):
+            return
+        if isinstance(reason.value, ProcessTerminated) and reason.value.signal is not None:
+            raise DeliveryError(f"killed by signal {reason.value.signal}{detail}")
+        code = getattr(reason.value, "exitCode", None)
+        raise DeliveryError(f"exit code {code}{detail}")
+
+
+def _signal(transport: Any, name: str) -> None:
+    try:
+        transport.signalProcess(name)
+    except Exception:  # already gone: ProcessExitedAlready
+        pass

@@ -1,0 +1,122 @@
+"""The dispatcher: turns alerts into notifications and delivers them, in every OverC process.
+
+Each run (1) dispatches new alerts in one transaction (grouping, silences, repeats: see
+:mod:`overc.storage.alerting`), then (2) leases as many due notifications as it has free
+delivery slots and delivers them in parallel. Leases live in the database, so two processes
+never deliver the same notification, and one killed mid-delivery only delays it until its
+lease expires. Failures are retried on the backoff schedule; a channel that fails for good
+raises an ``internal`` alert that goes to the other channels.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Sequence
+
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from overc.monitoring.timer import RepeatingJob
+from overc.notify.channels import Channel
+from overc.notify.rules import next_attempt
+from overc.storage.alerting import AlertingStore, Claimed
+
+log = Logger()
+
+
+def process_owner() -> str:
+    """A name for this process in lease columns: readable, and unique across restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Dispatcher(RepeatingJob):
+    def __init__(self, store: AlertingStore, clock: IReactorTime, channels: Sequence[Channel],
+                 *, interval: float = 1.0, max_in_flight: int = 16, batch: int = 1000,
+                 owner: str | None = None) -> None:
+        super().__init__("notifications", self.run_once, clock, interval)
+        self.store = store
+        self.channels = {channel.spec.name: channel for channel in channels}
+        self.routes = [channel.spec.route for channel in channels]
+        self.leases = {channel.spec.name: channel.spec.lease for channel in channels}
+        self.max_in_flight = max_in_flight
+        self.batch = batch
+        self.owner = owner or process_owner()
+        self.in_flight: dict[int, Deferred] = {}
+        self.peak_in_flight = 0
+        self.counts = {"sent": 0, "retry": 0, "failed": 0, "lost": 0}
+
+    async def run_once(self) -> int:
+        """Dispatch what is new, then start deliveries; return how many were started."""
+        for _ in range(20):
+            result = await self.store.dispatch(self.clock.seconds(), self.routes,
+                                               limit=self.batch)
+            if not result.more:
+                break
+        free = self.max_in_flight - len(self.in_flight)
+        claimed = await self.store.claim(self.clock.seconds(), self.owner, self.leases, free)
+        for item in claimed:
+            self.in_flight[item.id] = ensureDeferred(self._deliver(item))
+        self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
+        return len(claimed)
+
+    async def _deliver(self, item: Claimed) -> None:
+        channel = self.channels[item.channel]
+        spec = channel.spec
+        error: str | None = None
+        try:
+            await channel.send(item.alerts, item.kind)
+        except Exception as e:
+            error = str(e) or type(e).__name__
+        try:
+            now = self.clock.seconds()
+            retry_at = None if error is None else next_attempt(now, item.attempts, spec.retries)
+            internal = None
+            if error is not None and retry_at is None:
+                if not all(a.kind == "internal" for a in item.alerts):
+                    internal = (
+                        f'Channel "{spec.name}" failed for good after {item.attempts} attempts:'
+                        f" {error} ({len(item.alerts)} alert(s) of {item.alerts[0].server}"
+                        " not delivered through it)"
+                    )
+            kept = await self.store.finish(item, self.owner, now, error=error,
+                                           retry_at=retry_at, internal_message=internal)
+            if not kept:
+                self.counts["lost"] += 1
+                log.warn("Lost the lease of notification {id} on {channel} before it finished",
+                         id=item.id, channel=spec.name)
+            elif error is None:
+                self.counts["sent"] += 1
+            elif retry_at is not None:
+                self.counts["retry"] += 1
+                log.warn("Channel {channel} failed (attempt {n}): {error}; retry in {delay:.0f} s",
+                         channel=spec.name, n=item.attempts, error=error, delay=retry_at - now)
+            else:
+                self.counts["failed"] += 1
+                log.error("Channel {channel} failed for good after {n} attempts: {error}",
+                          channel=spec.name, n=item.attempts, error=error)
+        except Exception:
+            # The lease expires and another attempt follows: nothing is lost.
+            log.failure("Could not record the outcome of notification {id}", id=item.id)
+        finally:
+            self.in_flight.pop(item.id, None)
+            self.kick()
+
+    def stopService(self):
+        stopping = super().stopService()
+        waits = [d for d in self.in_flight.values()]
+        if stopping is not None:
+            waits.append(stopping)
+        if waits:
+            return DeferredList(waits, consumeErrors=True)
+        return None
+
+    def status(self) -> dict:
+        return {
+            "ok": self.last_error is None,
+            "last_run": self.last_ok,
+            "last_error": self.last_error,
+            "in_flight": len(self.in_flight),
+            **self.counts,
+        }

@@ -1,0 +1,50 @@
+"""E-mail channels through ``twisted.mail``'s client: one message per notification.
+
+The subject is the first line of the text (or the summary line of a group), the body is the
+1.x text format, or the JSON document with ``format = json``.
+"""
+from __future__ import annotations
+
+import email.utils
+from email.message import EmailMessage
+from typing import Any, Sequence
+
+from twisted.mail.smtp import sendmail
+
+from overc.notify.channels import ChannelSpec, DeliveryError, render_body
+from overc.notify.rules import AlertView, notification_subject
+
+
+class SMTPChannel:
+    def __init__(self, spec: ChannelSpec, reactor: Any, *, public_url: str = "") -> None:
+        self.spec = spec
+        self.reactor = reactor
+        self.public_url = public_url
+
+    def message(self, alerts: Sequence[AlertView], kind: str) -> bytes:
+        msg = EmailMessage()
+        subject = notification_subject(alerts)
+        msg["Subject"] = ("[OverC] " + ("Repeat: " if kind == "repeat" else "") + subject)[:250]
+        msg["From"] = self.spec.sender
+        msg["To"] = ", ".join(self.spec.recipients)
+        msg["Date"] = email.utils.formatdate(self.reactor.seconds(), usegmt=True)
+        msg["Message-ID"] = email.utils.make_msgid("overc")
+        body = render_body(self.spec, alerts, kind, self.public_url).decode("utf-8")
+        msg.set_content(body)
+        return msg.as_bytes()
+
+    async def send(self, alerts: Sequence[AlertView], kind: str) -> None:
+        d = sendmail(
+            self.spec.smtp_host, self.spec.sender, list(self.spec.recipients),
+            self.message(alerts, kind), port=self.spec.smtp_port, reactor=self.reactor,
+            username=self.spec.smtp_user, password=self.spec.smtp_password,
+            requireAuthentication=self.spec.smtp_user is not None,
+        )
+        d.addTimeout(self.spec.timeout, self.reactor)
+        try:
+            await d
+        except Exception as e:
+            name = type(e).__name__
+            if name in ("TimeoutError", "CancelledError"):
+                raise DeliveryError(f"no answer within {self.spec.timeout:g} s") from None
+            raise DeliveryError(f"{name}: {e}") from None
