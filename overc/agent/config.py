@@ -122,7 +122,7 @@ class _Section:
             what = "an integer" if kind is int else "a number"
             raise self.error(key, f"must be {what}, got {raw!r}") from None
         if value < low or (high is not None and value > high):
-            rng = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
+            rng = f"from {_num(low)} to {_num(high)}" if high is not None else f"at least {_num(low)}"
             raise self.error(key, f"must be {rng}, got {raw!r}")
         return value
 
@@ -135,6 +135,11 @@ class _Section:
         if raw.lower() in _FALSE:
             return False
         raise self.error(key, f"must be yes or no, got {raw!r}")
+
+
+def _num(value: float) -> str:
+    """``31536000`` rather than ``3.1536e+07`` in messages."""
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def read_config(path: str) -> MonitorConfig:
