@@ -1,0 +1,151 @@
+"""Real plugin processes on the real reactor: exit codes, timeouts, big output, signals, exec errors.
+
+Also Debian's ``monitoring-plugins-basic`` run unchanged. Those tests skip when the package is
+missing, except with ``CI=true`` where a missing package is a failure.
+"""
+import os
+import stat
+import sys
+
+import pytest
+import pytest_twisted
+
+from overc.agent.plugin_runner import PluginRunner, PluginSpec
+
+pytestmark = pytest.mark.slow
+
+NAGIOS = "/usr/lib/nagios/plugins"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_nagios_plugins():
+    if not os.path.exists(os.path.join(NAGIOS, "check_dummy")):
+        if IN_CI:
+            pytest.fail(f"monitoring-plugins-basic is required in CI ({NAGIOS}/check_dummy missing)")
+        pytest.skip("monitoring-plugins-basic is not installed")
+
+
+def script(folder, name, body, mode=0o755):
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(mode)
+    return f"./{name}"
+
+
+async def run(tmp_path, argv, timeout=10.0, kill_grace=5.0):
+    from twisted.internet import reactor
+
+    runner = PluginRunner(reactor, concurrency=4, kill_grace=kill_grace, drain_grace=0.5)
+    result = await runner.run(PluginSpec(tuple(argv), str(tmp_path), timeout))
+    return result.outcome, result.finished - result.started
+
+
+@pytest.mark.parametrize("code,state", [(0, "OK"), (1, "WARN"), (2, "FAIL"), (3, "UNK")])
+@pytest_twisted.ensureDeferred
+async def test_exit_codes(tmp_path, code, state):
+    cmd = script(tmp_path, "p.sh", f'echo "exit {code} | v={code};1;2"\nexit {code}\n')
+    outcome, _ = await run(tmp_path, [cmd])
+    assert (outcome.state, outcome.info) == (state, f"exit {code} | v={code};1;2")
+
+
+@pytest_twisted.ensureDeferred
+async def test_exit_7_is_unk_with_the_code(tmp_path):
+    cmd = script(tmp_path, "p.sh", "echo odd\nexit 7\n")
+    outcome, _ = await run(tmp_path, [cmd])
+    assert (outcome.state, outcome.info) == ("UNK", "Plugin exited with code 7: odd")
+
+
+@pytest_twisted.ensureDeferred
+async def test_cwd_is_the_config_folder_and_stderr_fallback(tmp_path):
+    cmd = script(tmp_path, "p.sh", "pwd >&2\nexit 2\n")
+    outcome, _ = await run(tmp_path, [cmd])
+    assert (outcome.state, outcome.info) == ("FAIL", str(tmp_path))
+
+
+@pytest_twisted.ensureDeferred
+async def test_sleeping_past_timeout_gets_term(tmp_path):
+    cmd = script(tmp_path, "p.sh", "exec sleep 30\n")
+    outcome, took = await run(tmp_path, [cmd], timeout=0.5)
+    assert (outcome.state, outcome.info) == ("UNK", "Timed out after 0.5 s")
+    assert took < 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_ignoring_term_gets_kill(tmp_path):
+    # The shell ignores SIGTERM; its child sleep keeps the pipes open after the shell is killed.
+    cmd = script(tmp_path, "p.sh", "trap '' TERM\nsleep 30\n")
+    outcome, took = await run(tmp_path, [cmd], timeout=0.3, kill_grace=0.5)
+    assert (outcome.state, outcome.info) == ("UNK", "Timed out after 0.3 s")
+    assert 0.8 <= took < 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_mib_of_output_is_capped_without_deadlock(tmp_path):
+    cmd = script(tmp_path, "p.sh", "head -c 1048576 /dev/zero | tr '\\0' x\necho\necho tail\nexit 1\n")
+    outcome, _ = await run(tmp_path, [cmd])
+    assert outcome.state == "WARN"
+    assert len(outcome.info.encode()) <= 64 * 1024
+    assert outcome.info.startswith("xxxx") and outcome.info.endswith("[output truncated]")
+
+
+@pytest_twisted.ensureDeferred
+async def test_killed_by_a_signal(tmp_path):
+    cmd = script(tmp_path, "p.sh", "echo dying\nkill -9 $$\n")
+    outcome, _ = await run(tmp_path, [cmd])
+    assert (outcome.state, outcome.info) == ("UNK", "Plugin killed by signal 9 (SIGKILL): dying")
+
+
+@pytest_twisted.ensureDeferred
+async def test_not_executable(tmp_path):
+    cmd = script(tmp_path, "p.sh", "exit 0\n", mode=0o644)
+    outcome, _ = await run(tmp_path, [cmd])
+    assert outcome.state == "UNK"
+    assert outcome.info == "Cannot run ./p.sh: Permission denied (not executable)"
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_interpreter_is_unk_with_reason(tmp_path):
+    path = tmp_path / "p.sh"
+    path.write_text("#!/nonexistent/interpreter\n")
+    path.chmod(0o755)
+    outcome, _ = await run(tmp_path, ["./p.sh"])
+    assert outcome.state == "UNK"
+    assert "No such file or directory" in outcome.info and outcome.info.startswith("Cannot run")
+
+
+@pytest_twisted.ensureDeferred
+async def test_invalid_utf8(tmp_path):
+    cmd = script(tmp_path, "p.sh", "printf 'caf\\351\\n'\n")
+    outcome, _ = await run(tmp_path, [cmd])
+    assert outcome.info == "caf\ufffd"
+
+
+@pytest_twisted.ensureDeferred
+async def test_shell_mode(tmp_path):
+    outcome, _ = await run(tmp_path, ["/bin/sh", "-c", "echo a | tr a b; exit 1"])
+    assert (outcome.state, outcome.info) == ("WARN", "b")
+
+
+@pytest.mark.parametrize("code,state", [(0, "OK"), (1, "WARN"), (2, "FAIL"), (3, "UNK")])
+@pytest_twisted.ensureDeferred
+async def test_nagios_check_dummy(tmp_path, code, state):
+    require_nagios_plugins()
+    outcome, _ = await run(tmp_path, [f"{NAGIOS}/check_dummy", str(code), "hello"])
+    assert outcome.state == state
+    assert outcome.info.endswith(": hello")
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["check_load", "-w", "1000,1000,1000", "-c", "2000,2000,2000"], "load1="),
+        (["check_disk", "-w", "1%", "-c", "1%", "-p", "/"], "="),
+        (["check_procs", "-w", "100000", "-c", "200000"], "procs="),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_nagios_plugins_with_perfdata(tmp_path, argv, needle):
+    require_nagios_plugins()
+    outcome, _ = await run(tmp_path, [os.path.join(NAGIOS, argv[0])] + argv[1:])
+    assert outcome.state in ("OK", "WARN", "FAIL"), outcome.info
+    assert "|" in outcome.info and needle in outcome.info.split("|", 1)[1]
