@@ -1,0 +1,241 @@
+"""End to end: the real ``overcli`` / ``twistd overcli-monitor`` processes against a real server.
+
+The server is ``tests/realserver.py`` (``twistd -n overc server`` on a port, SQLite); results
+are read back from its database. These tests poll real time (they are integration tests):
+every wait has a deadline and says what it waited for.
+"""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from realserver import ROOT, RealServer, running_server
+
+pytestmark = pytest.mark.slow
+
+NAGIOS = "/usr/lib/nagios/plugins"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+OVERCLI = [sys.executable, "-c", "from overc.agent.cli import main; main()"]
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def agent_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OVERC_")}
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(extra)
+    return env
+
+
+def overcli(*args, env=None, timeout=30):
+    return subprocess.run(OVERCLI + list(args), env=env or agent_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def query(server, sql, *params):
+    db = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
+
+
+def service_rows(server):
+    return {name: (state, info, period) for name, state, info, period in query(server, "SELECT name, state, info, period FROM services")}
+
+
+def history(server, service):
+    return query(
+        server,
+        "SELECT st.time, st.state, st.info FROM states st JOIN services s ON s.id = st.service_id WHERE s.name = ? ORDER BY st.id",
+        service,
+    )
+
+
+def wait_for(what, predicate, timeout=30.0, logs=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    detail = "\n".join(Path(p).read_text(errors="replace")[-3000:] for p in logs if Path(p).exists())
+    raise AssertionError(f"timed out waiting for {what}\n{detail}")
+
+
+class Agent:
+    """A monitor process (``overcli monitor`` or ``twistd -n overcli-monitor``) with its log."""
+
+    def __init__(self, argv, log_path, env=None):
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, env=env or agent_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+
+def write_plugins(folder: Path):
+    plugins = folder / "plugin.d"
+    plugins.mkdir(parents=True, exist_ok=True)
+    bodies = {
+        "ok.sh": "echo 'all good | v=1;5;10'\nexit 0",
+        "warn.sh": "echo 'getting slow'\nexit 1",
+        "fail.sh": "echo 'down'\nexit 2",
+        "unk.sh": "echo 'no idea'\nexit 3",
+        "seven.sh": "echo 'odd'\nexit 7",
+        "sleepy.sh": "exec sleep 30",
+        "big.sh": "head -c 1048576 /dev/zero | tr '\\0' x",
+        "killed.sh": "kill -9 $$",
+        "noexec.sh": "exit 0",
+        "counter.sh": 'n=$(cat count 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > count\necho "run $n"',
+    }
+    for name, body in bodies.items():
+        path = plugins / name
+        path.write_text("#!/bin/sh\n" + body + "\n")
+        path.chmod(0o644 if name == "noexec.sh" else 0o755)
+
+
+def test_cli_commands_against_the_real_server(tmp_path):
+    with running_server(tmp_path / "srv") as server:
+        ident = ["-s", server.url, "-i", "web1:s3cret"]
+        r = overcli(*ident, "ping")
+        assert (r.returncode, r.stdout, r.stderr) == (0, "pong\n", "")
+
+        r = overcli(*ident, "service-status", "60", "app", "WARN", "slow | t=3s;1;5")
+        assert r.returncode == 0, r.stderr
+        assert service_rows(server)["app"][0] == "WARN"
+
+        r = overcli(*ident, "alert", "--service", "queue", "Cannot check")
+        assert r.returncode == 0, r.stderr
+        assert ("api", "Cannot check") in query(server, "SELECT kind, message FROM alerts")
+
+        r = overcli("-s", server.url, "-i", "web1:wrong", "ping")
+        assert r.returncode == 1
+        assert r.stderr == "overcli: server refused (403): Invalid server key\n"
+
+        r = overcli("run", "--period", "120", "cronjob", "--", "/bin/sh", "-c", "echo 'from cron | n=4'; exit 2",
+                    env=agent_env(OVERC_SERVER=server.url, OVERC_SERVER_ID="web1:s3cret"))
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+        assert service_rows(server)["cronjob"] == ("FAIL", "from cron", 120)
+        url = server.url
+    r = overcli("-s", url, "-i", "web1:s3cret", "ping")
+    assert r.returncode == 3
+    assert r.stderr.startswith("overcli: cannot reach ") and r.stderr.count("\n") == 1
+
+
+def test_monitor_with_real_plugins_reports_to_real_server(tmp_path):
+    have_nagios = os.path.exists(f"{NAGIOS}/check_dummy")
+    if not have_nagios and IN_CI:
+        pytest.fail("monitoring-plugins-basic is required in CI")
+    with running_server(tmp_path / "srv") as server:
+        folder = tmp_path / "agent"
+        write_plugins(folder)
+        services = {
+            "ok": "./plugin.d/ok.sh",
+            "warn": "./plugin.d/warn.sh",
+            "fail": "./plugin.d/fail.sh",
+            "unk": "./plugin.d/unk.sh",
+            "seven": "./plugin.d/seven.sh",
+            "sleepy": "./plugin.d/sleepy.sh\ntimeout = 1",
+            "big": "./plugin.d/big.sh",
+            "killed": "./plugin.d/killed.sh",
+            "noexec": "./plugin.d/noexec.sh",
+        }
+        if have_nagios:
+            services["dummy"] = f"{NAGIOS}/check_dummy 1 'dummy says hi'"
+            services["load"] = f"{NAGIOS}/check_load -w 1000,1000,1000 -c 2000,2000,2000"
+        config = folder / "monitor.ini"
+        config.write_text(
+            "[overc]\nserver = http://127.0.0.1:1/   ; overridden by -s\nmy-name = web1\nmy-key = s3cret\n\n"
+            + "".join(f"[service:{name}]\nperiod = 60\ncommand = {cmd}\n\n" for name, cmd in services.items())
+        )
+        agent = Agent(TWISTD + ["-n", "--pidfile=", "overcli-monitor", "-s", server.url, str(config)], tmp_path / "agent.log")
+        try:
+            rows = wait_for("every service at the server", lambda: len(service_rows(server)) == len(services) and service_rows(server),
+                            timeout=30, logs=[agent.log_path, server.log_path])
+        finally:
+            agent.stop()
+        assert rows["ok"] == ("OK", "all good", 60)
+        assert rows["warn"][:2] == ("WARN", "getting slow")
+        assert rows["fail"][:2] == ("FAIL", "down")
+        assert rows["unk"][:2] == ("UNK", "no idea")
+        assert rows["seven"][:2] == ("UNK", "Plugin exited with code 7: odd")
+        assert rows["sleepy"][:2] == ("UNK", "Timed out after 1 s")
+        assert rows["big"][0] == "OK" and rows["big"][1].endswith("[output truncated]") and len(rows["big"][1]) <= 65536
+        assert rows["killed"][:2] == ("UNK", "Plugin killed by signal 9 (SIGKILL)")
+        assert rows["noexec"][0] == "UNK" and "Permission denied" in rows["noexec"][1]
+        perf = query(server, "SELECT s.name, p.label, p.value, p.warn, p.crit FROM perfdata p JOIN services s ON s.id = p.service_id")
+        assert ("ok", "v", 1.0, "5", "10") in perf
+        if have_nagios:
+            assert rows["dummy"][:2] == ("WARN", "WARNING: dummy says hi")
+            assert rows["load"][0] == "OK" and "load average" in rows["load"][1]
+            assert {"load1", "load5", "load15"} <= {label for name, label, *_ in perf if name == "load"}
+
+
+def spooled_lines(path):
+    try:
+        return [line for line in Path(path).read_text().splitlines() if line.startswith('{"r"')]
+    except FileNotFoundError:
+        return []
+
+
+def test_store_and_forward_across_agent_restart(tmp_path):
+    folder = tmp_path / "agent"
+    write_plugins(folder)
+    server = RealServer(tmp_path / "srv")  # chosen port, not started: the server is down
+    config = folder / "monitor.ini"
+    spool = folder / "monitor.spool"
+    config.write_text(
+        f"[overc]\nserver = {server.url}\nmy-name = web1\nmy-key = s3cret\nspool = monitor.spool\n\n"
+        "[service:counter]\nperiod = 2\ncommand = ./plugin.d/counter.sh\n"
+    )
+    logs = [tmp_path / "agent1.log", tmp_path / "agent2.log"]
+    first = Agent(OVERCLI + ["monitor", str(config)], logs[0])
+    try:
+        wait_for("3 spooled reports", lambda: len(spooled_lines(spool)) >= 3, timeout=20, logs=logs)
+    finally:
+        assert first.stop() == 0, first.log()
+    down_runs = int((folder / "count").read_text())
+    assert "retrying in" in first.log()
+
+    second = Agent(OVERCLI + ["monitor", str(config)], logs[1])
+    try:
+        time.sleep(1.0)  # still down: the restarted agent keeps spooling behind the old reports
+        server_up_at = time.time()
+        server.start()
+        try:
+            wait_for("the spooled runs at the server", lambda: len(history(server, "counter")) >= down_runs + 2,
+                     timeout=30, logs=logs + [server.log_path])
+        finally:
+            assert second.stop() == 0, second.log()
+        rows = history(server, "counter")
+    finally:
+        server.stop()
+    infos = [info for _, _, info in rows]
+    delivered = len(infos)
+    # Every run, in order, none twice: run 1 .. run N; whatever was not yet sent is still spooled.
+    assert infos == [f"run {n}" for n in range(1, delivered + 1)], infos
+    from overc.agent.spool import FileSpool
+
+    left = [r.info for r in FileSpool(str(spool)).peek(1000)]
+    total = int((folder / "count").read_text())
+    assert infos + left == [f"run {n}" for n in range(1, total + 1)]
+    # Reports made while the server was down keep their original time.
+    times = [t for t, _, _ in rows]
+    assert times == sorted(times)
+    assert all(t < server_up_at for t in times[:down_runs])
+    assert times[down_runs - 1] - times[0] >= (down_runs - 1) * 1.0
