@@ -206,3 +206,21 @@ def render_body(spec: ChannelSpec, alerts: Sequence[AlertView], kind: str,
         payload = notification_json(alerts, channel=spec.name, kind=kind, public_url=public_url)
         return json.dumps(payload, ensure_ascii=False).encode("utf-8")
     return notification_text(alerts).encode("utf-8")
+
+
+async def within(d: Any, seconds: float, clock: Any) -> Any:
+    """Await ``d``, cancelling it after ``seconds``; a timeout is one clear DeliveryError
+    (whatever the cancelled client wraps the cancellation in)."""
+    timed_out: list[bool] = []
+
+    def on_timeout(result: Any, timeout: float) -> Any:
+        timed_out.append(True)
+        return result
+
+    d.addTimeout(seconds, clock, onTimeoutCancel=on_timeout)
+    try:
+        return await d
+    except Exception:
+        if timed_out:
+            raise DeliveryError(f"no answer within {seconds:g} s") from None
+        raise

@@ -28,7 +28,7 @@ class _ChannelProcess(ProcessProtocol):
     def __init__(self, stdin: bytes) -> None:
         self.stdin = stdin
         self.output = bytearray()
-        self.exited: Deferred[Failure] = Deferred()
+        self.exited: Deferred[BaseException] = Deferred()
 
     def connectionMade(self) -> None:
         self.transport.write(self.stdin)
@@ -42,7 +42,8 @@ class _ChannelProcess(ProcessProtocol):
     def processExited(self, reason: Failure) -> None:
         # Exited, not ended: a grandchild still holding our pipes must not hold the delivery.
         self.transport.loseConnection()
-        self.exited.callback(reason)
+        # The exception, not the Failure: a Failure given to callback() would errback.
+        self.exited.callback(reason.value)
 
 
 class CommandChannel:
@@ -54,7 +55,7 @@ class CommandChannel:
     def _executable(self) -> str:
         program = self.spec.command[0]
         if os.sep in program:
-            path = program if os.path.isabs(program) else os.path.join(self.spec.base_dir, program)
+            path = os.path.normpath(os.path.join(self.spec.base_dir, program))
             if not os.path.isfile(path):
                 raise DeliveryError(f"command not found: {program}")
             if not os.access(path, os.X_OK):
@@ -87,7 +88,7 @@ class CommandChannel:
 
         timers = [self.reactor.callLater(self.spec.timeout, terminate)]
         try:
-            reason = await protocol.exited
+            ended = await protocol.exited
         finally:
             for timer in timers:
                 if timer.active():
@@ -96,11 +97,11 @@ class CommandChannel:
         detail = f": {output[-500:]}" if output else ""
         if timed_out:
             raise DeliveryError(f"timed out after {self.spec.timeout:g} s, killed{detail}")
-        if isinstance(reason.value, ProcessDone):
+        if isinstance(ended, ProcessDone):
             return
-        if isinstance(reason.value, ProcessTerminated) and reason.value.signal is not None:
-            raise DeliveryError(f"killed by signal {reason.value.signal}{detail}")
-        code = getattr(reason.value, "exitCode", None)
+        if isinstance(ended, ProcessTerminated) and ended.signal is not None:
+            raise DeliveryError(f"killed by signal {ended.signal}{detail}")
+        code = getattr(ended, "exitCode", None)
         raise DeliveryError(f"exit code {code}{detail}")
 
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from twisted.mail.smtp import sendmail
 
-from overc.notify.channels import ChannelSpec, DeliveryError, render_body
+from overc.notify.channels import ChannelSpec, DeliveryError, render_body, within
 from overc.notify.rules import AlertView, notification_subject
 
 
@@ -40,11 +40,9 @@ class SMTPChannel:
             username=self.spec.smtp_user, password=self.spec.smtp_password,
             requireAuthentication=self.spec.smtp_user is not None,
         )
-        d.addTimeout(self.spec.timeout, self.reactor)
         try:
-            await d
+            await within(d, self.spec.timeout, self.reactor)
+        except DeliveryError:
+            raise
         except Exception as e:
-            name = type(e).__name__
-            if name in ("TimeoutError", "CancelledError"):
-                raise DeliveryError(f"no answer within {self.spec.timeout:g} s") from None
-            raise DeliveryError(f"{name}: {e}") from None
+            raise DeliveryError(f"{type(e).__name__}: {e}") from None

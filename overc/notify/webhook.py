@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import jinja2
 
-from overc.notify.channels import ChannelSpec, DeliveryError
+from overc.notify.channels import ChannelSpec, DeliveryError, within
 from overc.notify.rules import AlertView, notification_json
 
 
@@ -55,19 +55,13 @@ class WebhookChannel:
             "POST", self.spec.url, data=data,
             headers={k: [v] for k, v in headers.items()},
         )
-        request.addTimeout(self.spec.timeout, self.clock)
         try:
-            response = await request
-            reading = response.content()
-            reading.addTimeout(self.spec.timeout, self.clock)
-            content = await reading
+            response = await within(request, self.spec.timeout, self.clock)
+            content = await within(response.content(), self.spec.timeout, self.clock)
         except DeliveryError:
             raise
         except Exception as e:
-            name = type(e).__name__
-            if name in ("TimeoutError", "CancelledError"):
-                raise DeliveryError(f"no answer within {self.spec.timeout:g} s") from None
-            raise DeliveryError(f"{name}: {e}") from None
+            raise DeliveryError(f"{type(e).__name__}: {e}") from None
         if not 200 <= response.code < 300:
             snippet = content[:200].decode("utf-8", "replace").strip()
             raise DeliveryError(f"HTTP {response.code}" + (f": {snippet}" if snippet else ""))

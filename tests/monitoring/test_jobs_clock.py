@@ -1,0 +1,251 @@
+"""Timers, the watchdog loop, the dispatcher and the command channel on a task.Clock with fake
+stores and a fake process reactor: no real time, no database, no processes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from overc.config import Grace
+from overc.monitoring.timer import RepeatingJob
+from overc.monitoring.watchdog import Watchdog
+from overc.notify.channels import DeliveryError, parse_channel
+from overc.notify.command import CommandChannel
+from overc.notify.dispatcher import Dispatcher
+from overc.notify.rules import AlertView
+from overc.storage.alerting import Claimed, DispatchResult, TickResult
+from overc.storage.db import DatabaseUnavailable
+
+
+def test_a_failing_run_is_logged_and_the_loop_goes_on():
+    clock = Clock()
+    calls = []
+
+    async def job():
+        calls.append(clock.seconds())
+        if len(calls) in (2, 3):
+            raise (RuntimeError("boom") if len(calls) == 2 else DatabaseUnavailable("gone"))
+
+    timer = RepeatingJob("t", job, clock, 1.0)
+    timer.startService()
+    clock.pump([1.0] * 4)
+    assert calls == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert timer.failures == 2 and timer.last_error is None and timer.last_ok == 4.0
+    timer.stopService()
+    clock.advance(5)
+    assert len(calls) == 5
+
+
+def test_runs_wait_for_readiness_and_never_overlap():
+    clock = Clock()
+    gate: list[Deferred] = []
+    ready = [False]
+
+    async def job():
+        d = Deferred()
+        gate.append(d)
+        await d
+
+    timer = RepeatingJob("t", job, clock, 1.0, ready=lambda: ready[0])
+    timer.startService()
+    clock.advance(1)
+    assert gate == []  # not ready: skipped quietly
+    ready[0] = True
+    clock.advance(1)
+    clock.advance(1)
+    timer.kick()
+    clock.advance(0)
+    assert len(gate) == 1  # the running one is not started twice
+    gate[0].callback(None)
+    clock.advance(1)
+    assert len(gate) == 2
+
+
+class FakeTickStore:
+    def __init__(self, results):
+        self.results = list(results)
+        self.calls = []
+
+    async def watchdog_tick(self, now, *, interval, grace, limit):
+        self.calls.append((now, limit))
+        return self.results.pop(0) if self.results else TickResult()
+
+
+def test_watchdog_drains_a_storm_and_reports_health():
+    clock = Clock()
+    clock.advance(100)
+    store = FakeTickStore([TickResult([(1, 1), (2, 2)]), TickResult([(3, 3)]), TickResult()])
+    seen = []
+    watchdog = Watchdog(store, clock, interval=1.0, grace=Grace(), batch=2,
+                        on_expired=seen.append)
+    watchdog.startService()
+    assert len(store.calls) == 2  # full batch: went on at once
+    assert watchdog.expired_total == 3 and len(seen) == 2
+    assert watchdog.status()["ok"] and watchdog.status()["last_tick"] == 100
+    store.results = []
+
+    async def down(*a, **k):
+        raise DatabaseUnavailable("no route")
+
+    store.watchdog_tick = down
+    clock.pump([1.0] * 6)
+    status = watchdog.status()
+    assert not status["ok"] and "database unavailable" in status["last_error"]
+    watchdog.stopService()
+
+
+def alert(i=1, kind="state"):
+    return AlertView(i, 0.0, kind, "FAIL", 1, "web1", 10, "app", "m", "FAIL", "x")
+
+
+class FakeDispatchStore:
+    def __init__(self, claims):
+        self.claims = list(claims)
+        self.finished = []
+
+    async def dispatch(self, now, routes, limit):
+        return DispatchResult()
+
+    async def claim(self, now, owner, leases, limit):
+        out, self.claims = self.claims[:limit], self.claims[limit:]
+        return out
+
+    async def finish(self, claimed, owner, now, *, error, retry_at, internal_message=None):
+        self.finished.append((claimed.id, error, retry_at, internal_message))
+        return True
+
+
+class GatedChannel:
+    def __init__(self, spec):
+        self.spec = spec
+        self.pending: list[Deferred] = []
+
+    def send(self, alerts, kind):
+        d = Deferred()
+        self.pending.append(d)
+        return d
+
+
+def claimed(i, attempts=1, kind="state"):
+    return Claimed(i, "ops", "alert", 1, attempts, i, [alert(i, kind)])
+
+
+def test_dispatcher_bounds_parallel_deliveries_and_schedules_retries(tmp_path):
+    clock = Clock()
+    spec = parse_channel("ops", {"command": "true", "retries": "2"}, source="s",
+                         base_dir=tmp_path)
+    channel = GatedChannel(spec)
+    store = FakeDispatchStore([claimed(i) for i in range(1, 6)] + [claimed(6, attempts=3),
+                                                                  claimed(7, 3, "internal")])
+    dispatcher = Dispatcher(store, clock, [channel], max_in_flight=3, owner="me")
+    dispatcher.startService()
+    assert len(channel.pending) == 3 and dispatcher.peak_in_flight == 3
+    channel.pending[0].callback(None)
+    channel.pending[1].errback(DeliveryError("exit code 1"))
+    clock.advance(0)  # a finished delivery frees a slot at once
+    assert len(channel.pending) == 5
+    for d in channel.pending[2:]:
+        d.callback(None)
+    clock.advance(0)
+    channel.pending[5].errback(DeliveryError("HTTP 500"))
+    channel.pending[6].errback(DeliveryError("HTTP 500"))
+    finished = {f[0]: f[1:] for f in store.finished}
+    assert finished[1] == (None, None, None)
+    assert finished[2] == ("exit code 1", 10.0, None)  # first retry after 10 s
+    assert finished[6][0:2] == ("HTTP 500", None)  # 1 + 2 retries used: failed for good
+    assert finished[6][2].startswith('Channel "ops" failed for good after 3 attempts: HTTP 500')
+    assert finished[7] == ("HTTP 500", None, None)  # no internal alert about internal alerts
+    assert dispatcher.counts == {"sent": 4, "retry": 1, "failed": 2, "lost": 0}
+    assert dispatcher.peak_in_flight == 3
+    dispatcher.stopService()
+
+
+class FakeProcessTransport:
+    def __init__(self, protocol):
+        self.protocol = protocol
+        self.written = b""
+        self.signals = []
+        self.stdin_closed = False
+
+    def write(self, data):
+        self.written += data
+
+    def closeStdin(self):
+        self.stdin_closed = True
+
+    def loseConnection(self):
+        pass
+
+    def signalProcess(self, name):
+        self.signals.append(name)
+
+
+class FakeProcessReactor(Clock):
+    def __init__(self):
+        super().__init__()
+        self.spawned = []
+
+    def spawnProcess(self, protocol, executable, args, env, path):
+        transport = FakeProcessTransport(protocol)
+        self.spawned.append((executable, args, env, path, transport))
+        protocol.makeConnection(transport)
+        return transport
+
+
+def _run(coro) -> Deferred:
+    return Deferred.fromCoroutine(coro)
+
+
+def test_command_channel_writes_text_sets_env_and_kills_at_timeout(tmp_path: Path):
+    script = tmp_path / "alert.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    spec = parse_channel("log", {"command": "./alert.sh a", "timeout": "3"}, source="s",
+                         base_dir=tmp_path)
+    reactor = FakeProcessReactor()
+    channel = CommandChannel(spec, reactor, public_url="http://m/")
+    done = _run(channel.send([alert()], "alert"))
+    executable, args, env, path, transport = reactor.spawned[0]
+    assert (executable, args, path) == (str(tmp_path / "alert.sh"), ["./alert.sh", "a"],
+                                        str(tmp_path))
+    assert env["OVERC_SERVER"] == "web1" and env["OVERC_URL"] == "http://m/ui/service/10"
+    assert transport.written == b"web1 app: [service:state/FAIL] m\nCurrent: FAIL: x\n"
+    assert transport.stdin_closed
+    reactor.advance(3)
+    assert transport.signals == ["TERM"]
+    reactor.advance(2)
+    assert transport.signals == ["TERM", "KILL"]
+    transport.protocol.processExited(Failure(ProcessTerminated(signal=9)))
+    failures = []
+    done.addErrback(failures.append)
+    assert failures and failures[0].check(DeliveryError)
+    assert "timed out after 3 s" in str(failures[0].value)
+
+
+def test_command_channel_exit_codes(tmp_path: Path):
+    spec = parse_channel("log", {"command": "true"}, source="s", base_dir=tmp_path)
+    reactor = FakeProcessReactor()
+    channel = CommandChannel(spec, reactor)
+    ok = _run(channel.send([alert()], "alert"))
+    reactor.spawned[-1][4].protocol.processExited(Failure(ProcessDone(0)))
+    assert ok.called and ok.result is None
+    bad = _run(channel.send([alert()], "alert"))
+    proto = reactor.spawned[-1][4].protocol
+    proto.childDataReceived(2, b"disk full\n")
+    proto.processExited(Failure(ProcessTerminated(exitCode=3)))
+    errors = []
+    bad.addErrback(errors.append)
+    assert str(errors[0].value) == "exit code 3: disk full"
+    assert reactor.getDelayedCalls() == []  # the timeout timer was cancelled
+
+
+def test_command_channel_missing_program_fails_without_spawning(tmp_path: Path):
+    spec = parse_channel("log", {"command": "./nope.sh"}, source="s", base_dir=tmp_path)
+    reactor = FakeProcessReactor()
+    failed = []
+    _run(CommandChannel(spec, reactor).send([alert()], "alert")).addErrback(failed.append)
+    assert "command not found: ./nope.sh" in str(failed[0].value) and reactor.spawned == []
