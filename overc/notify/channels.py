@@ -30,8 +30,14 @@ class DeliveryError(Exception):
 class Channel(Protocol):
     spec: "ChannelSpec"
 
-    async def send(self, alerts: Sequence[AlertView], kind: str) -> None:
-        """Deliver one notification; raise :class:`DeliveryError` (or any error) on failure."""
+    async def send(self, alerts: Sequence[AlertView], kind: str,
+                   notification_id: int | None = None) -> None:
+        """Deliver one notification; raise :class:`DeliveryError` (or any error) on failure.
+
+        ``notification_id`` is the same on every attempt of one notification: it is handed to
+        the receiver (``OVERC_NOTIFICATION_ID``, ``X-OverC-Notification``, ``Message-ID``) so a
+        delivery repeated after a crash can be recognised.
+        """
 
 
 @dataclass(frozen=True)
@@ -196,14 +202,15 @@ def build_channel(spec: ChannelSpec, *, reactor: Any, public_url: str,
 
 
 def render_body(spec: ChannelSpec, alerts: Sequence[AlertView], kind: str,
-                public_url: str) -> bytes:
+                public_url: str, notification_id: int | None = None) -> bytes:
     """The 1.x text (default) or ``format = json`` body of one notification."""
     import json
 
     from overc.notify.rules import notification_json, notification_text
 
     if spec.format == "json":
-        payload = notification_json(alerts, channel=spec.name, kind=kind, public_url=public_url)
+        payload = notification_json(alerts, channel=spec.name, kind=kind, public_url=public_url,
+                                    notification_id=notification_id)
         return json.dumps(payload, ensure_ascii=False).encode("utf-8")
     return notification_text(alerts).encode("utf-8")
 

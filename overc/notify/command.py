@@ -66,12 +66,16 @@ class CommandChannel:
             raise DeliveryError(f"command not found on PATH: {program}")
         return found
 
-    async def send(self, alerts: Sequence[AlertView], kind: str) -> None:
+    async def send(self, alerts: Sequence[AlertView], kind: str,
+                   notification_id: int | None = None) -> None:
         executable = self._executable()
         env = dict(os.environ)
         env.update(command_environment(alerts, self.public_url))
         env["OVERC_NOTIFICATION_KIND"] = kind
-        protocol = _ChannelProcess(render_body(self.spec, alerts, kind, self.public_url))
+        env["OVERC_NOTIFICATION_ID"] = "" if notification_id is None else str(notification_id)
+        protocol = _ChannelProcess(
+            render_body(self.spec, alerts, kind, self.public_url, notification_id)
+        )
         try:
             transport = self.reactor.spawnProcess(
                 protocol, executable, list(self.spec.command), env=env,

@@ -66,7 +66,7 @@ class Dispatcher(RepeatingJob):
         spec = channel.spec
         error: str | None = None
         try:
-            await channel.send(item.alerts, item.kind)
+            await channel.send(item.alerts, item.kind, item.id)
         except Exception as e:
             error = str(e) or type(e).__name__
         try:

@@ -190,9 +190,12 @@ def alert_url(public_url: str, alert: AlertView) -> str:
 
 
 def notification_json(
-    alerts: Sequence[AlertView], *, channel: str, kind: str, public_url: str
+    alerts: Sequence[AlertView], *, channel: str, kind: str, public_url: str,
+    notification_id: int | None = None,
 ) -> dict:
     return {
+        # the same id on every attempt: receivers can drop a repeated delivery with it
+        "notification": notification_id,
         "channel": channel,
         "kind": kind,
         "server": alerts[0].server if alerts else None,

@@ -21,22 +21,28 @@ class SMTPChannel:
         self.reactor = reactor
         self.public_url = public_url
 
-    def message(self, alerts: Sequence[AlertView], kind: str) -> bytes:
+    def message(self, alerts: Sequence[AlertView], kind: str,
+                notification_id: int | None = None) -> bytes:
         msg = EmailMessage()
         subject = notification_subject(alerts)
         msg["Subject"] = ("[OverC] " + ("Repeat: " if kind == "repeat" else "") + subject)[:250]
         msg["From"] = self.spec.sender
         msg["To"] = ", ".join(self.spec.recipients)
         msg["Date"] = email.utils.formatdate(self.reactor.seconds(), usegmt=True)
-        msg["Message-ID"] = email.utils.make_msgid("overc")
-        body = render_body(self.spec, alerts, kind, self.public_url).decode("utf-8")
+        if notification_id is None:
+            msg["Message-ID"] = email.utils.make_msgid("overc")
+        else:  # the same on a repeated attempt: mail systems drop the duplicate
+            domain = self.spec.sender.rpartition("@")[2] or "overc"
+            msg["Message-ID"] = f"<overc-notification-{notification_id}@{domain}>"
+        body = render_body(self.spec, alerts, kind, self.public_url, notification_id).decode()
         msg.set_content(body)
         return msg.as_bytes()
 
-    async def send(self, alerts: Sequence[AlertView], kind: str) -> None:
+    async def send(self, alerts: Sequence[AlertView], kind: str,
+                   notification_id: int | None = None) -> None:
         d = sendmail(
             self.spec.smtp_host, self.spec.sender, list(self.spec.recipients),
-            self.message(alerts, kind), port=self.spec.smtp_port, reactor=self.reactor,
+            self.message(alerts, kind, notification_id), port=self.spec.smtp_port, reactor=self.reactor,
             username=self.spec.smtp_user, password=self.spec.smtp_password,
             requireAuthentication=self.spec.smtp_user is not None,
         )

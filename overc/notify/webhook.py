@@ -37,19 +37,23 @@ class WebhookChannel:
             )
             self.template = env.get_template(spec.template.name)
 
-    def body(self, alerts: Sequence[AlertView], kind: str) -> bytes:
+    def body(self, alerts: Sequence[AlertView], kind: str,
+             notification_id: int | None = None) -> bytes:
         payload = notification_json(alerts, channel=self.spec.name, kind=kind,
-                                    public_url=self.public_url)
+                                    public_url=self.public_url, notification_id=notification_id)
         if self.template is None:
             return json.dumps(payload, ensure_ascii=False).encode("utf-8")
         return self.template.render(**payload).encode("utf-8")
 
-    async def send(self, alerts: Sequence[AlertView], kind: str) -> None:
+    async def send(self, alerts: Sequence[AlertView], kind: str,
+                   notification_id: int | None = None) -> None:
         try:
-            data = self.body(alerts, kind)
+            data = self.body(alerts, kind, notification_id)
         except jinja2.TemplateError as e:
             raise DeliveryError(f"template {self.spec.template}: {e}") from None
         headers = {"Content-Type": "application/json", "User-Agent": "OverC"}
+        if notification_id is not None:
+            headers["X-OverC-Notification"] = str(notification_id)
         headers.update(self.spec.headers)
         request = self.client.request(
             "POST", self.spec.url, data=data,

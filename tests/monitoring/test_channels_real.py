@@ -137,12 +137,13 @@ def receiver():
 async def test_webhook_posts_json_with_headers(tmp_path, receiver):
     hook = channel(tmp_path, "hook", url=receiver.url,
                    headers="\nAuthorization: Bearer s3cret\nX-Env: test")
-    assert await outcome(hook.send(ALERTS, "alert")) is None
+    assert await outcome(hook.send(ALERTS, "alert", 42)) is None
     headers, body = receiver.requests[0]
+    assert headers[b"X-Overc-Notification"] == [b"42"]
     assert headers[b"Authorization"] == [b"Bearer s3cret"] and headers[b"X-Env"] == [b"test"]
     assert headers[b"Content-Type"] == [b"application/json"]
     doc = json.loads(body)
-    assert doc["summary"] == "web1: 2 alerts (1 offline, 1 state)"
+    assert doc["summary"] == "web1: 2 alerts (1 offline, 1 state)" and doc["notification"] == 42
     assert doc["url"] == "https://mon.example.com/ui/service/10"
     receiver.status = 500
     assert await outcome(hook.send(ALERTS, "alert")) == "HTTP 500: nope"

@@ -124,7 +124,7 @@ class GatedChannel:
         self.spec = spec
         self.pending: list[Deferred] = []
 
-    def send(self, alerts, kind):
+    def send(self, alerts, kind, notification_id=None):
         d = Deferred()
         self.pending.append(d)
         return d

@@ -1,0 +1,112 @@
+"""The composed services (``make_services``) twice, on two connection pools to one database, in
+one reactor: reports from the real ingest, real timers, a real command channel and a real
+webhook receiver. Every alert reaches every channel that wants it exactly once."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, task
+from twisted.web import resource, server
+
+from overc.config import load_config
+from overc.monitoring.services import make_services
+from overc.payload import AlertRequest, Report
+from overc.storage.alerting import AlertingStore
+from overc.storage.db import Database
+from overc.storage.store import IngestItem, Store
+from overc.storage.url import parse_database_url
+
+RECORD = """#!/bin/sh
+# one file per delivery attempt, named by the notification id
+mkdir -p deliveries
+cat > "deliveries/$OVERC_NOTIFICATION_ID-$$.json"
+"""
+
+
+class Hook(resource.Resource):
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.bodies = []
+
+    def render_POST(self, request):
+        self.bodies.append(json.loads(request.content.read()))
+        return b"ok"
+
+
+def reactor():
+    from twisted.internet import reactor as r
+
+    return r
+
+
+async def sleep(seconds: float) -> None:
+    await task.deferLater(reactor(), seconds, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_service_sets_on_one_database_notify_each_alert_once(database_url, tmp_path):
+    (tmp_path / "alert.d").mkdir()
+    (tmp_path / "alert.d" / "record.sh").write_text(RECORD)
+    (tmp_path / "alert.d" / "record.sh").chmod(0o755)
+    hook = Hook()
+    port = reactor().listenTCP(0, server.Site(hook), interface="127.0.0.1")
+    config = load_config(
+        "[overc]\nwatchdog-interval = 0.2\ngrace = 1\n"
+        "[alert:log]\ncommand = ./alert.d/record.sh\nformat = json\n"
+        f"[alert:hook]\nurl = http://127.0.0.1:{port.getHost().port}/\nmin-severity = OK\n",
+        source=str(tmp_path / "server.ini"), base_dir=tmp_path,
+    )
+    dbs = [Database(parse_database_url(database_url, tmp_path), reactor()) for _ in range(2)]
+    await dbs[0].migrate()
+    sets = [make_services(config, db, reactor()) for db in dbs]
+    ingest = Store(dbs[0], config.grace)
+    try:
+        for services in sets:
+            for part in services:
+                part.startService()
+        now = reactor().seconds()
+        server_ids = []
+        for h in range(3):
+            record, _ = await ingest.register_server(f"web{h}", "hash", "127.0.0.1", now)
+            server_ids.append(record.id)
+            reports = [Report(f"s{i}", "OK", "fine", 1) for i in range(5)]
+            reports.append(Report("db", "FAIL", "down", 3600))
+            await ingest.ingest([IngestItem(record.id, "127.0.0.1", now, reports,
+                                            [AlertRequest("System restarted")])])
+        store = AlertingStore(dbs[0])
+        for _ in range(150):
+            await sleep(0.1)
+            offline = await store.alerts(kind="offline")
+            if len(offline) == 15 and await store.undelivered() == 0:
+                break
+        assert len(offline) == 15, "every service with a 1 s period went stale, once"
+        alerts = {a.id: a for a in await store.alerts()}
+        assert Counter(a.kind for a in alerts.values()) == {"offline": 15, "state": 3, "api": 3}
+
+        files = sorted((tmp_path / "deliveries").glob("*.json"))
+        docs = [json.loads(f.read_text()) for f in files]
+        log_ids = Counter(a["id"] for doc in docs for a in doc["alerts"])
+        hook_ids = Counter(a["id"] for doc in hook.bodies for a in doc["alerts"])
+        assert log_ids == Counter(set(alerts)), "log: every alert once (all are WARN or worse)"
+        assert hook_ids == Counter(set(alerts)), "hook: every alert once"
+        # storm control: the offline alerts of one server went out together
+        for doc in docs:
+            kinds = {a["kind"] for a in doc["alerts"]}
+            if kinds == {"offline"}:
+                assert doc["count"] == 5 and doc["summary"].endswith("(5 offline)")
+        assert len({doc["notification"] for doc in docs}) == len(docs)
+        assert sum(s[1].counts["sent"] for s in sets) == len(docs) + len(hook.bodies)
+        assert all(s[0].status()["ok"] for s in sets)
+    finally:
+        for services in sets:
+            for part in services:
+                await defer.maybeDeferred(part.stopService)
+        for db in dbs:
+            db.close()
+        await port.stopListening()
