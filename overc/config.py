@@ -30,6 +30,7 @@ OVERC_DEFAULTS = {
     "registration": "open",
     "public-url": "",
     "watchdog-interval": "1",
+    "access-log": "off",
 }
 UI_DEFAULTS = {"users": "", "auth": ""}
 LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
@@ -68,6 +69,7 @@ class ServerConfig:
     registration_open: bool = True
     public_url: str = ""
     watchdog_interval: float = 1.0
+    access_log: bool = False
     users: Mapping[str, str] = field(default_factory=dict)
     auth_required: bool = False
     #: Raw ``[alert:<name>]`` sections, validated by the notification channels.
@@ -221,6 +223,14 @@ def load_config(
             raise ValueError("must be more than 0")
         return seconds
 
+    def boolean(value: str) -> bool:
+        lowered = value.strip().lower()
+        if lowered in ("on", "yes", "true", "1"):
+            return True
+        if lowered in ("off", "no", "false", "0"):
+            return False
+        raise ValueError(f"{value!r} is not on or off")
+
     def auth(value: str) -> str:
         if value.lower() not in ("", "users", "none"):
             raise ValueError("use users or none")
@@ -259,6 +269,7 @@ def load_config(
         registration_open=check("overc", main, "registration", registration),
         public_url=main["public-url"][0],
         watchdog_interval=check("overc", main, "watchdog-interval", positive_duration),
+        access_log=check("overc", main, "access-log", boolean),
         users=users,
         auth_required=auth_required,
         channels=channels,

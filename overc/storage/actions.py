@@ -61,6 +61,8 @@ def _txn_delete(cursor: Cursor, table: str, target_id: int) -> bool:
 def _delete_service_rows(cursor: Cursor, service_id: int) -> None:
     cursor.execute("DELETE FROM states WHERE service_id = ?", (service_id,))
     cursor.execute("DELETE FROM perfdata WHERE service_id = ?", (service_id,))
+    if _txn_has_table_cached(cursor, "channel_problems"):
+        cursor.execute("DELETE FROM channel_problems WHERE service_id = ?", (service_id,))
     _delete_children(cursor, "service_id", service_id)
     cursor.execute("DELETE FROM alerts WHERE service_id = ?", (service_id,))
 
@@ -74,10 +76,16 @@ def _delete_children(cursor: Cursor, column: str, value: int) -> None:
         )
 
 
+def _txn_has_table_cached(cursor: Cursor, name: str) -> bool:
+    from overc.storage.queries import _txn_has_table
+
+    return _txn_has_table(cursor, name)
+
+
 def _alert_children(cursor: Cursor) -> list[str]:
     from overc.storage.queries import _txn_has_table
 
-    return [t for t in ("notifications", "deliveries") if _txn_has_table(cursor, t)]
+    return [t for t in ("notification_alerts",) if _txn_has_table(cursor, t)]
 
 
 def _txn_set_key(cursor: Cursor, server_id: int, key_hash: str) -> bool:

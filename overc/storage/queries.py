@@ -263,8 +263,9 @@ def _txn_alerts(cursor: Cursor, filt: AlertFilter, delivery_table: str | None) -
         marks = ", ".join("?" for _ in ids)
         by_id = {a.id: a for a in alerts}
         for alert_id, status, count in cursor.execute(
-            f"SELECT alert_id, status, COUNT(*) FROM {delivery_table}"
-            f" WHERE alert_id IN ({marks}) GROUP BY alert_id, status",
+            "SELECT na.alert_id, n.status, COUNT(*) FROM notification_alerts na"
+            " JOIN notifications n ON n.id = na.notification_id"
+            f" WHERE na.alert_id IN ({marks}) GROUP BY na.alert_id, n.status",
             ids,
         ).fetchall():
             by_id[alert_id].delivery[str(status)] = int(count)
@@ -359,10 +360,8 @@ class Queries:
         """The delivery-attempts table of the notifier, when its migration is in place."""
         if self._delivery_table is False or self._delivery_table is None:
             found = None
-            for name in ("notifications", "deliveries"):
-                if await self.db.run(_txn_has_table, name):
-                    found = name
-                    break
+            if await self.db.run(_txn_has_table, "notification_alerts"):
+                found = "notification_alerts"
             if found is None:
                 return None  # probe again next time: the migration may arrive later
             self._delivery_table = found

@@ -91,7 +91,8 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace) -> list[E
     alive: set[int] = set()
     for chunk in _chunks(server_ids):
         marks = ", ".join("?" * len(chunk))
-        cursor.execute(f"SELECT id FROM servers WHERE id IN ({marks})", chunk)
+        share = " LOCK IN SHARE MODE" if mysql else ""  # no deletion under our feet
+        cursor.execute(f"SELECT id FROM servers WHERE id IN ({marks}){share}", chunk)
         alive.update(row[0] for row in cursor.fetchall())
     results: list[Exception | None] = [
         None if item.server_id in alive else ServerGone() for item in items
@@ -161,23 +162,44 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace) -> list[E
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         alerts,
     )
+    # Rows are locked and exist: an upsert by id is a bulk UPDATE in one statement on MySQL
+    # (pymysql sends executemany INSERTs as one multi-row INSERT; UPDATEs would be N trips).
+    # Only placeholders in VALUES (...): a literal there makes pymysql fall back to N trips.
+    columns = ("state", "info", "period", "last_time", "deadline", "stale", "acked")
     cursor.executemany(
-        "UPDATE services SET state = ?, info = ?, period = ?, last_time = ?, deadline = ?,"
-        " stale = 0, acked = ? WHERE id = ?",
+        "INSERT INTO services (id, server_id, name, created, state, info, period, last_time,"
+        " deadline, stale, acked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        + cursor.dialect.upsert_suffix(("id",), columns),
         [
-            (s.state, s.info, s.period, s.last_time, s.deadline, int(s.acked),
-             services[key][0])
+            (services[key][0], key[0], key[1], s.last_time, s.state, s.info, s.period,
+             s.last_time, s.deadline, 0, int(s.acked))
             for key, s in touched.items()
         ],
     )
-    last_seen: dict[int, tuple[str, float]] = {}
+    seen: dict[int, tuple[str, float]] = {}
     for item in live:
-        last_seen[item.server_id] = (item.ip, item.now)
-    cursor.executemany(
-        "UPDATE servers SET ip = ?, last_seen = ? WHERE id = ?",
-        [(ip, now, server_id) for server_id, (ip, now) in sorted(last_seen.items())],
-    )
+        seen[item.server_id] = (item.ip, item.now)
+    _update_servers_seen(cursor, seen)
     return results
+
+
+def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> None:
+    """Record each server's address and last contact: one UPDATE ... CASE per 300 servers."""
+    rows = sorted(seen.items())
+    for chunk in _chunks(rows, 300):
+        ip_case = " ".join("WHEN ? THEN ?" for _ in chunk)
+        params: list = []
+        for server_id, (ip, _) in chunk:
+            params += [server_id, ip]
+        for server_id, (_, now) in chunk:
+            params += [server_id, now]
+        params += [server_id for server_id, _ in chunk]
+        cursor.execute(
+            f"UPDATE servers SET ip = CASE id {ip_case} END,"
+            f" last_seen = CASE id {ip_case} END"
+            f" WHERE id IN ({', '.join('?' * len(chunk))})",
+            params,
+        )
 
 
 def _load_services(cursor: Cursor, keys: list[tuple[int, str]],

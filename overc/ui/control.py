@@ -22,10 +22,12 @@ class NotFound(Exception):
 
 class Control:
     def __init__(self, actions: Actions, clock: IReactorTime,
-                 hash_key: Callable[[str], Awaitable[str]]) -> None:
+                 hash_key: Callable[[str], Awaitable[str]],
+                 forget_keys: Callable[[], None] = lambda: None) -> None:
         self.actions = actions
         self.clock = clock
         self.hash_key = hash_key
+        self.forget_keys = forget_keys
 
     @staticmethod
     def _text(value: object, field: str, required: bool = False) -> str:
@@ -86,7 +88,9 @@ class Control:
             raise NotFound()
 
     async def delete(self, kind: str, target_id: int) -> None:
-        if not await self.actions.delete(kind, target_id):
+        found = await self.actions.delete(kind, target_id)
+        self.forget_keys()  # a cached verdict must not name a deleted server
+        if not found:
             raise NotFound()
 
     async def reset_key(self, server_id: int, key: object = None) -> str:
@@ -97,4 +101,5 @@ class Control:
             raise BadRequest("key must be a string of 1 to 128 characters", "key")
         if not await self.actions.set_key_hash(server_id, await self.hash_key(key)):
             raise NotFound()
+        self.forget_keys()
         return key

@@ -1,0 +1,231 @@
+"""Ingest throughput of the real server against a bare Klein route, measured in one run.
+
+    python bench/ingest.py [--duration 10] [--servers 500] [--no-mysql]
+
+Starts (1) bench/bare_klein.py, (2) `twistd -n overc server` on SQLite, (3) the same on a fresh
+MariaDB database (OVERC_TEST_MYSQL), and loads each from a separate process (wrk when
+installed, else a small asyncio load generator) with 3-service status reports spread over many
+server names, at concurrency 10 and 50. Prints req/s, service states/s, p50/p99 latency and the
+ratio to the bare route, and checks afterwards that every acknowledged report is in the
+database (200 means committed).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))
+
+from realserver import RealServer, free_port, http  # noqa: E402
+
+PATH = "/api/set/service/status"
+LUA = r"""
+-- Each wrk thread walks its own part of the server names, as independent hosts would.
+local threads = 0
+setup = function(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+counter = 0
+servers = tonumber(os.getenv("BENCH_SERVERS") or "500")
+request = function()
+  counter = counter + 1
+  local n = (id * math.floor(servers / 2) + counter) % servers
+  local body = '{"server":{"name":"bench' .. n .. '","key":"k' .. n .. '"},"period":60,' ..
+    '"services":[{"name":"app","state":"OK","info":"up 32h"},' ..
+    '{"name":"disk","state":"WARN","info":"DISK WARNING - /var 91% | /var=91%;90;95;0;100"},' ..
+    '{"name":"queue","state":"OK","info":"12 items"}]}'
+  return wrk.format("POST", "/api/set/service/status",
+    {["Content-Type"] = "application/json"}, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"non2xx":%d,"socket_errors":%d}\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def body(n: int) -> bytes:
+    return json.dumps({
+        "server": {"name": f"bench{n}", "key": f"k{n}"}, "period": 60,
+        "services": [
+            {"name": "app", "state": "OK", "info": "up 32h"},
+            {"name": "disk", "state": "WARN",
+             "info": "DISK WARNING - /var 91% | /var=91%;90;95;0;100"},
+            {"name": "queue", "state": "OK", "info": "12 items"},
+        ]}).encode()
+
+
+def run_wrk(port: int, concurrency: int, duration: int, servers: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(LUA)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{duration}s", "--latency",
+             "-s", script.name, f"http://127.0.0.1:{port}{PATH}"],
+            capture_output=True, text=True, env={**os.environ, "BENCH_SERVERS": str(servers)},
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    line = next(l for l in out.splitlines() if l.startswith("BENCH "))
+    stats = json.loads(line[len("BENCH "):])
+    return {
+        "rps": stats["requests"] / (stats["duration_us"] / 1e6),
+        "p50_ms": stats["p50_us"] / 1000, "p99_ms": stats["p99_us"] / 1000,
+        "errors": stats["non2xx"] + stats["socket_errors"], "requests": stats["requests"],
+    }
+
+
+async def _asyncio_load(port: int, concurrency: int, duration: float, servers: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.monotonic() + duration
+    counter = iter(range(10**9))
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.monotonic() < stop_at:
+            payload = body(next(counter) % servers)
+            started = time.monotonic()
+            writer.write(
+                f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(next(l.split(b":")[1] for l in head.split(b"\r\n")
+                              if l.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+            latencies.append(time.monotonic() - started)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors += 1
+        writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {"rps": len(latencies) / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors,
+            "requests": len(latencies)}
+
+
+def load(port: int, concurrency: int, duration: int, servers: int) -> dict:
+    if shutil.which("wrk"):
+        return run_wrk(port, concurrency, duration, servers)
+    code = (f"import asyncio, sys; sys.path.insert(0, {str(HERE)!r}); import ingest, json; "
+            f"print(json.dumps(asyncio.run(ingest._asyncio_load({port}, {concurrency}, "
+            f"{duration}, {servers}))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def warm_up(url: str, servers: int) -> None:
+    """Register every bench server once (key hashing is deliberately slow, once per server)."""
+    for n in range(servers):
+        status, _, answer = http("POST", url + PATH.lstrip("/"), body(n))
+        assert status == 200, answer
+
+
+def count_states(server: RealServer) -> int:
+    if server.database.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(server.db_path) as connection:
+            return connection.execute("SELECT COUNT(*) FROM states").fetchone()[0]
+    import pymysql
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server.database)
+    connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                                 user=parts.username or "root", password=parts.password or "",
+                                 database=parts.path.lstrip("/"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM states")
+        return cursor.fetchone()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--servers", type=int, default=500)
+    parser.add_argument("--concurrency", default="10,50")
+    parser.add_argument("--no-mysql", action="store_true")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="overc-bench-"))
+    rows = []
+
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, str(HERE / "bare_klein.py"), str(port)])
+    try:
+        time.sleep(1.5)
+        http("POST", f"http://127.0.0.1:{port}{PATH}", body(0))
+        baseline = {c: load(port, c, args.duration, args.servers) for c in levels}
+    finally:
+        bare.terminate()
+        bare.wait()
+    for c in levels:
+        rows.append(("bare Klein route (baseline)", c, baseline[c], 1.0))
+
+    targets = [("OverC, SQLite", None)]
+    if not args.no_mysql:
+        import uuid
+
+        base = os.environ.get("OVERC_TEST_MYSQL", "mysql://root@127.0.0.1:3306/overc_test")
+        targets.append(("OverC, MariaDB", f"{base}_bench_{uuid.uuid4().hex[:8]}"))
+    for label, database in targets:
+        server = RealServer(workdir / label.split()[-1].lower(), database=database)
+        server.start()
+        try:
+            warm_up(server.url, args.servers)
+            for c in levels:
+                before = count_states(server)
+                result = load(server.port, c, args.duration, args.servers)
+                stored = count_states(server) - before
+                acked = (result["requests"] - result["errors"]) * 3
+                if stored < acked:
+                    raise SystemExit(f"{label}: {acked} states acknowledged, {stored} stored")
+                rows.append((label, c, result, result["rps"] / baseline[c]["rps"]))
+        finally:
+            server.stop()
+            if database:
+                _drop(database)
+
+    print(f"\nIngest: 3-service status reports over {args.servers} servers, "
+          f"{args.duration} s per row, load by {'wrk' if shutil.which('wrk') else 'asyncio'}\n")
+    print("| server | conc. | req/s | states/s | p50 ms | p99 ms | errors | ratio to bare |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, c, r, ratio in rows:
+        print(f"| {label} | {c} | {r['rps']:.0f} | {r['rps'] * 3:.0f} | {r['p50_ms']:.1f} | "
+              f"{r['p99_ms']:.1f} | {r['errors']} | {ratio:.2f} |")
+
+
+def _drop(database: str) -> None:
+    import pymysql
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(database)
+    connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                                 user=parts.username or "root", password=parts.password or "")
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{parts.path.lstrip('/')}`")
+    connection.close()
+
+
+if __name__ == "__main__":
+    main()

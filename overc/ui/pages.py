@@ -1,0 +1,416 @@
+"""The browser UI: thin Klein routes that ask the store, shape with ``views`` and render Jinja2.
+
+Live updates: pages carry ``data-live`` regions; ``overc.js`` re-fetches the page every 1.5 s
+with ``If-None-Match`` and swaps those regions. The ETag is a cheap fingerprint of the database
+(:func:`overc.storage.queries._txn_pulse`), so an unchanged page costs three tiny queries and a
+304, and forms being typed into are never replaced.
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import wraps
+from importlib import resources
+from typing import Any, Callable
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from klein import Klein
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.static import File
+
+from overc.storage.queries import AlertFilter, Queries
+from overc.ui import views
+from overc.ui.auth import Auth, Identity, request_address
+from overc.ui.control import Control, NotFound
+from overc.ui.http import BadRequest, arg, int_arg, read_form, security_headers
+
+log = Logger()
+
+HISTORY_POINTS = 10_000
+RANGES = {"6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
+MESSAGES = {
+    "acked": "Acknowledged.", "unacked": "Acknowledgement removed.",
+    "silenced": "Silenced.", "unsilenced": "Silence ended.",
+    "deleted": "Deleted.", "loggedout": "Logged out.",
+}
+
+
+class LoginRequired(Exception):
+    pass
+
+
+class CSRFRejected(Exception):
+    pass
+
+
+class PageNotFound(Exception):
+    pass
+
+
+def page(method: Callable) -> Callable:
+    """Mark a route as needing a logged-in user (in open mode: anyone) and pass the identity."""
+
+    @wraps(method)
+    async def wrapper(self: "UI", request: IRequest, *args: Any, **kwargs: Any) -> Any:
+        security_headers(request)
+        identity = await self.auth.identify(request, basic=False)
+        if identity is None:
+            raise LoginRequired()
+        return await method(self, request, identity, *args, **kwargs)
+
+    wrapper.requires_login = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def action(method: Callable) -> Callable:
+    """A state-changing form: logged in (or open mode) and a valid CSRF token."""
+
+    @wraps(method)
+    async def wrapper(self: "UI", request: IRequest, *args: Any, **kwargs: Any) -> Any:
+        security_headers(request)
+        identity = await self.auth.identify(request, basic=False)
+        if identity is None:
+            raise LoginRequired()
+        form = read_form(request)
+        if not await self.auth.check_csrf(request, identity.user, form.get("csrf")):
+            raise CSRFRejected()
+        return await method(self, request, identity, form, *args, **kwargs)
+
+    wrapper.requires_login = True  # type: ignore[attr-defined]
+    wrapper.changes_state = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def make_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("overc.ui", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals["ago"] = views.ago
+    env.filters.update(
+        utc=views.utc_text, iso=views.iso, duration=views.duration_text,
+        icon=lambda s: views.ICON.get(s, "?"),
+        lower_state=lambda s: (s or "none").lower(),
+    )
+    return env
+
+
+def _static_version() -> str:
+    digest = hashlib.sha256()
+    folder = resources.files("overc.ui") / "static"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.is_file():
+            digest.update(entry.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+class UI:
+    app = Klein()
+
+    def __init__(self, queries: Queries, control: Control, auth: Auth, clock: IReactorTime,
+                 env: jinja2.Environment | None = None) -> None:
+        self.queries = queries
+        self.control = control
+        self.auth = auth
+        self.clock = clock
+        self.env = env or make_environment()
+        self.static_version = _static_version()
+        self.static_dir = str(resources.files("overc.ui") / "static")
+
+    # -- rendering ------------------------------------------------------------------------
+
+    async def render(self, request: IRequest, identity: Identity | None, template: str,
+                     **context: Any) -> bytes:
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        user = identity.user if identity else None
+        context.update(
+            user=user,
+            auth_required=self.auth.required,
+            csrf=await self.auth.csrf_token(request, user),
+            now=self.clock.seconds(),
+            static=lambda name: f"/ui/static/{name}?v={self.static_version}",
+            message=MESSAGES.get(arg(request, "msg") or ""),
+            path=request.uri.decode("utf-8", "replace"),
+        )
+        return self.env.get_template(template).render(**context).encode("utf-8")
+
+    async def unchanged(self, request: IRequest, identity: Identity) -> bool:
+        """ETag check for live polling: True (and a 304) when nothing changed since."""
+        pulse = await self.queries.pulse()
+        tag = hashlib.sha256(
+            f"{pulse.token}|{request.uri!r}|{identity.user}|{self.static_version}".encode()
+        ).hexdigest()[:24]
+        etag = f'"{tag}"'.encode("ascii")
+        request.setHeader(b"etag", etag)
+        if request.getHeader(b"if-none-match") == etag.decode("ascii"):
+            request.setResponseCode(304)
+            return True
+        return False
+
+    # -- errors ---------------------------------------------------------------------------
+
+    @app.handle_errors(LoginRequired)
+    def _login_required(self, request: IRequest, failure: Failure) -> bytes:
+        target = quote(request.uri.decode("utf-8", "replace"), safe="/?=&")
+        request.setResponseCode(303)
+        request.setHeader(b"location", f"/ui/login?next={target}".encode("utf-8"))
+        return b""
+
+    @app.handle_errors(CSRFRejected)
+    def _csrf(self, request: IRequest, failure: Failure) -> bytes:
+        request.setResponseCode(403)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"Forbidden: the form's security token is missing or stale. Reload the page.\n"
+
+    @app.handle_errors(BadRequest)
+    def _bad(self, request: IRequest, failure: Failure) -> bytes:
+        request.setResponseCode(400)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return f"Bad request: {failure.value}\n".encode("utf-8")
+
+    @app.handle_errors(NotFound, PageNotFound)
+    async def _not_found(self, request: IRequest, failure: Failure) -> bytes:
+        request.setResponseCode(404)
+        return await self.render(request, None, "error.html", title="Not found",
+                                 text="No such server or service (it may have been deleted).")
+
+    # -- pages ----------------------------------------------------------------------------
+
+    @app.route("/", methods=["GET", "HEAD"])
+    @page
+    async def overview(self, request: IRequest, identity: Identity) -> bytes | None:
+        if await self.unchanged(request, identity):
+            return b""
+        servers = await self.queries.servers(excerpt=160)
+        counts = {s: 0 for s in views.STATES}
+        cards = []
+        for server in servers:
+            tiles = []
+            worst = 5
+            for svc in server.services:
+                shown = views.display_state(svc.state, svc.stale)
+                if shown in counts:
+                    counts[shown] += 1
+                rank = views.rank(shown)
+                worst = min(worst, rank)
+                tiles.append((rank, svc.name, shown, svc))
+            tiles.sort(key=lambda t: (t[0], t[1]))
+            silenced = bool(server.silenced_until and server.silenced_until > self.clock.seconds())
+            cards.append((worst, server.name, server, tiles, silenced))
+        cards.sort(key=lambda c: (c[0], c[1]))
+        return await self.render(request, identity, "overview.html", title="Overview",
+                                 cards=cards, counts=counts, total=sum(counts.values()),
+                                 state_filter=(arg(request, "state") or "").upper(),
+                                 q=arg(request, "q") or "")
+
+    @app.route("/server/<int:server_id>", methods=["GET", "HEAD"])
+    @page
+    async def server(self, request: IRequest, identity: Identity, server_id: int) -> bytes:
+        if await self.unchanged(request, identity):
+            return b""
+        server = await self.queries.server(server_id)
+        if server is None:
+            raise PageNotFound()
+        now = self.clock.seconds()
+        rows = sorted(server.services,
+                      key=lambda s: (views.rank(views.display_state(s.state, s.stale)), s.name))
+        alerts = await self.queries.alerts(AlertFilter(server_id=server_id, limit=50))
+        return await self.render(
+            request, identity, "server.html", title=server.name, server=server, services=rows,
+            alerts=alerts, display=views.display_state,
+            silenced=bool(server.silenced_until and server.silenced_until > now),
+        )
+
+    @app.route("/service/<int:service_id>", methods=["GET", "HEAD"])
+    @page
+    async def service(self, request: IRequest, identity: Identity, service_id: int) -> bytes:
+        if await self.unchanged(request, identity):
+            return b""
+        svc = await self.queries.service(service_id)
+        if svc is None:
+            raise PageNotFound()
+        now = self.clock.seconds()
+        range_name = arg(request, "range") or "24h"
+        span = RANGES.get(range_name, 86400)
+        start = now - span
+        day_start = now - 86400
+        states, prior = await self.queries.recent_states(service_id, min(start, day_start),
+                                                         HISTORY_POINTS)
+        stale_from = svc.deadline if svc.stale else None
+        segments = views.timeline(states, prior, day_start, now, 1000.0, stale_from)
+        perf = await self.queries.perfdata(service_id, start)
+        charts = [views.chart(group, start, now) for group in views.group_by_label(perf)]
+        runs = views.collapse_runs(states)
+        alerts = await self.queries.alerts(AlertFilter(service_id=service_id, limit=50))
+        shown = views.display_state(svc.state, svc.stale)
+        return await self.render(
+            request, identity, "service.html", title=f"{svc.server_name} / {svc.name}",
+            svc=svc, shown=shown, segments=segments, charts=charts, runs=runs, alerts=alerts,
+            range_name=range_name, ranges=list(RANGES), history_count=len(states),
+            day_start=day_start, silenced=bool(svc.silenced_until and svc.silenced_until > now),
+        )
+
+    @app.route("/alerts", methods=["GET", "HEAD"])
+    @page
+    async def alerts(self, request: IRequest, identity: Identity) -> bytes:
+        if await self.unchanged(request, identity):
+            return b""
+        filt = AlertFilter(
+            server_name=arg(request, "server") or None,
+            service_name=arg(request, "service") or None,
+            kind=arg(request, "kind") or None,
+            severity=(arg(request, "severity") or "").upper() or None,
+            before_id=int_arg(request, "before", None, 1),
+            limit=100,
+        )
+        alerts = await self.queries.alerts(filt)
+        return await self.render(request, identity, "alerts.html", title="Alerts",
+                                 alerts=alerts, filt=filt,
+                                 more=alerts[-1].id if len(alerts) == filt.limit else None)
+
+    # -- login ----------------------------------------------------------------------------
+
+    @app.route("/login", methods=["GET", "HEAD"])
+    async def login_form(self, request: IRequest) -> bytes:
+        security_headers(request)
+        return await self.render(request, None, "login.html", title="Log in", error=None,
+                                 next=_safe_next(arg(request, "next")), name="")
+
+    @app.route("/login", methods=["POST"])
+    async def login(self, request: IRequest) -> bytes:
+        security_headers(request)
+        form = read_form(request)
+        if not await self.auth.check_csrf(request, None, form.get("csrf")):
+            raise CSRFRejected()
+        name, password = form.get("name", ""), form.get("password", "")
+        target = _safe_next(form.get("next"))
+        if self.auth.required and not await self.auth.check_password(
+                name, password, request_address(request)):
+            request.setResponseCode(401)
+            return await self.render(request, None, "login.html", title="Log in",
+                                     error="Wrong name or password.", next=target, name=name)
+        if self.auth.required:
+            await self.auth.start_session(request, name)
+        request.setResponseCode(303)
+        request.setHeader(b"location", target.encode("utf-8"))
+        return b""
+
+    @app.route("/logout", methods=["POST"])
+    @action
+    async def logout(self, request: IRequest, identity: Identity, form: dict) -> bytes:
+        self.auth.end_session(request)
+        request.setResponseCode(303)
+        request.setHeader(b"location", b"/ui/login?msg=loggedout")
+        return b""
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _back(self, request: IRequest, fallback: str, msg: str) -> bytes:
+        request.setResponseCode(303)
+        target = fallback + ("&" if "?" in fallback else "?") + f"msg={msg}"
+        request.setHeader(b"location", target.encode("utf-8"))
+        return b""
+
+    @app.route("/service/<int:service_id>/ack", methods=["POST"])
+    @action
+    async def ack(self, request, identity, form, service_id: int) -> bytes:
+        await self.control.acknowledge(service_id, form.get("comment"))
+        log.info("{user} acknowledged service {id}", user=identity.user, id=service_id)
+        return self._back(request, f"/ui/service/{service_id}", "acked")
+
+    @app.route("/service/<int:service_id>/unack", methods=["POST"])
+    @action
+    async def unack(self, request, identity, form, service_id: int) -> bytes:
+        await self.control.unacknowledge(service_id)
+        return self._back(request, f"/ui/service/{service_id}", "unacked")
+
+    @app.route("/<any(service,server):kind>/<int:target_id>/silence", methods=["POST"])
+    @action
+    async def silence(self, request, identity, form, kind: str, target_id: int) -> bytes:
+        end = self.control.silence_end(form.get("until"), form.get("duration"),
+                                       form.get("tzoffset"))
+        await self.control.silence(kind, target_id, end, form.get("reason"))
+        log.info("{user} silenced {kind} {id}", user=identity.user, kind=kind, id=target_id)
+        return self._back(request, f"/ui/{kind}/{target_id}", "silenced")
+
+    @app.route("/<any(service,server):kind>/<int:target_id>/unsilence", methods=["POST"])
+    @action
+    async def unsilence(self, request, identity, form, kind: str, target_id: int) -> bytes:
+        await self.control.unsilence(kind, target_id)
+        return self._back(request, f"/ui/{kind}/{target_id}", "unsilenced")
+
+    @app.route("/<any(service,server):kind>/<int:target_id>/delete", methods=["GET", "HEAD"])
+    @page
+    async def delete_confirm(self, request, identity, kind: str, target_id: int) -> bytes:
+        if kind == "server":
+            target = await self.queries.server(target_id)
+            label = target.name if target else ""
+            extra = len(target.services) if target else 0
+        else:
+            target = await self.queries.service(target_id)
+            label = f"{target.server_name} / {target.name}" if target else ""
+            extra = 0
+        if target is None:
+            raise PageNotFound()
+        return await self.render(request, identity, "confirm.html", title=f"Delete {label}?",
+                                 kind=kind, target_id=target_id, label=label, extra=extra)
+
+    @app.route("/<any(service,server):kind>/<int:target_id>/delete", methods=["POST"])
+    @action
+    async def delete(self, request, identity, form, kind: str, target_id: int) -> bytes:
+        back = "/ui/"
+        if kind == "service":
+            svc = await self.queries.service(target_id)
+            if svc is not None:
+                back = f"/ui/server/{svc.server_id}"
+        await self.control.delete(kind, target_id)
+        log.info("{user} deleted {kind} {id}", user=identity.user, kind=kind, id=target_id)
+        return self._back(request, back, "deleted")
+
+    @app.route("/server/<int:server_id>/reset-key", methods=["GET", "HEAD"])
+    @page
+    async def reset_key_confirm(self, request, identity, server_id: int) -> bytes:
+        server = await self.queries.server(server_id)
+        if server is None:
+            raise PageNotFound()
+        return await self.render(request, identity, "confirm_key.html",
+                                 title=f"Reset the key of {server.name}?", server=server)
+
+    @app.route("/server/<int:server_id>/reset-key", methods=["POST"])
+    @action
+    async def reset_key(self, request, identity, form, server_id: int) -> bytes:
+        server = await self.queries.server(server_id)
+        if server is None:
+            raise PageNotFound()
+        key = await self.control.reset_key(server_id)
+        log.info("{user} reset the key of server {id}", user=identity.user, id=server_id)
+        return await self.render(request, identity, "newkey.html", title="New key",
+                                 server=server, key=key)
+
+    # -- assets ---------------------------------------------------------------------------
+
+    @app.route("/static/", branch=True)
+    def static(self, request: IRequest) -> File:
+        request.setHeader(b"cache-control", b"public, max-age=31536000, immutable")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return File(self.static_dir)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths under /ui/ after login (no open redirect)."""
+    if not target:
+        return "/ui/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/ui/") \
+            or target.startswith("//") or "\\" in target:
+        return "/ui/"
+    if parts.path.startswith("/ui/login"):
+        return "/ui/"
+    return target
