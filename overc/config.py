@@ -121,17 +121,30 @@ def parse_users(text: str) -> dict[str, str]:
     return users
 
 
+def _split_endpoint(endpoint: str) -> list[str]:
+    """Split an endpoint string on ``:`` as Twisted does (``\\:`` is an escaped colon)."""
+    parts, current, chars = [], [], iter(endpoint)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, ""))
+        elif char == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
 def listen_is_loopback(endpoint: str) -> bool:
     """Whether a Twisted endpoint string only accepts connections from this host."""
-    kind, _, rest = endpoint.partition(":")
-    kind = kind.lower()
+    parts = _split_endpoint(endpoint)
+    kind = parts[0].lower()
     if kind == "unix":
         return True
     if kind not in ("tcp", "tcp6", "ssl"):
         return False
-    params = dict(
-        p.split("=", 1) for p in rest.split(":") if "=" in p
-    )
+    params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
     interface = params.get("interface", "")
     if not interface:
         return False

@@ -67,7 +67,7 @@ def database_url(request, tmp_path: Path) -> str:
     return request.getfixturevalue("mysql_url")
 
 
-@pytest_twisted.async_fixture
+@pytest_twisted.async_yield_fixture
 async def database(database_url: str, tmp_path: Path):
     """A migrated :class:`overc.storage.db.Database` on the real reactor."""
     from twisted.internet import reactor

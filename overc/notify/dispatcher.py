@@ -46,6 +46,8 @@ class Dispatcher(RepeatingJob):
         self.in_flight: dict[int, Deferred] = {}
         self.peak_in_flight = 0
         self.counts = {"sent": 0, "retry": 0, "failed": 0, "lost": 0}
+        self._reserved = 0  # slots promised to a claim that is still in the database
+        self._refill = None
 
     async def run_once(self) -> int:
         """Dispatch what is new, then start deliveries; return how many were started."""
@@ -54,12 +56,33 @@ class Dispatcher(RepeatingJob):
                                                limit=self.batch)
             if not result.more:
                 break
-        free = self.max_in_flight - len(self.in_flight)
-        claimed = await self.store.claim(self.clock.seconds(), self.owner, self.leases, free)
+        return await self._fill()
+
+    async def _fill(self) -> int:
+        """Lease due notifications for the free delivery slots and start them."""
+        free = self.max_in_flight - len(self.in_flight) - self._reserved
+        if free <= 0:
+            return 0
+        self._reserved += free
+        try:
+            claimed = await self.store.claim(self.clock.seconds(), self.owner, self.leases, free)
+        finally:
+            self._reserved -= free
         for item in claimed:
             self.in_flight[item.id] = ensureDeferred(self._deliver(item))
         self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
         return len(claimed)
+
+    def _schedule_fill(self) -> None:
+        """A slot came free: claim more soon (coalesced), without a whole dispatch run."""
+        if not self.running or (self._refill is not None and self._refill.active()):
+            return
+
+        def fill() -> None:
+            d = ensureDeferred(self._fill())
+            d.addErrback(lambda f: log.failure("Could not claim notifications", f))
+
+        self._refill = self.clock.callLater(0, fill)
 
     async def _deliver(self, item: Claimed) -> None:
         channel = self.channels[item.channel]
@@ -101,9 +124,11 @@ class Dispatcher(RepeatingJob):
             log.failure("Could not record the outcome of notification {id}", id=item.id)
         finally:
             self.in_flight.pop(item.id, None)
-            self.kick()
+            self._schedule_fill()
 
     def stopService(self):
+        if self._refill is not None and self._refill.active():
+            self._refill.cancel()
         stopping = super().stopService()
         waits = [d for d in self.in_flight.values()]
         if stopping is not None:

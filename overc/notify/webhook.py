@@ -16,10 +16,18 @@ from overc.notify.rules import AlertView, notification_json
 
 
 def default_client(reactor: Any) -> Any:
+    """Persistent connections, enough per host for parallel deliveries, and no log line per
+    connection (the pool's factories are noisy by default)."""
     from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
+    from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
-    return HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor), connectTimeout=10))
+    class QuietFactory(_HTTP11ClientFactory):
+        noisy = False
+
+    pool = HTTPConnectionPool(reactor)
+    pool.maxPersistentPerHost = 16
+    pool._factory = QuietFactory
+    return HTTPClient(Agent(reactor, pool=pool, connectTimeout=10))
 
 
 class WebhookChannel:

@@ -177,7 +177,8 @@ def load_migrations() -> list[tuple[int, str, str]]:
 def split_statements(script: str) -> list[str]:
     """Statements of a migration file: separated by ``;`` at the end of a line, ``--`` comments."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";").strip()]
+    statements = (s.strip().rstrip(";").strip() for s in "\n".join(lines).split(";\n"))
+    return [s for s in statements if s]
 
 
 def _txn_best_collation(cursor: Cursor) -> str:
@@ -217,7 +218,7 @@ def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
         if version <= current:
             continue
         for statement in split_statements(script):
-            cursor.execute(cursor.dialect.format_ddl(statement.rstrip(";")))
+            cursor.execute(cursor.dialect.format_ddl(statement))
         cursor.execute(
             "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",
             (version, name, time.time()),

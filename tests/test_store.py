@@ -1,0 +1,204 @@
+"""Store contract tests: the same tests on a SQLite file and on a fresh MariaDB database."""
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+
+from overc.config import Grace
+from overc.payload import AlertRequest, Report
+from overc.perfdata import Metric
+from overc.storage.db import Cursor, load_migrations, split_statements
+from overc.storage.store import IngestItem, ServerGone, Store
+
+T0 = 1_800_000_000.0
+
+
+def rows(db, sql, *params):
+    def txn(cursor: Cursor):
+        return cursor.execute(sql, params).fetchall()
+    return db.run(txn)
+
+
+async def new_server(store: Store, name="web1") -> int:
+    record, created = await store.register_server(name, "pbkdf2_sha256$1$x$y", "10.0.0.1", T0)
+    assert created
+    return record.id
+
+
+@pytest_twisted.ensureDeferred
+async def test_migrations_are_versioned_and_idempotent(database):
+    versions = [v for v, _, _ in load_migrations()]
+    assert versions == sorted(versions) and versions[0] == 1
+    assert await database.migrate() == versions[-1]  # second run: nothing to do
+    assert [r[0] for r in await rows(database, "SELECT version FROM schema_version")] == versions
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_newer_schema_is_refused(database):
+    await rows(database, "INSERT INTO schema_version (version, name, applied) VALUES (9999, 'x', 0)")
+    with pytest.raises(RuntimeError, match="newer than this OverC knows"):
+        await database.migrate()
+
+
+def test_migration_files_split_into_statements():
+    for _, name, script in load_migrations():
+        statements = split_statements(script)
+        assert statements, name
+        assert all(not s.endswith(";") for s in statements)
+
+
+@pytest_twisted.ensureDeferred
+async def test_register_is_first_come(database):
+    store = Store(database, Grace())
+    first, created = await store.register_server("web1", "h1", "10.0.0.1", T0)
+    again, created_again = await store.register_server("web1", "h2", "10.0.0.2", T0)
+    assert created and not created_again and again == first and first.key_hash == "h1"
+    assert await store.get_server("web1") == first
+    assert await store.get_server("WEB1") is None  # names are exact
+    assert await store.get_server("nobody") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_ingest_writes_state_history_perfdata_and_alerts(database):
+    store = Store(database, Grace())
+    server_id = await new_server(store)
+    metric = Metric("/var", 91.0, "%", "90", "95", 0.0, 100.0)
+    results = await store.ingest([IngestItem(server_id, "10.0.0.9", T0, reports=[
+        Report("app", "OK", "up", 60),
+        Report("disk", "WARN", "DISK WARNING - /var 91%", 300, metrics=(metric,)),
+    ])])
+    assert results == [None]
+    services = await rows(database, "SELECT name, state, info, period, last_time, deadline, stale"
+                                    " FROM services ORDER BY name")
+    assert services == [("app", "OK", "up", 60, T0, T0 + 66, 0),
+                        ("disk", "WARN", "DISK WARNING - /var 91%", 300, T0, T0 + 330, 0)]
+    assert len(await rows(database, "SELECT id FROM states")) == 2
+    assert await rows(database, "SELECT label, value, uom, warn, crit, min, max FROM perfdata") == [
+        ("/var", 91.0, "%", "90", "95", 0.0, 100.0)]
+    assert await rows(database, "SELECT kind, severity, message, state, info FROM alerts") == [
+        ("state", "WARN", 'First report: "WARN"', "WARN", "DISK WARNING - /var 91%")]
+    assert await rows(database, "SELECT ip, last_seen FROM servers") == [("10.0.0.9", T0)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_requests_in_one_batch_fold_in_order(database):
+    store = Store(database, Grace())
+    a, b = await new_server(store, "a"), await new_server(store, "b")
+    items = [
+        IngestItem(a, "1", T0, reports=[Report("svc", "OK", "1", 60)]),
+        IngestItem(b, "2", T0, reports=[Report("svc", "FAIL", "x", 60)]),
+        IngestItem(a, "1", T0 + 1, reports=[Report("svc", "WARN", "2", 60),
+                                            Report("svc", "FAIL", "3", 30)]),
+    ]
+    assert await store.ingest(items) == [None, None, None]
+    current = await rows(database, "SELECT s.name, v.name, s.state, s.info, s.period FROM services s"
+                                   " JOIN servers v ON v.id = s.server_id ORDER BY v.name")
+    assert current == [("svc", "a", "FAIL", "3", 30), ("svc", "b", "FAIL", "x", 60)]
+    messages = await rows(database, "SELECT message FROM alerts ORDER BY id")
+    assert [m[0] for m in messages] == ['First report: "FAIL"', 'State changed: "OK" -> "WARN"',
+                                        'State changed: "WARN" -> "FAIL"']
+    assert len(await rows(database, "SELECT id FROM states")) == 4
+
+
+@pytest_twisted.ensureDeferred
+async def test_late_report_goes_to_history_only(database):
+    store = Store(database, Grace())
+    server_id = await new_server(store)
+    await store.ingest([IngestItem(server_id, "1", T0, reports=[Report("app", "OK", "now", 60)])])
+    await store.ingest([IngestItem(server_id, "1", T0 + 5, reports=[
+        Report("app", "FAIL", "earlier", 60, time=T0 - 100)])])
+    assert await rows(database, "SELECT state, info, last_time FROM services") == [
+        ("OK", "now", T0)]
+    history = await rows(database, "SELECT time, state, late FROM states ORDER BY time")
+    assert history == [(T0 - 100, "FAIL", 1), (T0, "OK", 0)]
+    assert await rows(database, "SELECT id FROM alerts") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_stale_service_reports_online_and_ack_ends_on_change(database):
+    store = Store(database, Grace())
+    server_id = await new_server(store)
+    await store.ingest([IngestItem(server_id, "1", T0, reports=[Report("app", "FAIL", "", 60)])])
+    await rows(database, "UPDATE services SET stale = 1, acked = 1")
+    await store.ingest([IngestItem(server_id, "1", T0 + 100, reports=[
+        Report("app", "FAIL", "", 60)])])
+    assert await rows(database, "SELECT stale, acked FROM services") == [(0, 1)]
+    await store.ingest([IngestItem(server_id, "1", T0 + 101, reports=[
+        Report("app", "OK", "", 60)])])
+    assert await rows(database, "SELECT stale, acked FROM services") == [(0, 0)]
+    kinds = await rows(database, "SELECT kind, severity FROM alerts ORDER BY id")
+    assert kinds == [("state", "FAIL"), ("online", "OK"), ("state", "OK")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_api_alerts_create_their_service_without_period(database):
+    store = Store(database, Grace())
+    server_id = await new_server(store)
+    await store.ingest([IngestItem(server_id, "1", T0, alerts=[
+        AlertRequest("System down"), AlertRequest("Cannot check", "queue")])])
+    assert await rows(database, "SELECT name, state, period, deadline FROM services") == [
+        ("queue", None, None, None)]
+    alerts = await rows(database, "SELECT kind, severity, message, service_id IS NULL FROM alerts"
+                                  " ORDER BY id")
+    assert alerts == [("api", "FAIL", "System down", 1), ("api", "FAIL", "Cannot check", 0)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_unicode_and_near_equal_names_stay_distinct(database):
+    store = Store(database, Grace())
+    server_id = await new_server(store, "сервер-1 🚀")
+    names = ["app", "app ", "App", "прил", "😀" * 16]
+    await store.ingest([IngestItem(server_id, "1", T0, reports=[
+        Report(n, "OK", "Ünïcödé ✓ 😀", 60) for n in names])])
+    stored = await rows(database, "SELECT name, info FROM services")
+    assert sorted(stored) == sorted((n, "Ünïcödé ✓ 😀") for n in names)
+    assert (await store.get_server("сервер-1 🚀")).id == server_id
+
+
+@pytest_twisted.ensureDeferred
+async def test_deleted_server_fails_only_its_own_item(database):
+    store = Store(database, Grace())
+    a, b = await new_server(store, "a"), await new_server(store, "b")
+    await rows(database, "DELETE FROM servers WHERE id = ?", b)
+    results = await store.ingest([
+        IngestItem(a, "1", T0, reports=[Report("x", "OK", "", 60)]),
+        IngestItem(b, "1", T0, reports=[Report("x", "OK", "", 60)]),
+    ])
+    assert results[0] is None and isinstance(results[1], ServerGone)
+    assert await rows(database, "SELECT server_id FROM services") == [(a,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_deleting_a_server_removes_its_data(database):
+    store = Store(database, Grace())
+    server_id = await new_server(store)
+    await store.ingest([IngestItem(server_id, "1", T0, reports=[
+        Report("d", "WARN", "x", 60, metrics=(Metric("a", 1.0),))])])
+    await rows(database, "DELETE FROM servers WHERE id = ?", server_id)
+    for table in ("services", "states", "perfdata", "alerts"):
+        assert await rows(database, f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+
+
+@pytest_twisted.ensureDeferred
+async def test_batch_cost_is_a_fixed_number_of_statements(database, monkeypatch):
+    """Group commit only pays if a batch of N requests is not N round trips to MariaDB."""
+    if database.dialect.name != "mysql":
+        pytest.skip("SQLite runs in-process: no round trips to count")
+    store = Store(database, Grace())
+    ids = [await new_server(store, f"s{n}") for n in range(60)]
+    report = [Report("app", "OK", "", 60), Report("disk", "WARN", "d", 60,
+                                                  metrics=(Metric("a", 1.0),))]
+    await store.ingest([IngestItem(i, "1", T0, reports=report) for i in ids])  # creates services
+    import pymysql
+
+    calls = []
+    original = pymysql.connections.Connection.query
+
+    def counting(self, sql, unbuffered=False):
+        calls.append(sql)
+        return original(self, sql, unbuffered)
+
+    monkeypatch.setattr(pymysql.connections.Connection, "query", counting)
+    await store.ingest([IngestItem(i, "1", T0 + 1, reports=report) for i in ids])
+    statements = [s for s in calls if not str(s).strip().upper().startswith(("BEGIN", "COMMIT"))]
+    assert 0 < len(statements) <= 8, statements[:20]
