@@ -32,6 +32,15 @@ def was_away(now: float, last_tick: float, interval: float) -> bool:
     return now - last_tick > away_threshold(interval)
 
 
+def heartbeat_due(now: float, last_tick: float, interval: float) -> bool:
+    """Whether an idle tick must write ``last_tick`` (a write costs a commit to disk).
+
+    Writing it at least three times per away threshold keeps a running OverC from ever looking
+    away; the ticks in between are read-only and cost no disk flush.
+    """
+    return now - last_tick >= away_threshold(interval) / 3.0
+
+
 def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
     """A portable SQL expression for ``now + period + grace.for_period(period)``.
 

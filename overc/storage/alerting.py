@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from overc.config import Grace
-from overc.monitoring.rules import fresh_deadline_sql, offline_message, was_away
+from overc.monitoring.rules import (
+    fresh_deadline_sql, heartbeat_due, offline_message, was_away,
+)
 from overc.notify.rules import (
     AlertView, HeldAlert, Route, decide_release, decide_repeat, group_by_server, is_silenced,
     route_alert,
@@ -33,7 +35,7 @@ PENDING, DISPATCHED, HELD, SUPERSEDED = 0, 1, 2, 3
 class TickResult:
     """What one watchdog tick did."""
 
-    expired: list[tuple[int, int]] = field(default_factory=list)  # (service_id, alert_id)
+    expired: list[int] = field(default_factory=list)  # services that went stale
     refreshed: int = 0  # services given a fresh period (restart awareness)
     away_since: float | None = None  # last tick before the gap, when one was found
 
@@ -203,6 +205,19 @@ def _txn_lock(cursor: Cursor, job: int, now: float) -> float:
 
 def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace,
                        limit: int) -> TickResult:
+    # The common tick finds nothing: answer it read-only (no lock, no write, no disk flush).
+    last_seen = cursor.execute("SELECT last_tick FROM coordination WHERE id = ?",
+                               (WATCHDOG,)).fetchone()
+    if last_seen is None:
+        raise RuntimeError("the coordination table has no watchdog row: run the migrations")
+    if not was_away(now, last_seen[0], interval) and not heartbeat_due(
+        now, last_seen[0], interval
+    ):
+        due = cursor.execute(
+            "SELECT id FROM services WHERE stale = 0 AND deadline < ? LIMIT 1", (now,)
+        ).fetchone()
+        if due is None:
+            return TickResult()
     last_tick = _txn_lock(cursor, WATCHDOG, now)
     refreshed = 0
     away_since = None
@@ -243,24 +258,18 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
             ).fetchall()
         }
         claimed.extend(row for row in chunk if row[0] in stale_now)
+    # Only placeholders in VALUES: pymysql turns executemany into one multi-row INSERT then
+    # (a literal there makes it one round trip per row).
     cursor.executemany(
         "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info,"
-        " dispatched) VALUES (?, ?, ?, 'offline', 'FAIL', ?, ?, ?, 0)",
+        " dispatched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (row[1], row[0], now, offline_message(now, row[3], row[2]), row[4], row[5])
+            (row[1], row[0], now, "offline", "FAIL", offline_message(now, row[3], row[2]),
+             row[4], row[5], PENDING)
             for row in claimed
         ],
     )
-    # Read back the ids: one query, the alerts of this tick are the newest offline ones.
-    ids = [row[0] for row in claimed]
-    expired: list[tuple[int, int]] = []
-    for chunk in _chunks(ids):
-        expired.extend(cursor.execute(
-            f"SELECT service_id, MAX(id) FROM alerts WHERE service_id IN ({_marks(chunk)})"
-            " AND kind = 'offline' AND time = ? GROUP BY service_id",
-            (*chunk, now),
-        ).fetchall())
-    return TickResult(sorted(expired), refreshed, away_since)
+    return TickResult(sorted(row[0] for row in claimed), refreshed, away_since)
 
 
 def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],

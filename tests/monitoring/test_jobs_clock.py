@@ -78,7 +78,7 @@ class FakeTickStore:
 def test_watchdog_drains_a_storm_and_reports_health():
     clock = Clock()
     clock.advance(100)
-    store = FakeTickStore([TickResult([(1, 1), (2, 2)]), TickResult([(3, 3)]), TickResult()])
+    store = FakeTickStore([TickResult([1, 2]), TickResult([3]), TickResult()])
     seen = []
     watchdog = Watchdog(store, clock, interval=1.0, grace=Grace(), batch=2,
                         on_expired=seen.append)

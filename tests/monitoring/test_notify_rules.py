@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from overc.config import ConfigError, Grace, load_config
-from overc.monitoring.rules import fresh_deadline, offline_message, was_away
+from overc.monitoring.rules import fresh_deadline, heartbeat_due, offline_message, was_away
 from overc.notify.channels import parse_channel, parse_channels
 from overc.notify.rules import (
     AlertView, HeldAlert, Route, backoff_delay, command_environment, decide_release,
@@ -138,6 +138,8 @@ def test_offline_message_and_away_rules():
     assert offline_message(1075.0, 1000.0, 60) == "No report for 75 s (period 60 s)"
     assert not was_away(100.0, 99.0, 1.0)
     assert was_away(100.0, 94.0, 1.0)
+    # idle ticks write the heartbeat often enough that a running OverC never looks away
+    assert not heartbeat_due(101.0, 100.0, 1.0) and heartbeat_due(101.7, 100.0, 1.0)
     assert fresh_deadline(100.0, 60, Grace()) == 166.0
     assert fresh_deadline(100.0, 5, Grace()) == 106.0  # grace at least 1 s
 
