@@ -79,3 +79,27 @@ async def database(database_url: str, tmp_path: Path):
     await db.migrate()
     yield db
     db.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mysql"])
+def push_server(request, tmp_path_factory):
+    """One real server per test module and database (starting twistd costs a second or two)."""
+    from realserver import running_server
+
+    workdir = tmp_path_factory.mktemp(f"server-{request.param}")
+    database = None
+    name = None
+    if request.param == "mysql":
+        require_mysql()
+        database, name = _unique_mysql_url()
+    try:
+        with running_server(workdir, database=database) as server:
+            server.kind = request.param
+            yield server
+    finally:
+        if name:
+            connection = _mysql_connect(MYSQL_URL)
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            connection.close()
+

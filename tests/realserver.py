@@ -137,6 +137,31 @@ class RealServer:
         except OSError:
             return ""
 
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Read the server's database directly (SQLite file or MariaDB), for assertions."""
+        if self.database.startswith("sqlite"):
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(self.db_path, timeout=10)) as connection:
+                rows = connection.execute(sql, params).fetchall()
+                connection.commit()
+                return rows
+        import pymysql
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(self.database)
+        connection = pymysql.connect(
+            host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
+            user=unquote(parts.username or "root"), password=unquote(parts.password or ""),
+            database=unquote(parts.path.lstrip("/")), charset="utf8mb4", autocommit=True,
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql.replace("?", "%s"), params or None)
+                return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            connection.close()
+
     def post(self, path: str, body: object | bytes, headers: dict | None = None):
         return http("POST", self.url + path.lstrip("/"), body, headers)
 

@@ -1,0 +1,154 @@
+"""The server as an operator meets it: twistd, config errors, closed registration, outages."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from realserver import ROOT, RealServer, running_server
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def twistd(*args, cwd, timeout=30):
+    return subprocess.run([*TWISTD, "-n", "--pidfile=", *args], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_twistd_lists_the_plugins(tmp_path):
+    out = subprocess.run([*TWISTD, "--help"], env=ENV, capture_output=True, text=True).stdout
+    assert "overc " in out and "overcli-monitor" in out
+
+
+def test_a_config_error_is_one_line_naming_file_section_and_key(tmp_path):
+    config = tmp_path / "server.ini"
+    config.write_text("[overc]\ngrace = soon\n")
+    result = twistd("overc", "server", "--config", str(config), cwd=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"overc: config error: {config} [overc] grace: 'soon' is not a duration"
+                     " (like 30s, 15m, 12h, 90d)"], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_refuses_to_listen_beyond_loopback_without_users(tmp_path):
+    result = twistd("overc", "server", "--listen", "tcp:0", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "[ui] users: the server would listen beyond loopback (tcp:0) with no users" in \
+        result.stderr
+    assert not (tmp_path / "overc.db").exists()
+
+
+def test_password_hash_command(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "overc.passwords", "admin"], input="hunter2\n",
+                            env=ENV, capture_output=True, text=True)
+    user, _, hashed = result.stdout.strip().partition(":")
+    assert result.returncode == 0 and user == "admin"
+    from overc.passwords import verify_secret
+
+    assert verify_secret("hunter2", hashed) and not verify_secret("hunter3", hashed)
+    config = tmp_path / "s.ini"
+    config.write_text(f"[overc]\nlisten = tcp:0\n[ui]\nusers = {result.stdout.strip()}\n")
+    from overc.config import load_config_file
+
+    assert load_config_file(config, {}).auth_required
+
+
+def test_defaults_with_no_config_use_sqlite_in_the_current_folder(tmp_path):
+    server = RealServer(tmp_path)
+    server.database = "sqlite:///overc.db"  # relative: the server's current folder
+    server.start()
+    try:
+        assert server.post("api/ping", {"server": {"name": "a", "key": "b"}})[0] == 200
+        assert (tmp_path / "overc.db").exists()
+    finally:
+        server.stop()
+
+
+def test_tac_file_reads_overc_config(tmp_path):
+    port = RealServer(tmp_path).port
+    config = tmp_path / "tac.ini"
+    config.write_text(f"[overc]\nlisten = tcp:{port}:interface=127.0.0.1\n"
+                      f"database = sqlite:///tac.db\n")
+    process = subprocess.Popen([*TWISTD, "-n", "--pidfile=", "-y", str(ROOT / "overc.tac")],
+                               cwd=tmp_path, env={**ENV, "OVERC_CONFIG": str(config)},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        server = RealServer(tmp_path, port=port)
+        server.process = process
+        server.wait_healthy()
+        assert server.post("api/ping", {"server": {"name": "t", "key": "k"}})[0] == 200
+        assert (tmp_path / "tac.db").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+
+
+def test_closed_registration(tmp_path):
+    with running_server(tmp_path, config_text="[overc]\nregistration = closed\n") as server:
+        status, _, body = server.post("api/ping", {"server": {"name": "new", "key": "k"}})
+        assert (status, body) == (403, {"error": "Invalid server key"})
+        assert server.query("SELECT COUNT(*) FROM servers") == [(0,)]
+
+
+def test_unreachable_database_answers_503_and_recovers_nothing_lost(tmp_path):
+    # Port 9 on loopback: connection refused, as when MariaDB is down.
+    with running_server(tmp_path, database="mysql://root@127.0.0.1:9/overc", wait=False) as server:
+        server.wait_listening()
+        status, headers, body = server.post(
+            "api/set/service/status",
+            {"server": {"name": "a", "key": "k"}, "period": 60, "services": []})
+        assert status == 503 and headers["Retry-After"] == "5"
+        assert body == {"error": "The database is unavailable; retry later"}
+        status, _, health = server.get("healthz")
+        assert status == 503 and health["ok"] is False and health["database"]["ok"] is False
+        assert "Traceback" not in json.dumps(body)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mysql"])
+def test_every_acknowledged_report_survives_sigkill(tmp_path, kind, request):
+    """Push from 6 threads, SIGKILL the server mid-stream, restart: every 200 is in the database."""
+    database = request.getfixturevalue("mysql_url") if kind == "mysql" else None
+    server = RealServer(tmp_path, database=database).start()
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def pusher(n: int) -> None:
+        for i in range(100000):
+            if stop.is_set():
+                return
+            info = f"t{n}-{i}"
+            try:
+                status, _, _ = server.post("api/set/service/status", {
+                    "server": {"name": f"h{n}", "key": "k"}, "period": 60,
+                    "services": [{"name": "svc", "state": "OK", "info": info}]})
+            except OSError:
+                return
+            if status == 200:
+                with lock:
+                    acknowledged.append(info)
+
+    threads = [threading.Thread(target=pusher, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    server.kill()
+    stop.set()
+    for thread in threads:
+        thread.join(15)
+    assert len(acknowledged) > 50
+    server.start()
+    try:
+        stored = {row[0] for row in server.query("SELECT info FROM states")}
+        missing = [info for info in acknowledged if info not in stored]
+        assert missing == []
+    finally:
+        server.stop()
