@@ -80,12 +80,13 @@ class ReadAPI:
 
     async def _check_forgery(self, request: IRequest, identity: Identity) -> None:
         method = request.method
-        content_type = (request.getHeader(b"content-type") or "").split(";")[0].strip().lower()
+        raw_type = request.getHeader(b"content-type") or b""
+        content_type = raw_type.decode("latin-1").split(";")[0].strip().lower()
         if method != b"DELETE" and content_type != "application/json":
             raise Forbidden("send a JSON body with Content-Type: application/json")
         if identity.via == "session" or (identity.via == "open"
                                          and request.getCookie(b"overc_nonce")):
-            token = request.getHeader(b"x-csrf-token")
+            token = (request.getHeader(b"x-csrf-token") or b"").decode("latin-1")
             if not await self.auth.check_csrf(request, identity.user, token):
                 raise Forbidden("missing or stale X-CSRF-Token header")
 

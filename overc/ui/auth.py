@@ -145,7 +145,7 @@ class Auth:
 
     async def basic_user(self, request: IRequest) -> str | None:
         header = request.getHeader(b"authorization")
-        if not header or not header.lower().startswith("basic "):
+        if not header or not header[:6].lower() == b"basic ":
             return None
         try:
             name, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")

@@ -149,7 +149,7 @@ class UI:
         ).hexdigest()[:24]
         etag = f'"{tag}"'.encode("ascii")
         request.setHeader(b"etag", etag)
-        if request.getHeader(b"if-none-match") == etag.decode("ascii"):
+        if request.getHeader(b"if-none-match") == etag:
             request.setResponseCode(304)
             return True
         return False
