@@ -1,0 +1,167 @@
+"""Group commit and server-key verification, with Deferreds and task.Clock (no database)."""
+from __future__ import annotations
+
+import pytest
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import Clock
+
+from overc.groupcommit import GroupCommit
+from overc.passwords import hash_secret
+from overc.payload import ServerIdentity
+from overc.serverkeys import InvalidKey, ServerKeys
+from overc.storage.db import DatabaseUnavailable
+from overc.storage.store import ServerRecord
+
+
+class ManualCommit:
+    """A commit function whose transactions finish when the test says so."""
+
+    def __init__(self):
+        self.calls: list[tuple[list, Deferred]] = []
+
+    def __call__(self, items):
+        done: Deferred = Deferred()
+        self.calls.append((list(items), done))
+        return done
+
+
+def outcomes(deferreds):
+    seen = []
+    for d in deferreds:
+        d.addCallbacks(lambda _: seen.append("ok"), lambda f: seen.append(f.value))
+    return seen
+
+
+def test_requests_arriving_during_a_transaction_share_the_next_one():
+    commit = ManualCommit()
+    group = GroupCommit(commit)
+    first = group.submit("a")
+    waiting = [group.submit(x) for x in "bcd"]
+    assert [items for items, _ in commit.calls] == [["a"]]
+    seen = outcomes([first, *waiting])
+    assert seen == []  # nobody is answered before commit
+    commit.calls[0][1].callback([None])
+    assert seen == ["ok"]
+    assert [items for items, _ in commit.calls] == [["a"], ["b", "c", "d"]]
+    commit.calls[1][1].callback([None, None, None])
+    assert seen == ["ok"] * 4 and group.batches == 2 and group.items == 4
+
+
+def test_batch_size_is_bounded():
+    commit = ManualCommit()
+    group = GroupCommit(commit, max_batch=2)
+    group.submit(0)
+    for n in range(1, 6):
+        group.submit(n)
+    commit.calls[0][1].callback([None])
+    commit.calls[1][1].callback([None, None])
+    assert [items for items, _ in commit.calls] == [[0], [1, 2], [3, 4]]
+
+
+def test_per_item_errors_reach_only_their_request():
+    commit = ManualCommit()
+    group = GroupCommit(commit)
+    blocker = group.submit("x")
+    a, b = group.submit("a"), group.submit("b")
+    seen = outcomes([a, b])
+    commit.calls[0][1].callback([None])
+    gone = KeyError("gone")
+    commit.calls[1][1].callback([None, gone])
+    assert seen == ["ok", gone]
+    assert blocker.called
+
+
+def test_split_after_failure_isolates_the_bad_item():
+    commit = ManualCommit()
+    group = GroupCommit(commit)
+    group.submit("first")
+    items = [group.submit(x) for x in ("a", "bad", "c")]
+    seen = outcomes(items)
+    commit.calls[0][1].callback([None])
+    commit.calls[1][1].errback(ValueError("constraint"))  # the batch of three fails
+    # ... and is retried one at a time:
+    commit.calls[2][1].callback([None])
+    commit.calls[3][1].errback(ValueError("bad row"))
+    commit.calls[4][1].callback([None])
+    assert [items for items, _ in commit.calls][2:] == [["a"], ["bad"], ["c"]]
+    assert seen[0] == "ok" and isinstance(seen[1], ValueError) and seen[2] == "ok"
+
+
+def test_database_unavailable_fails_the_whole_batch_without_retry():
+    commit = ManualCommit()
+    group = GroupCommit(commit)
+    group.submit("first")
+    seen = outcomes([group.submit(x) for x in ("a", "b")])
+    commit.calls[0][1].callback([None])
+    down = DatabaseUnavailable("refused")
+    commit.calls[1][1].errback(down)
+    assert seen == [down, down] and len(commit.calls) == 2
+
+
+class FakeStore:
+    def __init__(self):
+        self.servers: dict[str, ServerRecord] = {}
+        self.lookups = 0
+
+    async def get_server(self, name):
+        self.lookups += 1
+        return self.servers.get(name)
+
+    async def register_server(self, name, key_hash, ip, now):
+        if name in self.servers:
+            return self.servers[name], False
+        self.servers[name] = ServerRecord(len(self.servers) + 1, name, key_hash)
+        return self.servers[name], True
+
+
+def run(coroutine):
+    result = []
+    ensureDeferred(coroutine).addBoth(result.append)
+    value = result[0]
+    if hasattr(value, "raiseException"):
+        value.raiseException()
+    return value
+
+
+def test_trust_on_first_use_then_cached_verification():
+    store, clock = FakeStore(), Clock()
+    keys = ServerKeys(store, clock, ttl=60)
+    web1 = ServerIdentity("web1", "s3cret")
+    assert run(keys.authenticate(web1, "1.2.3.4")) == 1
+    assert "s3cret" not in store.servers["web1"].key_hash
+    assert run(keys.authenticate(web1, "1.2.3.4")) == 1
+    assert store.lookups == 1  # the second call was served from the cache
+    clock.advance(61)
+    assert run(keys.authenticate(web1, "1.2.3.4")) == 1
+    assert store.lookups == 2
+
+
+def test_wrong_key_is_refused_and_remembered():
+    store, clock = FakeStore(), Clock()
+    store.servers["web1"] = ServerRecord(7, "web1", hash_secret("right", 1000))
+    keys = ServerKeys(store, clock)
+    with pytest.raises(InvalidKey):
+        run(keys.authenticate(ServerIdentity("web1", "wrong"), "x"))
+    with pytest.raises(InvalidKey):
+        run(keys.authenticate(ServerIdentity("web1", "wrong"), "x"))
+    assert store.lookups == 1
+    assert run(keys.authenticate(ServerIdentity("web1", "right"), "x")) == 7  # not poisoned
+
+
+def test_closed_registration_refuses_unknown_names():
+    store = FakeStore()
+    keys = ServerKeys(store, Clock(), registration_open=False)
+    with pytest.raises(InvalidKey):
+        run(keys.authenticate(ServerIdentity("new", "k"), "x"))
+    assert store.servers == {}
+
+
+def test_forget_drops_the_cache_after_a_key_reset():
+    store, clock = FakeStore(), Clock()
+    keys = ServerKeys(store, clock)
+    run(keys.authenticate(ServerIdentity("web1", "old"), "x"))
+    store.servers["web1"] = ServerRecord(1, "web1", hash_secret("new", 1000))
+    assert run(keys.authenticate(ServerIdentity("web1", "old"), "x")) == 1  # cached
+    keys.forget("web1")
+    with pytest.raises(InvalidKey):
+        run(keys.authenticate(ServerIdentity("web1", "old"), "x"))
