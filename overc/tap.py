@@ -19,6 +19,7 @@ from overc.api.push import PushAPI
 from overc.config import ConfigError, ServerConfig, load_config_file
 from overc.groupcommit import GroupCommit
 from overc.health import Health
+from overc.loglevel import apply_loglevel
 from overc.serverkeys import ServerKeys
 from overc.storage.db import Database, DatabaseUnavailable
 from overc.storage.store import Store
@@ -165,6 +166,8 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     root = Root(push.resource(), health, extra)
     site = make_site(root, config.access_log)
     strports.service(config.listen, site, reactor=reactor).setServiceParent(top)
+    if config.loglevel != "debug":
+        reactor.callWhenRunning(apply_loglevel, config.loglevel)
     return ServerParts(config, db, database_service, store, keys, push, health, root, site,
                        top, extra)
 

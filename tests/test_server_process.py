@@ -152,3 +152,13 @@ def test_every_acknowledged_report_survives_sigkill(tmp_path, kind, request):
         assert missing == []
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("level, shown", [("info", True), ("warn", False)])
+def test_loglevel_filters_the_log(tmp_path, level, shown):
+    with running_server(tmp_path, config_text=f"[overc]\nloglevel = {level}\n") as server:
+        server.post("api/ping", {"server": {"name": "logged", "key": "k"}})
+        server.post("api/ping", {"server": {"name": "logged", "key": "bad"}})
+    log = server.log_text()
+    assert ("Registered new server 'logged'" in log) is shown, log[-2000:]
+    assert ("Refused server 'logged'" in log) is shown
