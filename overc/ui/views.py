@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 #: Display rank: worst first. "STALE" is a service whose deadline passed (not a reported FAIL).
 RANK = {"FAIL": 0, "STALE": 1, "WARN": 2, "UNK": 3, "OK": 4, None: 5}
-ICON = {"OK": "✓", "WARN": "▲", "FAIL": "✖", "UNK": "?", "STALE": "⌛", None: "·"}
+ICON = {"OK": "✓", "WARN": "▲", "FAIL": "✖", "UNK": "?", "STALE": "◔", None: "·"}
 STATES = ("FAIL", "STALE", "WARN", "UNK", "OK")
 
 
@@ -198,8 +198,8 @@ def _number(value: float) -> str:
 def chart(points: Sequence, start: float, end: float, width: int = 720,
           height: int = 140, tz_label: str = "UTC") -> Chart:
     """Geometry of one perfdata metric: points are PerfPoints of one label, oldest first."""
-    label = points[0].label
-    uom = points[0].uom or ""
+    label = points[-1].label
+    uom = points[-1].uom or ""
     pad_left, pad_bottom, pad_top = 56, 18, 6
     plot_w, plot_h = width - pad_left - 4, height - pad_bottom - pad_top
     columns = max(1, int(plot_w / 2))

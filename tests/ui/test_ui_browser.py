@@ -1,0 +1,169 @@
+"""The UI in a real browser (Debian's Chromium driven by Playwright) against a real server.
+
+Skips when Chromium or Playwright is missing, except with CI=true where that is a failure.
+Runs on SQLite and on MariaDB (``database_url`` from tests/conftest.py).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from overc.passwords import hash_secret
+from realserver import running_server
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
+PASSWORD = "s3cret pass"
+
+
+def _playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not shutil.which(CHROMIUM):
+        if IN_CI:
+            pytest.fail("CI needs the chromium package and the playwright Python package")
+        pytest.skip("chromium or playwright (Python package) is not installed")
+    return sync_playwright
+
+
+def push(server, name: str, services: list[dict], period: int = 60, key: str = "k") -> None:
+    status, _, body = server.post("/api/set/service/status", {
+        "server": {"name": name, "key": key}, "period": period, "services": services})
+    assert status == 200, body
+
+
+def seed(server) -> None:
+    """A small, realistic estate for the screenshots: history first (late results), then now."""
+    now = time.time()
+    for step in range(48, 0, -1):
+        t = now - step * 1800
+        usage = 60 + (48 - step) * 0.6 + (step % 5)
+        push(server, "web1", [
+            {"name": "disk", "state": "WARN" if usage > 85 else "OK", "time": t,
+             "info": f"DISK {'WARNING' if usage > 85 else 'OK'} - /var {usage:.0f}%"
+                     f" | /var={usage:.1f}%;85;95;0;100"},
+            {"name": "load", "state": "OK", "time": t,
+             "info": f"OK - load average: {1 + step % 7 / 3:.2f} | load1={1 + step % 7 / 3:.2f};4;8;0"},
+        ])
+    estate = {
+        "web1": [("nginx", "OK", "HTTP OK: 200 in 0.012 s"), ("app", "OK", "up 32h")],
+        "web2": [("nginx", "OK", "HTTP OK"), ("app", "FAIL", "Connection refused"),
+                 ("disk", "OK", "DISK OK - / 41%"), ("load", "OK", "load 0.4")],
+        "db1": [("mysql", "OK", "Uptime: 812345"), ("replication", "WARN", "lag 45 s"),
+                ("disk", "OK", "DISK OK"), ("backup", "UNKNOWN", "no backup file")],
+        "mail": [("postfix", "OK", "queue 3"), ("smtp", "OK", "220 ready")],
+    }
+    for name, services in estate.items():
+        push(server, name, [{"name": n, "state": s, "info": i} for n, s, i in services])
+
+
+def test_browser_end_to_end(tmp_path, database_url):
+    sync_playwright = _playwright()
+    config = f"[ui]\nusers = admin:{hash_secret(PASSWORD, iterations=2000)}\n"
+    with running_server(tmp_path, database=database_url, config_text=config) as server:
+        seed(server)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"])
+            try:
+                run_scenario(browser, server, database_url.startswith("sqlite"))
+            finally:
+                browser.close()
+
+
+def run_scenario(browser, server, screenshots: bool) -> None:
+    page = browser.new_page(viewport={"width": 1360, "height": 860})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    base = server.url.rstrip("/")
+
+    # not logged in: sent to the login page; a wrong password is refused
+    page.goto(base + "/")
+    assert "/ui/login" in page.url
+    page.fill("input[name=name]", "admin")
+    page.fill("input[name=password]", "wrong")
+    page.click("#login")
+    assert page.locator(".error").is_visible()
+    errors.clear()  # the refused login's 401 is expected
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login")
+    page.wait_for_url(base + "/ui/")
+    assert page.locator("article.server").count() == 4
+
+    # a service pushed now appears without a reload
+    page.evaluate("window.__noReload = 42")
+    push(server, "web2", [{"name": "queue", "state": "CRITICAL", "info": "3000 items"}])
+    started = time.monotonic()
+    tile = page.locator("a.tile", has_text="queue")
+    tile.wait_for(timeout=5000)
+    assert time.monotonic() - started < 4.0
+    assert page.evaluate("window.__noReload") == 42
+    assert "FAIL" in tile.inner_text()  # the state as text, not only a colour
+    # the filter box
+    page.fill("#filter", "db1")
+    assert page.locator("article.server:not(.hidden)").count() == 1
+    page.fill("#filter", "")
+    if screenshots:
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "overview.png"))
+
+    # the service page with its perfdata chart
+    page.locator("article.server", has_text="web1").locator("a.tile", has_text="disk").click()
+    page.wait_for_selector("figure.chart svg polyline")
+    assert page.locator("figure.chart").count() == 1
+    assert page.locator("svg.timeline rect.tl").count() >= 1
+    points = page.locator("figure.chart polyline").get_attribute("points")
+    assert len(points.split()) > 10
+    if screenshots:
+        page.screenshot(path=str(DOCS / "service.png"), full_page=True)
+
+    # acknowledge with a comment
+    page.fill("form.ack input[name=comment]", "replacing the disk")
+    page.click("#ack")
+    page.wait_for_selector(".flash")
+    assert "acked" in page.locator("#service-head").inner_text()
+    assert "replacing the disk" in page.locator("#service-head").inner_text()
+
+    # silence the server for a day
+    page.click("text=web1 >> nth=0")
+    page.wait_for_url("**/ui/server/*")
+    page.select_option("form.silence select[name=duration]", "86400")
+    page.fill("form.silence input[name=reason]", "maintenance")
+    page.click("text=Silence server")
+    page.wait_for_selector("#server-head .mark-silence")
+    assert "maintenance" in page.locator("#server-head").inner_text()
+
+    # delete a service, after confirming
+    page.locator("table.services a", has_text="load").click()
+    page.click("text=Delete service…")
+    assert "Delete" in page.locator("h1").inner_text()
+    page.click("#confirm-delete")
+    page.wait_for_selector(".flash")
+    assert page.locator("table.services a", has_text="load").count() == 0
+    status, _, body = server.get("/api/servers", headers={"Authorization": _basic()})
+    web1 = [s for s in body["items"] if s["name"] == "web1"][0]
+    assert "load" not in [s["name"] for s in web1["services"]]
+    assert web1["silence_reason"] == "maintenance"
+
+    # log out: the pages are closed again
+    page.click("#logout")
+    page.wait_for_url("**/ui/login**")
+    page.goto(base + "/ui/alerts")
+    assert "/ui/login" in page.url
+    assert not errors, errors  # no CSP violations or script errors
+
+
+def _basic() -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
