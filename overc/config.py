@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from overc.passwords import is_hash
-from overc.storage.url import DatabaseURLError, parse_database_url
+from overc.storage.url import DatabaseURLError, SQLiteTarget, parse_database_url
 
 DEFAULT_DATABASE = "sqlite:///overc.db"
 DEFAULT_LISTEN = "tcp:5000:interface=127.0.0.1"
@@ -31,6 +31,7 @@ OVERC_DEFAULTS = {
     "public-url": "",
     "watchdog-interval": "1",
     "access-log": "off",
+    "processes": "1",
 }
 UI_DEFAULTS = {"users": "", "auth": ""}
 LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
@@ -70,6 +71,7 @@ class ServerConfig:
     public_url: str = ""
     watchdog_interval: float = 1.0
     access_log: bool = False
+    processes: int = 1
     users: Mapping[str, str] = field(default_factory=dict)
     auth_required: bool = False
     #: Raw ``[alert:<name>]`` sections, validated by the notification channels.
@@ -134,6 +136,20 @@ def _split_endpoint(endpoint: str) -> list[str]:
             current.append(char)
     parts.append("".join(current))
     return parts
+
+
+def endpoint_tcp_address(endpoint: str) -> tuple[str, int]:
+    """``(host, port)`` of a ``tcp:``/``tcp6:`` endpoint string; ValueError for other kinds."""
+    parts = _split_endpoint(endpoint)
+    if parts[0].lower() not in ("tcp", "tcp6") or len(parts) < 2:
+        raise ValueError("several processes need a tcp: endpoint (tcp:5000:interface=...)")
+    positional = [p for p in parts[1:] if "=" not in p]
+    params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+    port_text = params.get("port") or (positional[0] if positional else "")
+    if not port_text.isdigit() or int(port_text) == 0:
+        raise ValueError("several processes need a fixed port (not 0)")
+    default = "::" if parts[0].lower() == "tcp6" else "0.0.0.0"
+    return params.get("interface", default) or default, int(port_text)
 
 
 def listen_is_loopback(endpoint: str) -> bool:
@@ -266,6 +282,22 @@ def load_config(
         if auth_mode == "users" and not users:
             raise ConfigError(source, "ui", "users", "auth = users needs at least one user")
 
+    def processes(value: str) -> int:
+        if not value.strip().isdigit() or not 1 <= int(value) <= 64:
+            raise ValueError("a whole number of processes from 1 to 64")
+        return int(value)
+
+    database_url = check("overc", main, "database", database)
+    process_count = check("overc", main, "processes", processes)
+    if process_count > 1:
+        if isinstance(parse_database_url(database_url, base), SQLiteTarget):
+            raise ConfigError(source, "overc", "processes",
+                              "several processes need MySQL/MariaDB (SQLite has one writer)")
+        try:
+            endpoint_tcp_address(listen)
+        except ValueError as e:
+            raise ConfigError(source, "overc", "processes", str(e)) from None
+
     channels = {
         section[len("alert:"):].strip(): dict(parser.items(section))
         for section in parser.sections()
@@ -274,7 +306,7 @@ def load_config(
     return ServerConfig(
         source=source,
         base_dir=base,
-        database=check("overc", main, "database", database),
+        database=database_url,
         listen=listen,
         loglevel=check("overc", main, "loglevel", loglevel),
         grace=check("overc", main, "grace", parse_grace),
@@ -283,6 +315,7 @@ def load_config(
         public_url=main["public-url"][0],
         watchdog_interval=check("overc", main, "watchdog-interval", positive_duration),
         access_log=check("overc", main, "access-log", boolean),
+        processes=process_count,
         users=users,
         auth_required=auth_required,
         channels=channels,

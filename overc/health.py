@@ -1,6 +1,7 @@
 """``GET /healthz``: 200 when the database answers and the timers run, 503 otherwise."""
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from twisted.internet.defer import ensureDeferred
@@ -52,6 +53,7 @@ class Health(Resource):
             status[name] = result
             healthy = healthy and bool(result.get("ok"))
         status["ok"] = healthy
+        status["pid"] = os.getpid()  # which process answered, with [overc] processes > 1
         body = json_body(request, status, 200 if healthy else 503)
         if not request.finished and not getattr(request, "_disconnected", False):
             request.write(body)

@@ -24,6 +24,7 @@ from overc.serverkeys import ServerKeys
 from overc.storage.db import Database, DatabaseUnavailable
 from overc.storage.store import Store
 from overc.web import Root, make_site
+from overc.workers import ReusePortService, worker_monitor
 
 log = Logger()
 
@@ -34,6 +35,9 @@ class ServerOptions(usage.Options):
         ["config", "c", None, "the INI config file (default: none, or $OVERC_CONFIG)"],
         ["listen", "l", None, "a Twisted endpoint, e.g. tcp:5000:interface=127.0.0.1"],
         ["database", "d", None, "sqlite:///overc.db or mysql://user:password@host:3306/overc"],
+    ]
+    optFlags = [
+        ["worker", None, "internal: a worker started by the first process ([overc] processes)"],
     ]
 
     def postOptions(self) -> None:
@@ -165,7 +169,10 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     extra: dict = make_web_resources(config, db, reactor, forget_keys=keys.forget)
     root = Root(push.resource(), health, extra)
     site = make_site(root, config.access_log)
-    strports.service(config.listen, site, reactor=reactor).setServiceParent(top)
+    if config.processes > 1:
+        ReusePortService(config.listen, site, reactor).setServiceParent(top)
+    else:
+        strports.service(config.listen, site, reactor=reactor).setServiceParent(top)
     if config.loglevel != "debug":
         reactor.callWhenRunning(apply_loglevel, config.loglevel)
     return ServerParts(config, db, database_service, store, keys, push, health, root, site,
@@ -174,7 +181,19 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
 
 def makeService(options: Options, reactor: Any = None) -> service.IService:
     server_options = options.subOptions
-    return build_server(server_options["server_config"], reactor).service
+    config = server_options["server_config"]
+    top = build_server(config, reactor).service
+    if config.processes > 1 and not server_options["worker"]:
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        argv = ["overc", "server"]
+        for key in ("config", "listen", "database"):
+            if server_options[key]:
+                argv += [f"--{key}", server_options[key]]
+        worker_monitor(config.processes - 1, argv, reactor).setServiceParent(top)
+    return top
 
 
 def main() -> None:  # pragma: no cover - convenience for `python -m overc.tap`

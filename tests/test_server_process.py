@@ -162,3 +162,51 @@ def test_loglevel_filters_the_log(tmp_path, level, shown):
     log = server.log_text()
     assert ("Registered new server 'logged'" in log) is shown, log[-2000:]
     assert ("Refused server 'logged'" in log) is shown
+
+
+def test_several_processes_share_one_port_on_mariadb(tmp_path, mysql_url):
+    server = RealServer(tmp_path, database=mysql_url,
+                        config_text="[overc]\nprocesses = 2\nwatchdog-interval = 1\n")
+    server.start()
+    try:
+        deadline = time.monotonic() + 20
+        pids: set[int] = set()
+        while len(pids) < 2 and time.monotonic() < deadline:
+            status, _, body = server.get("healthz")  # a new connection each time
+            if status == 200:
+                pids.add(body["pid"])
+        assert len(pids) == 2 and server.process.pid in pids
+        for n in range(40):
+            status, _, _ = server.post("api/set/service/status", {
+                "server": {"name": f"p{n % 4}", "key": "k"}, "period": 60,
+                "services": [{"name": "svc", "state": "OK", "info": str(n)}]})
+            assert status == 200
+        assert server.query("SELECT COUNT(*) FROM states") == [(40,)]
+        assert server.query("SELECT COUNT(*) FROM servers") == [(4,)]
+        worker = (pids - {server.process.pid}).pop()
+        os.kill(worker, signal.SIGKILL)  # a crashed worker is started again
+        deadline = time.monotonic() + 30
+        seen: set[int] = set()
+        while time.monotonic() < deadline and not (seen - pids - {server.process.pid}):
+            try:  # connections queued at the killed worker are reset: clients retry
+                status, _, body = server.get("healthz")
+            except OSError:
+                continue
+            if status == 200:
+                seen.add(body["pid"])
+        assert seen - pids, "the worker was not restarted"
+    finally:
+        server.stop()
+    # Stopping the first process stops its workers.
+    time.sleep(1)
+    out = subprocess.run(["pgrep", "-f", f"--database {mysql_url}"], capture_output=True,
+                         text=True).stdout
+    assert out.strip() == ""
+
+
+def test_several_processes_refuse_sqlite(tmp_path):
+    config = tmp_path / "s.ini"
+    config.write_text("[overc]\nprocesses = 2\nlisten = tcp:5999:interface=127.0.0.1\n")
+    result = twistd("overc", "server", "--config", str(config), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "[overc] processes: several processes need MySQL/MariaDB" in result.stderr

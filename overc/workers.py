@@ -1,0 +1,72 @@
+"""Several server processes on one port: ``[overc] processes = N``.
+
+One Twisted process uses one core (the GIL); OverC keeps no state outside the database, so N
+processes can share the load. Each binds the same TCP port with ``SO_REUSEPORT`` and the kernel
+spreads connections across them. The first process supervises the others with Twisted's
+``ProcessMonitor`` (restarted when they die, stopped with it). Watchdog and notifications run in
+every process and coordinate through the database (SPEC 8), which is why this needs MySQL or
+MariaDB: SQLite has a single writer.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+from twisted.application import service
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.runner.procmon import ProcessMonitor
+
+from overc.config import endpoint_tcp_address
+
+log = Logger()
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket that other processes may bind too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class ReusePortService(service.Service):
+    """Listens for ``site`` on ``listen`` (a tcp endpoint string) with SO_REUSEPORT."""
+
+    def __init__(self, listen: str, site: Any, reactor: Any) -> None:
+        self.host, self.port = endpoint_tcp_address(listen)
+        self.site = site
+        self.reactor = reactor
+        self.listening: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        sock = reuseport_socket(self.host, self.port)
+        try:
+            self.listening = self.reactor.adoptStreamPort(sock.fileno(), sock.family, self.site)
+        finally:
+            sock.close()  # the reactor holds its own duplicate of the descriptor
+
+    def stopService(self):
+        super().stopService()
+        if self.listening is not None:
+            return self.listening.stopListening()
+
+
+def worker_monitor(count: int, argv: list[str], reactor: Any) -> ProcessMonitor:
+    """Supervise ``count`` more copies of this server, each started with ``--worker``."""
+    monitor = ProcessMonitor(reactor=reactor)
+    monitor.threshold = 5
+    monitor.maxRestartDelay = 30
+    command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+               "-n", "--pidfile=", *argv, "--worker"]
+    for number in range(1, count + 1):
+        monitor.addProcess(f"overc-worker-{number}", command, env=dict(os.environ),
+                           cwd=os.getcwd())
+    return monitor
