@@ -1,7 +1,8 @@
 """The baseline of bench/ingest.py: a bare Klein route that parses the JSON body and answers 200.
 
 Default twisted.web Site and Request, as a newcomer would write it: what a database-less
-Klein service costs on this machine, measured in the same run as OverC.
+Klein service costs on this machine, measured in the same run as OverC. With ``tuned`` it skips
+form parsing as OverC's Site does, to show how much of the gap is that one setting.
 """
 import json
 import sys
@@ -21,6 +22,8 @@ def status(request):
 
 
 if __name__ == "__main__":
+    # "tuned": the one Site setting OverC uses too (no form parsing, see PERF-NOTES).
+    tuned = len(sys.argv) > 2 and sys.argv[2] == "tuned"
     endpoint = endpoints.serverFromString(reactor, f"tcp:{sys.argv[1]}:interface=127.0.0.1")
-    endpoint.listen(Site(app.resource()))
+    endpoint.listen(Site(app.resource(), parsePOSTFormSubmission=not tuned))
     reactor.run()

@@ -1,10 +1,12 @@
 """Server identification: trust on first use, salted key hashes, and a verification cache.
 
 A PBKDF2 check costs tens of milliseconds by design, far more than storing a report, so a key
-once verified is remembered (as a digest, never the key itself) for ``ttl`` seconds. Failed
-keys are remembered too, so a client hammering a wrong key costs one hash per ``ttl``. A key
-reset in this process calls :meth:`ServerKeys.forget`; another process sharing the database
-sees it within ``ttl``.
+once verified is remembered (as a SHA-256 digest, never the key itself) together with the
+stored hash it matched. After ``ttl`` seconds the stored hash is read again (a cheap query):
+if it is unchanged the verdict stands without hashing again, so 10,000 servers cost no PBKDF2
+at all in the steady state; if it changed (a key reset by another process) the key is checked
+in full. Failed keys are remembered too, so a client hammering a wrong key costs one hash per
+``ttl``. A reset in this process calls :meth:`ServerKeys.forget` and takes effect at once.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class InvalidKey(Exception):
 class _Verdict:
     digest: bytes
     server_id: int | None  # None: the key was wrong
+    key_hash: str | None  # the stored hash this verdict was made against
     expires: float
 
 
@@ -54,31 +57,41 @@ class ServerKeys:
         now = self.reactor.seconds()
         digest = hashlib.sha256(identity.key.encode("utf-8")).digest()
         verdict = self._verdicts.get(identity.name)
-        if verdict is not None and verdict.expires > now and verdict.digest == digest:
-            if verdict.server_id is None:
-                raise InvalidKey()
-            return verdict.server_id
-        server_id = await self._check(identity, ip, now)
-        if len(self._verdicts) > 100_000:
+        if verdict is not None and verdict.digest == digest:
+            if verdict.expires <= now:
+                record = await self.store.get_server(identity.name)
+                unchanged = (record is not None and record.key_hash == verdict.key_hash
+                             and record.id == verdict.server_id)
+                verdict = verdict if unchanged else None
+                if verdict is not None:
+                    verdict.expires = now + self.ttl
+            if verdict is not None:
+                if verdict.server_id is None:
+                    raise InvalidKey()
+                return verdict.server_id
+        server_id, key_hash = await self._check(identity, ip, now)
+        if len(self._verdicts) > 1_000_000:
             self._verdicts.clear()
-        self._verdicts[identity.name] = _Verdict(digest, server_id, now + self.ttl)
+        self._verdicts[identity.name] = _Verdict(digest, server_id, key_hash, now + self.ttl)
         if server_id is None:
             log.info("Refused server {name!r} from {ip}: invalid key", name=identity.name, ip=ip)
             raise InvalidKey()
         return server_id
 
-    async def _check(self, identity: ServerIdentity, ip: str, now: float) -> int | None:
+    async def _check(self, identity: ServerIdentity, ip: str, now: float
+                     ) -> tuple[int | None, str | None]:
+        """Full check: ``(server id or None if refused, the stored hash it was checked against)``."""
         record = await self.store.get_server(identity.name)
         if record is None:
             if not self.registration_open:
-                return None
+                return None, None
             hashed = await self._in_thread(hash_secret, identity.key, KEY_ITERATIONS)
             record, created = await self.store.register_server(identity.name, hashed, ip, now)
             if created:
                 log.info("Registered new server {name!r} from {ip}", name=identity.name, ip=ip)
-                return record.id
+                return record.id, record.key_hash
         ok = await self._in_thread(verify_secret, identity.key, record.key_hash)
-        return record.id if ok else None
+        return (record.id if ok else None), record.key_hash
 
     async def _in_thread(self, function, *args):
         """Hashing is slow on purpose: keep it off the reactor thread when there is a pool."""

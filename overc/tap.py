@@ -170,7 +170,8 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     root = Root(push.resource(), health, extra)
     site = make_site(root, config.access_log)
     if config.processes > 1:
-        ReusePortService(config.listen, site, reactor).setServiceParent(top)
+        ReusePortService(config.listen, site, reactor,
+                         database_service.when_ready).setServiceParent(top)
     else:
         strports.service(config.listen, site, reactor=reactor).setServiceParent(top)
     if config.loglevel != "debug":

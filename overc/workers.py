@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from twisted.application import service
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.runner.procmon import ProcessMonitor
@@ -39,14 +40,24 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 class ReusePortService(service.Service):
     """Listens for ``site`` on ``listen`` (a tcp endpoint string) with SO_REUSEPORT."""
 
-    def __init__(self, listen: str, site: Any, reactor: Any) -> None:
+    def __init__(self, listen: str, site: Any, reactor: Any,
+                  ready: Callable[[], Deferred] | None = None) -> None:
         self.host, self.port = endpoint_tcp_address(listen)
         self.site = site
         self.reactor = reactor
+        self.ready = ready
         self.listening: IListeningPort | None = None
 
     def startService(self) -> None:
         super().startService()
+        if self.ready is None:
+            self._listen()
+        else:
+            # A process joins the port only once its database is ready: the kernel hands
+            # connections to every socket in the group, and a starting worker would answer 503.
+            self.ready().addCallback(lambda _: self._listen() if self.running else None)
+
+    def _listen(self) -> None:
         sock = reuseport_socket(self.host, self.port)
         try:
             self.listening = self.reactor.adoptStreamPort(sock.fileno(), sock.family, self.site)

@@ -123,7 +123,7 @@ def run(coroutine):
     return value
 
 
-def test_trust_on_first_use_then_cached_verification():
+def test_trust_on_first_use_then_cached_verification(monkeypatch):
     store, clock = FakeStore(), Clock()
     keys = ServerKeys(store, clock, ttl=60)
     web1 = ServerIdentity("web1", "s3cret")
@@ -131,9 +131,29 @@ def test_trust_on_first_use_then_cached_verification():
     assert "s3cret" not in store.servers["web1"].key_hash
     assert run(keys.authenticate(web1, "1.2.3.4")) == 1
     assert store.lookups == 1  # the second call was served from the cache
+    hashed = []
+    import overc.serverkeys
+
+    monkeypatch.setattr(overc.serverkeys, "verify_secret",
+                        lambda *a: hashed.append(a) or True)
     clock.advance(61)
     assert run(keys.authenticate(web1, "1.2.3.4")) == 1
-    assert store.lookups == 2
+    assert store.lookups == 2 and hashed == []  # re-read the stored hash, did not re-hash
+    with pytest.raises(InvalidKey):  # another key is still checked in full
+        monkeypatch.setattr(overc.serverkeys, "verify_secret", lambda *a: False)
+        run(keys.authenticate(ServerIdentity("web1", "other"), "1.2.3.4"))
+
+
+def test_a_key_reset_elsewhere_is_seen_after_the_ttl():
+    store, clock = FakeStore(), Clock()
+    keys = ServerKeys(store, clock, ttl=60)
+    assert run(keys.authenticate(ServerIdentity("web1", "old"), "x")) == 1
+    store.servers["web1"] = ServerRecord(1, "web1", hash_secret("new", 1000))  # other process
+    assert run(keys.authenticate(ServerIdentity("web1", "old"), "x")) == 1  # within the ttl
+    clock.advance(61)
+    with pytest.raises(InvalidKey):
+        run(keys.authenticate(ServerIdentity("web1", "old"), "x"))
+    assert run(keys.authenticate(ServerIdentity("web1", "new"), "x")) == 1
 
 
 def test_wrong_key_is_refused_and_remembered():

@@ -209,3 +209,20 @@ def test_bodies_over_one_mebibyte_are_refused(push_server):
 def test_healthz_and_root(push_server):
     status, _, body = push_server.get("healthz")
     assert status == 200 and body["ok"] is True and body["database"] == {"ok": True}
+
+
+def test_metrics_count_reports_requests_and_alerts(push_server):
+    name = new_name()
+    push(push_server, name, [{"name": "a", "state": "FAIL"}, {"name": "b", "state": "OK"}])
+    push(push_server, name, [], key="wrong")
+    status, _, text = push_server.get("metrics")
+    assert status == 200
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text.decode())
+               for s in family.samples}
+    assert samples[("overc_reports_total", ())] >= 2
+    assert samples[("overc_alerts_total", ())] >= 1
+    assert samples[("overc_push_requests_total", (("status", "403"),))] >= 1
+    assert samples[("overc_push_requests_total", (("status", "200"),))] >= 1

@@ -15,6 +15,8 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from overc.api.jsonio import json_body, json_error
+from overc.metrics import Counters
+from overc.metrics import counters as default_counters
 from overc.groupcommit import GroupCommit
 from overc.payload import (
     ServerIdentity,
@@ -45,12 +47,20 @@ class PushAPI:
         writer: GroupCommit[IngestItem],
         clock: IReactorTime,
         ready: Callable[[], bool] = lambda: True,
+        counters: Counters | None = None,
     ) -> None:
         self.keys = keys
         self.writer = writer
         self.clock = clock
         self.ready = ready
-        self.accepted_reports = 0
+        self.counters = counters if counters is not None else default_counters
+
+    def _answer(self, request: IRequest, status: int, body: dict, field: str | None = None
+                ) -> bytes:
+        self.counters.inc("push_requests", status=str(status))
+        if status == 200:
+            return json_body(request, body)
+        return json_error(request, status, body["error"], field)
 
     def resource(self):
         return self.app.resource()
@@ -74,50 +84,50 @@ class PushAPI:
     async def ping(self, request: IRequest) -> bytes:
         identity = parse_server(parse_body(request.content.read()))
         await self._store(request, identity)
-        return json_body(request, {"pong": 1})
+        return self._answer(request, 200, {"pong": 1})
 
     @app.route("/set/service/status", methods=["POST"])
     async def set_service_status(self, request: IRequest) -> bytes:
         body = parse_body(request.content.read())
         identity, reports = parse_status(body, self.clock.seconds())
         await self._store(request, identity, reports=reports)
-        self.accepted_reports += len(reports)
-        return json_body(request, {"ok": 1})
+        self.counters.inc("reports", len(reports))
+        return self._answer(request, 200, {"ok": 1})
 
     @app.route("/set/alerts", methods=["POST"])
     async def set_alerts(self, request: IRequest) -> bytes:
         identity, alerts = parse_alerts(parse_body(request.content.read()))
         await self._store(request, identity, alerts=alerts)
-        return json_body(request, {"ok": 1})
+        return self._answer(request, 200, {"ok": 1})
 
     # Errors: every one is JSON; only the unexpected ones are logged with their traceback.
 
     @app.handle_errors(ValidationError)
     def _invalid(self, request: IRequest, failure: Failure) -> bytes:
         error = failure.value
-        return json_error(request, 400, error.message, error.field)
+        return self._answer(request, 400, {"error": error.message}, error.field)
 
     @app.handle_errors(InvalidKey)
     def _forbidden(self, request: IRequest, failure: Failure) -> bytes:
-        return json_error(request, 403, "Invalid server key")
+        return self._answer(request, 403, {"error": "Invalid server key"})
 
     @app.handle_errors(DatabaseUnavailable)
     def _unavailable(self, request: IRequest, failure: Failure) -> bytes:
         log.warn("Database unavailable: {error}", error=failure.value)
         request.setHeader(b"Retry-After", RETRY_AFTER)
-        return json_error(request, 503, "The database is unavailable; retry later")
+        return self._answer(request, 503, {"error": "The database is unavailable; retry later"})
 
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Failure) -> bytes:
-        return json_error(request, 404, "Not found")
+        return self._answer(request, 404, {"error": "Not found"})
 
     @app.handle_errors(MethodNotAllowed)
     def _method(self, request: IRequest, failure: Failure) -> bytes:
         allowed = ", ".join(failure.value.valid_methods or ["POST"])
         request.setHeader(b"Allow", allowed.encode("ascii"))
-        return json_error(request, 405, f"Method not allowed (use {allowed})")
+        return self._answer(request, 405, {"error": f"Method not allowed (use {allowed})"})
 
     @app.handle_errors(Exception)
     def _internal(self, request: IRequest, failure: Failure) -> bytes:
         log.failure("Unexpected error in {path}", failure, path=request.path)
-        return json_error(request, 500, "internal error")
+        return self._answer(request, 500, {"error": "internal error"})

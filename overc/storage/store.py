@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from overc.config import Grace
+from overc.metrics import Counters
+from overc.metrics import counters as default_counters
 from overc.payload import AlertRequest, Report
 from overc.rules import API, ServiceSnapshot, apply_report
 from overc.states import FAIL
@@ -41,9 +43,10 @@ class ServerGone(Exception):
 class Store:
     """Plain-value methods, one transaction each, over a :class:`Database`."""
 
-    def __init__(self, db: Database, grace: Grace) -> None:
+    def __init__(self, db: Database, grace: Grace, counters: Counters | None = None) -> None:
         self.db = db
         self.grace = grace
+        self.counters = counters if counters is not None else default_counters
 
     async def get_server(self, name: str) -> ServerRecord | None:
         return await self.db.run(_txn_get_server, name)
@@ -55,7 +58,10 @@ class Store:
 
     async def ingest(self, items: list[IngestItem]) -> list[Exception | None]:
         """Commit every item in one transaction; per item None, or ServerGone."""
-        return await self.db.run(_txn_ingest, items, self.grace)
+        results, alerts = await self.db.run(_txn_ingest, items, self.grace)
+        if alerts:
+            self.counters.inc("alerts", alerts)  # counted once committed
+        return results
 
 
 def _txn_get_server(cursor: Cursor, name: str) -> ServerRecord | None:
@@ -82,7 +88,8 @@ def _chunks(values: list, size: int = 500):
         yield values[start:start + size]
 
 
-def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace) -> list[Exception | None]:
+def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
+                ) -> tuple[list[Exception | None], int]:
     mysql = cursor.dialect.name == "mysql"
     lock = " FOR UPDATE" if mysql else ""
 
@@ -91,15 +98,17 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace) -> list[E
     alive: set[int] = set()
     for chunk in _chunks(server_ids):
         marks = ", ".join("?" * len(chunk))
-        share = " LOCK IN SHARE MODE" if mysql else ""  # no deletion under our feet
-        cursor.execute(f"SELECT id FROM servers WHERE id IN ({marks}){share}", chunk)
+        # Exclusive, in id order, servers before services: two processes ingesting for the
+        # same servers wait for each other instead of deadlocking on a shared-lock upgrade
+        # (the last_seen UPDATE below), and nobody deletes a server under our feet.
+        cursor.execute(f"SELECT id FROM servers WHERE id IN ({marks}) ORDER BY id{lock}", chunk)
         alive.update(row[0] for row in cursor.fetchall())
     results: list[Exception | None] = [
         None if item.server_id in alive else ServerGone() for item in items
     ]
     live = [item for item in items if item.server_id in alive]
     if not live:
-        return results
+        return results, 0
 
     # One read of every service the batch touches, locked for the rest of the transaction.
     wanted = sorted({
@@ -180,7 +189,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace) -> list[E
     for item in live:
         seen[item.server_id] = (item.ip, item.now)
     _update_servers_seen(cursor, seen)
-    return results
+    return results, len(alerts)
 
 
 def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> None:
