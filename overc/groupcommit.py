@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Awaitable, Callable, Generic, TypeVar
 
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 Item = TypeVar("Item")
@@ -22,24 +23,50 @@ class GroupCommit(Generic[Item]):
     def __init__(
         self,
         commit: Callable[[list[Item]], Awaitable[list[Exception | None]]],
+        clock: IReactorTime | None = None,
         *,
         max_batch: int = 1000,
         max_in_flight: int = 1,
     ) -> None:
         self._commit = commit
+        self._clock = clock
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._queue: list[tuple[Item, Deferred[None]]] = []
         self._in_flight = 0
+        self._scheduled = False
         self.batches = 0
         self.items = 0
+
+    def status(self) -> dict:
+        """For /healthz: how well requests are being grouped."""
+        average = self.items / self.batches if self.batches else 0.0
+        return {"ok": True, "batches": self.batches, "reports_per_batch": round(average, 1),
+                "queued": len(self._queue)}
 
     def submit(self, item: Item) -> Deferred[None]:
         """Fires with None once ``item`` is committed, or fails with its error."""
         waiter: Deferred[None] = Deferred()
         self._queue.append((item, waiter))
-        self._pump()
+        self._schedule()
         return waiter
+
+    def _schedule(self) -> None:
+        """Start the next batch after the reactor has read what is already waiting.
+
+        Starting at once would commit the first request alone while the others that arrived
+        in the same reactor iteration wait for a second transaction; one ``callLater(0)`` lets
+        them all in. Without a clock (tests) the batch starts at once.
+        """
+        if self._clock is None:
+            self._pump()
+        elif not self._scheduled and self._in_flight < self._max_in_flight:
+            self._scheduled = True
+            self._clock.callLater(0, self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self._scheduled = False
+        self._pump()
 
     def _pump(self) -> None:
         while self._queue and self._in_flight < self._max_in_flight:
@@ -60,7 +87,7 @@ class GroupCommit(Generic[Item]):
                 waiter.callback(None)
             else:
                 waiter.errback(outcome)
-        self._pump()
+        self._schedule()
 
     async def _settle(self, items: list[Item]) -> list[Exception | None]:
         """Commit the batch; if it fails as a whole, find out which items are to blame."""

@@ -156,13 +156,14 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     keys = ServerKeys(store, reactor, registration_open=config.registration_open)
     # One transaction in flight: measured on MariaDB (bench/ingest.py), 1 beat 2 and 4 by
     # 10-25 %: bigger batches, and the pool threads stop fighting the reactor for the GIL.
-    writer = GroupCommit(store.ingest, max_in_flight=1)
+    writer = GroupCommit(store.ingest, reactor, max_in_flight=1)
     push = PushAPI(keys, writer, reactor, ready)
     health = Health(db, ready)
     from overc.monitoring.services import make_services  # watchdog, notifications, retention
     for part in make_services(config, db, reactor, ready=ready):
         part.setServiceParent(top)
     health.checks["watchdog"] = top.getServiceNamed("watchdog").status
+    health.checks["ingest"] = writer.status
     # Other parts plug in here: extra maps a top-level path segment ("ui", "metrics") or
     # "api" (the read API: every /api/* path that is not push) to a resource.
     from overc.ui.site import make_web_resources  # UI, read API + OpenAPI, /metrics

@@ -185,3 +185,18 @@ def test_forget_drops_the_cache_after_a_key_reset():
     keys.forget("web1")
     with pytest.raises(InvalidKey):
         run(keys.authenticate(ServerIdentity("web1", "old"), "x"))
+
+
+def test_with_a_clock_requests_of_one_reactor_turn_share_the_first_batch():
+    commit, clock = ManualCommit(), Clock()
+    group = GroupCommit(commit, clock)
+    waiters = [group.submit(x) for x in "abc"]
+    assert commit.calls == []  # nothing starts before the reactor turns
+    clock.advance(0)
+    assert [items for items, _ in commit.calls] == [["a", "b", "c"]]
+    commit.calls[0][1].callback([None] * 3)
+    assert all(w.called for w in waiters)
+    group.submit("d")
+    clock.advance(0)
+    assert [items for items, _ in commit.calls][1] == ["d"]
+    assert group.status()["batches"] == 1 and group.status()["reports_per_batch"] == 3.0
