@@ -38,7 +38,9 @@ class OvercRequest(server.Request):
             self.too_large = True
             self.content = _Discard()
             return
-        super().gotLength(length)
+        # At most 1 MiB: always in memory. (twisted.web's default asks the Site for a
+        # getContentFile it does not have, through a caught AttributeError, on every request.)
+        self.content = io.BytesIO()
 
     def handleContentChunk(self, data: bytes) -> None:
         if not self.too_large:
