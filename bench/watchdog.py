@@ -68,7 +68,7 @@ def _txn_fill(cursor: Cursor, start: int, count: int, now: float, seed: int) -> 
         )
     rows = []
     for i in range(start, start + count):
-        deadline = now + rng.uniform(120.0, 3600.0)  # spread over the next hour
+        deadline = now + rng.uniform(900.0, 4500.0)  # an hour wide, from 15 min on
         rows.append((1 + i % SERVERS, f"svc{i}", "OK", "fine", 60, deadline - 66, deadline, now))
     cursor.executemany(
         "INSERT INTO services (server_id, name, state, info, period, last_time, deadline,"
@@ -150,7 +150,7 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
         started = time.perf_counter()
         chunk = 20000
         for start in range(0, size, chunk):
-            await db.run(_txn_fill, start, min(chunk, size - start), now, start)
+            await db.run(_txn_fill, start, min(chunk, size - start), reactor.seconds(), start)
         fill = time.perf_counter() - started
         await store.watchdog_tick(reactor.seconds(), interval=1.0, grace=GRACE)  # away path once
 

@@ -34,7 +34,7 @@ def process_owner() -> str:
 class Dispatcher(RepeatingJob):
     def __init__(self, store: AlertingStore, clock: IReactorTime, channels: Sequence[Channel],
                  *, interval: float = 1.0, max_in_flight: int = 16, batch: int = 1000,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, stop_grace: float = 5.0) -> None:
         super().__init__("notifications", self.run_once, clock, interval)
         self.store = store
         self.channels = {channel.spec.name: channel for channel in channels}
@@ -43,6 +43,7 @@ class Dispatcher(RepeatingJob):
         self.max_in_flight = max_in_flight
         self.batch = batch
         self.owner = owner or process_owner()
+        self.stop_grace = stop_grace
         self.in_flight: dict[int, Deferred] = {}
         self.peak_in_flight = 0
         self.counts = {"sent": 0, "retry": 0, "failed": 0, "lost": 0}
@@ -127,15 +128,21 @@ class Dispatcher(RepeatingJob):
             self._schedule_fill()
 
     def stopService(self):
+        """Give running deliveries a few seconds to finish and be recorded; whatever is still
+        running keeps its lease and is delivered again by a process that runs on."""
         if self._refill is not None and self._refill.active():
             self._refill.cancel()
         stopping = super().stopService()
         waits = [d for d in self.in_flight.values()]
         if stopping is not None:
             waits.append(stopping)
-        if waits:
-            return DeferredList(waits, consumeErrors=True)
-        return None
+        if not waits:
+            return None
+        done = DeferredList(waits, consumeErrors=True)
+        done.addTimeout(self.stop_grace, self.clock)
+        done.addErrback(lambda f: log.warn(
+            "Stopping with {n} deliveries unfinished; their leases will expire", n=len(waits)))
+        return done
 
     def status(self) -> dict:
         return {

@@ -274,6 +274,14 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
 
 def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
                   limit: int) -> DispatchResult:
+    # Nothing new, nothing held, no repeat due (the usual second): a read-only answer.
+    if (
+        cursor.execute(f"SELECT 1 FROM alerts WHERE dispatched IN ({PENDING}, {HELD}) LIMIT 1"
+                       ).fetchone() is None
+        and cursor.execute("SELECT 1 FROM channel_problems WHERE repeat_due <= ? LIMIT 1",
+                           (now,)).fetchone() is None
+    ):
+        return DispatchResult()
     _txn_lock(cursor, DISPATCH, now)
     released = _release_silences(cursor, now, limit)
     by_name = {route.name: route for route in routes}

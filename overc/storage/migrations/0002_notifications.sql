@@ -56,6 +56,8 @@ CREATE INDEX notifications_lease ON notifications (status, lease_until);
 
 CREATE INDEX notifications_server ON notifications (server_id, created);
 
+CREATE INDEX notifications_created ON notifications (created);
+
 CREATE TABLE notification_alerts (
     notification_id {ref} NOT NULL,
     alert_id {ref} NOT NULL,
