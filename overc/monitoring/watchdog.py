@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from overc.config import Grace
+from overc.metrics import Counters, counters as default_counters
 from overc.monitoring.rules import away_threshold
 from overc.monitoring.timer import RepeatingJob
 from overc.storage.alerting import AlertingStore, TickResult
@@ -23,12 +24,14 @@ log = Logger()
 class Watchdog(RepeatingJob):
     def __init__(self, store: AlertingStore, clock: IReactorTime, *, interval: float = 1.0,
                  grace: Grace = Grace(), batch: int = 5000,
-                 on_expired: Callable[[TickResult], None] | None = None) -> None:
+                 on_expired: Callable[[TickResult], None] | None = None,
+                 counters: Counters | None = None) -> None:
         super().__init__("watchdog", self.tick, clock, interval)
         self.store = store
         self.grace = grace
         self.batch = batch
         self.on_expired = on_expired
+        self.counters = counters if counters is not None else default_counters
         self.expired_total = 0
         self.refreshed_total = 0
 
@@ -48,6 +51,7 @@ class Watchdog(RepeatingJob):
                 self.refreshed_total += result.refreshed
             if result.expired:
                 self.expired_total += len(result.expired)
+                self.counters.inc("alerts", len(result.expired))  # committed offline alerts
                 log.info("{count} services missed their period", count=len(result.expired))
                 if self.on_expired is not None:
                     self.on_expired(result)

@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from overc.metrics import Counters, counters as default_counters
 from overc.monitoring.timer import RepeatingJob
 from overc.notify.channels import Channel
 from overc.notify.rules import next_attempt
@@ -34,7 +35,8 @@ def process_owner() -> str:
 class Dispatcher(RepeatingJob):
     def __init__(self, store: AlertingStore, clock: IReactorTime, channels: Sequence[Channel],
                  *, interval: float = 1.0, max_in_flight: int = 16, batch: int = 1000,
-                 owner: str | None = None, stop_grace: float = 5.0) -> None:
+                 owner: str | None = None, stop_grace: float = 5.0,
+                 counters: Counters | None = None) -> None:
         super().__init__("notifications", self.run_once, clock, interval)
         self.store = store
         self.channels = {channel.spec.name: channel for channel in channels}
@@ -44,6 +46,7 @@ class Dispatcher(RepeatingJob):
         self.batch = batch
         self.owner = owner or process_owner()
         self.stop_grace = stop_grace
+        self.metrics = counters if counters is not None else default_counters
         self.in_flight: dict[int, Deferred] = {}
         self.peak_in_flight = 0
         self.counts = {"sent": 0, "retry": 0, "failed": 0, "lost": 0}
@@ -106,6 +109,11 @@ class Dispatcher(RepeatingJob):
                     )
             kept = await self.store.finish(item, self.owner, now, error=error,
                                            retry_at=retry_at, internal_message=internal)
+            result = ("lost" if not kept else "sent" if error is None
+                      else "retry" if retry_at is not None else "failed")
+            self.metrics.inc("notifications", result=result, channel=spec.name)
+            if internal is not None and kept:
+                self.metrics.inc("alerts")
             if not kept:
                 self.counts["lost"] += 1
                 log.warn("Lost the lease of notification {id} on {channel} before it finished",

@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from overc.config import Grace
+from overc.metrics import Counters
 from overc.monitoring.timer import RepeatingJob
 from overc.monitoring.watchdog import Watchdog
 from overc.notify.channels import DeliveryError, parse_channel
@@ -80,11 +81,13 @@ def test_watchdog_drains_a_storm_and_reports_health():
     clock.advance(100)
     store = FakeTickStore([TickResult([1, 2]), TickResult([3]), TickResult()])
     seen = []
+    metrics = Counters()
     watchdog = Watchdog(store, clock, interval=1.0, grace=Grace(), batch=2,
-                        on_expired=seen.append)
+                        on_expired=seen.append, counters=metrics)
     watchdog.startService()
     assert len(store.calls) == 2  # full batch: went on at once
     assert watchdog.expired_total == 3 and len(seen) == 2
+    assert metrics.snapshot()["alerts"][()] == 3
     assert watchdog.status()["ok"] and watchdog.status()["last_tick"] == 100
     store.results = []
 
@@ -141,7 +144,9 @@ def test_dispatcher_bounds_parallel_deliveries_and_schedules_retries(tmp_path):
     channel = GatedChannel(spec)
     store = FakeDispatchStore([claimed(i) for i in range(1, 6)] + [claimed(6, attempts=3),
                                                                   claimed(7, 3, "internal")])
-    dispatcher = Dispatcher(store, clock, [channel], max_in_flight=3, owner="me")
+    metrics = Counters()
+    dispatcher = Dispatcher(store, clock, [channel], max_in_flight=3, owner="me",
+                            counters=metrics)
     dispatcher.startService()
     assert len(channel.pending) == 3 and dispatcher.peak_in_flight == 3
     channel.pending[0].callback(None)
@@ -160,6 +165,9 @@ def test_dispatcher_bounds_parallel_deliveries_and_schedules_retries(tmp_path):
     assert finished[6][2].startswith('Channel "ops" failed for good after 3 attempts: HTTP 500')
     assert finished[7] == ("HTTP 500", None, None)  # no internal alert about internal alerts
     assert dispatcher.counts == {"sent": 4, "retry": 1, "failed": 2, "lost": 0}
+    series = metrics.snapshot()
+    assert series["notifications"][(("channel", "ops"), ("result", "failed"))] == 2
+    assert series["alerts"][()] == 1  # the internal alert about channel ops
     assert dispatcher.peak_in_flight == 3
     dispatcher.stopService()
 
