@@ -43,6 +43,8 @@ class ServerOptions(usage.Options):
     def postOptions(self) -> None:
         try:
             self["server_config"] = config_from_options(self, os.environ)
+            from overc.notify.channels import parse_channels  # [alert:*] errors: one line too
+            parse_channels(self["server_config"])
         except ConfigError as error:
             # One line, before twistd daemonizes or opens anything.
             raise SystemExit(f"overc: config error: {error}") from None

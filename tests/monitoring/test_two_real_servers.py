@@ -154,3 +154,23 @@ def test_server_down_longer_than_the_periods_gives_a_fresh_period(tmp_path: Path
         assert "get a fresh period" in server.log_text()
     finally:
         server.stop()
+
+
+def test_a_bad_channel_stops_the_start_with_one_line(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from realserver import ROOT
+
+    (tmp_path / "server.ini").write_text("[alert:pager]\ncommand = true\nmin-severity = LOUD\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+         "--pidfile=", "overc", "server", "--config", str(tmp_path / "server.ini"),
+         "--database", f"sqlite:///{tmp_path / 'o.db'}"],
+        cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert lines == [f"overc: config error: {tmp_path / 'server.ini'} [alert:pager] min-severity:"
+                     " 'LOUD' is not one of OK, WARN, FAIL, UNK"]
