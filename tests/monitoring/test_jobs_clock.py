@@ -257,3 +257,59 @@ def test_command_channel_missing_program_fails_without_spawning(tmp_path: Path):
     failed = []
     _run(CommandChannel(spec, reactor).send([alert()], "alert")).addErrback(failed.append)
     assert "command not found: ./nope.sh" in str(failed[0].value) and reactor.spawned == []
+
+
+class FakePurgeStore:
+    def __init__(self, rows: dict[str, int]):
+        self.rows = dict(rows)
+        self.calls = []
+
+    async def purge(self, cutoff, table, batch):
+        self.calls.append((cutoff, table))
+        n = min(batch, self.rows.get(table, 0))
+        self.rows[table] = self.rows.get(table, 0) - n
+        return n
+
+
+def test_retention_purges_in_small_batches_with_pauses():
+    from overc.monitoring.retention import Retention
+
+    clock = Clock()
+    clock.advance(100 * 86400)
+    store = FakePurgeStore({"states": 2500, "alerts": 10})
+    retention = Retention(store, clock, retention=90 * 86400, batch=1000, pause=0.5)
+    done = Deferred.fromCoroutine(retention.purge())
+    assert [t for _, t in store.calls] == ["perfdata", "states"]  # paused after a full batch
+    clock.advance(0.5)
+    clock.advance(0.5)
+    assert done.called and store.rows["states"] == 0 and store.rows["alerts"] == 0
+    assert done.result == {"perfdata": 0, "states": 2500, "notifications": 0, "alerts": 10}
+    assert {cutoff for cutoff, _ in store.calls} == {10 * 86400}
+
+
+def test_webhook_channel_through_stubtreq():
+    """The injected HTTP client: treq's StubTreq against an in-memory resource, no sockets."""
+    import json
+
+    from treq.testing import StubTreq
+    from twisted.web.resource import Resource
+
+    from overc.notify.webhook import WebhookChannel
+
+    got = []
+
+    class Hook(Resource):
+        isLeaf = True
+
+        def render_POST(self, request):
+            got.append((request.getHeader("x-overc-notification"), json.loads(request.content.read())))
+            request.setResponseCode(503)
+            return b"busy"
+
+    spec = parse_channel("hook", {"url": "https://hooks.example.com/x"}, source="s",
+                         base_dir=Path("."))
+    channel = WebhookChannel(spec, StubTreq(Hook()), Clock())
+    failed = []
+    Deferred.fromCoroutine(channel.send([alert()], "alert", 7)).addErrback(failed.append)
+    assert got[0][0] == "7" and got[0][1]["alerts"][0]["message"] == "m"
+    assert str(failed[0].value) == "HTTP 503: busy"
