@@ -203,7 +203,8 @@ async def _monitor(reactor, args, http, env, err) -> int:
         raise
     endpoint = resolve_endpoint(args.server, args.server_id, env, config)
     fatal: defer.Deferred = defer.Deferred()
-    monitor = build_monitor(config, endpoint, reactor, http, on_fatal=fatal.callback, chdir=True)
+    # Each run's debug line is only shown with -vv (see _start_logging): skip it otherwise.
+    monitor = build_monitor(config, endpoint, reactor, http, on_fatal=fatal.callback, chdir=True, log_runs=args.verbose >= 2)
     trigger = reactor.addSystemEventTrigger("before", "shutdown", monitor.stopService)
     monitor.startService()
     failure = await fatal  # only a fatal error ends the foreground monitor; a signal stops the reactor

@@ -52,9 +52,11 @@ class Monitor(Service):
         forwarder: Forwarder,
         on_fatal: Callable[[Failure], None] | None = None,
         chdir: bool = False,
+        log_runs: bool = True,
     ) -> None:
         self.config = config
         self.chdir = chdir
+        self.log_runs = log_runs
         self.client = client
         self.clock = clock
         self.runner = runner
@@ -98,6 +100,7 @@ class Monitor(Service):
                 call.cancel()
         self.timers.clear()
         await self.forwarder.stop()
+        self.runner.close()
 
     def stopService(self):
         super().stopService()
@@ -117,13 +120,14 @@ class Monitor(Service):
             return  # stopping: the spool is closed, the next run will report
         self.runs += 1
         outcome = result.outcome
-        log.debug(
-            "{service}: {state} in {duration:.3f} s: {info}",
-            service=svc.name,
-            state=outcome.state,
-            duration=result.finished - result.started,
-            info=outcome.info[:200],
-        )
+        if self.log_runs:  # even a debug event nobody shows goes through every observer
+            log.debug(
+                "{service}: {state} in {duration:.3f} s: {info}",
+                service=svc.name,
+                state=outcome.state,
+                duration=result.finished - result.started,
+                info=outcome.info[:200],
+            )
         self.forwarder.submit([Report(svc.name, outcome.state, outcome.info, svc.period, result.finished)])
         at = schedule.next_start(result.started, result.finished, svc.period, svc.max_lag)
         self._schedule(svc, at - self.clock.seconds())
@@ -176,9 +180,10 @@ def build_monitor(
     spool: MemorySpool | None = None,
     on_fatal: Callable[[Failure], None] | None = None,
     chdir: bool = False,
+    log_runs: bool = True,
 ) -> Monitor:
     """The composition root of the agent: client, runner, spool, forwarder, monitor."""
     client = OvercClient(http, reactor, endpoint)
     runner = PluginRunner(reactor, concurrency=config.concurrency)
     forwarder = Forwarder(client, reactor, spool if spool is not None else open_spool(config))
-    return Monitor(config, client, reactor, runner, forwarder, on_fatal, chdir)
+    return Monitor(config, client, reactor, runner, forwarder, on_fatal, chdir, log_runs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import stat
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -19,7 +20,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from overc.agent import results
+from overc.agent import results, spawn
 from overc.agent.results import CappedBuffer, Outcome
 
 log = Logger()
@@ -70,9 +71,11 @@ def resolve_executable(argv0: str, cwd: str | None, path_env: str | None) -> str
         raise ExecutableError("empty command")
     if "/" in argv0:
         candidate = os.path.normpath(os.path.join(cwd or os.getcwd(), argv0))
-        if not os.path.exists(candidate):
-            raise ExecutableError("No such file or directory")
-        if os.path.isdir(candidate):
+        try:
+            mode = os.stat(candidate).st_mode
+        except (OSError, ValueError):
+            raise ExecutableError("No such file or directory") from None
+        if stat.S_ISDIR(mode):
             raise ExecutableError("Is a directory")
         if not os.access(candidate, os.X_OK):
             raise ExecutableError("Permission denied (not executable)")
@@ -103,6 +106,7 @@ class PluginProtocol(ProcessProtocol):
         self.timed_out = False
         self._timers: dict[str, IDelayedCall] = {}
         self._exit: Failure | None = None
+        self._open_outputs = {1, 2}
 
     # -- timers --------------------------------------------------------------------------
     def _later(self, name: str, delay: float, fn: Callable[[], None]) -> None:
@@ -148,11 +152,18 @@ class PluginProtocol(ProcessProtocol):
     def errReceived(self, data: bytes) -> None:
         self.stderr.feed(data)
 
+    def childConnectionLost(self, childFD: int) -> None:
+        self._open_outputs.discard(childFD)
+        super().childConnectionLost(childFD)
+
     def processExited(self, reason: Failure) -> None:
         self._exit = reason
         self._cancel("timeout")
         self._cancel("kill")
-        self._later("drain", self.drain_grace, self._on_drain_expired)
+        if self._open_outputs:
+            # Output still open: wait for it, but not forever. (When both pipes are closed
+            # already, processEnded follows at once: no timer to set and cancel.)
+            self._later("drain", self.drain_grace, self._on_drain_expired)
 
     def processEnded(self, reason: Failure) -> None:
         for name in list(self._timers):
@@ -190,8 +201,13 @@ class PluginRunner:
         kill_grace: float = KILL_GRACE,
         drain_grace: float = DRAIN_GRACE,
         resolve: Callable[[str, str | None, str | None], str] = resolve_executable,
+        spawn_process: Callable[..., object] | None = None,
     ) -> None:
         self.reactor = reactor
+        # A real POSIX reactor gets the cheaper Process subclass (overc.agent.spawn); fakes and
+        # other reactors their own spawnProcess.
+        self.spawn_process = spawn.spawner(reactor) if spawn_process is None else spawn_process
+        self._stdin: int | None = None
         self.env = dict(os.environ if env is None else env)
         self.kill_grace = kill_grace
         self.drain_grace = drain_grace
@@ -209,6 +225,22 @@ class PluginRunner:
         finally:
             self.semaphore.release()
 
+    def _child_fds(self) -> dict[int, int | str]:
+        """Plugins read ``/dev/null`` (one descriptor kept open), write to pipes we read.
+
+        A stdin pipe that we close at once would cost a pipe, a writer and its reactor
+        registration per run, and two more descriptors for every spawn to scan.
+        """
+        if self._stdin is None:
+            self._stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        return {0: self._stdin, 1: "r", 2: "r"}
+
+    def close(self) -> None:
+        """Release the ``/dev/null`` descriptor (a new run opens it again)."""
+        if self._stdin is not None:
+            os.close(self._stdin)
+            self._stdin = None
+
     async def _run(self, spec: PluginSpec) -> Outcome:
         try:
             executable = self.resolve(spec.argv[0] if spec.argv else "", spec.cwd, self.env.get("PATH"))
@@ -216,7 +248,7 @@ class PluginRunner:
             return results.from_start_failure(spec.display, str(e))
         protocol = PluginProtocol(self.reactor, spec.timeout, self.kill_grace, self.drain_grace)
         try:
-            self.reactor.spawnProcess(protocol, executable, list(spec.argv), env=self.env, path=spec.cwd)
+            self.spawn_process(protocol, executable, list(spec.argv), env=self.env, path=spec.cwd, childFDs=self._child_fds())
         except OSError as e:
             return results.from_start_failure(spec.display, e.strerror or str(e))
         except Exception as e:  # spawnProcess validates its arguments (e.g. NUL bytes)

@@ -58,6 +58,24 @@ def test_results_close_together_share_one_post(clock, client):
     assert [names(b) for b, _ in client.sent] == [["s0", "s1", "s2"], ["s3"]]
 
 
+def test_reports_arriving_during_a_post_get_their_own_window(clock, client):
+    f = Forwarder(client, clock, MemorySpool(), batch_window=0.25)
+    client.hold = True
+    f.submit([rep(0)])
+    clock.advance(0.25)  # POST of s0 in flight
+    f.submit([rep(1)])
+    clock.advance(0.1)
+    f.submit([rep(2)])
+    client.hold = False
+    client.pending.callback(None)  # s0 delivered; s1 and s2 wait for a window, then go together
+    assert [names(b) for b, _ in client.sent] == [["s0"]]
+    clock.advance(0.125)
+    f.submit([rep(3)])
+    assert len(client.sent) == 1
+    clock.advance(0.125)
+    assert [names(b) for b, _ in client.sent] == [["s0"], ["s1", "s2", "s3"]]
+
+
 def test_big_backlog_goes_in_several_posts(clock, client):
     f = Forwarder(client, clock, MemorySpool(), batch_window=0.25)
     f.submit([rep(i) for i in range(fw.MAX_BATCH + 10)])

@@ -127,6 +127,17 @@ def test_finishing_in_time_cancels_the_timers(reactor):
     assert reactor.getDelayedCalls() == []
 
 
+def test_no_drain_timer_when_the_pipes_closed_before_the_exit(reactor):
+    _, d = start(reactor, timeout=5)
+    p = reactor.processes[0]
+    p.protocol.childConnectionLost(1)
+    p.protocol.childConnectionLost(2)
+    p.exit(0, end=False)
+    assert reactor.getDelayedCalls() == []  # neither the timeout nor a drain timer
+    p.end()
+    assert result_of(d).outcome.state == "OK"
+
+
 def test_leftover_child_holding_pipes_does_not_hang(reactor):
     _, d = start(reactor)
     p = reactor.processes[0]
