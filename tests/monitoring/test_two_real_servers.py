@@ -80,8 +80,10 @@ def test_two_processes_one_killed_mid_delivery_every_alert_once(tmp_path: Path, 
             push(server, name, [("db", "FAIL")], period=3600)  # a state alert at once
         # Kill whichever process holds a delivery lease (its channel runs 2 s per notification).
         by_pid = {str(a.process.pid): a, str(b.process.pid): b}
+        # An attempt started less than a second ago still has over a second of `sleep 2` left.
         owner = wait_for(lambda: [o for (o,) in q(
-            "SELECT lease_owner FROM notifications WHERE status = 'sending'") if o],
+            "SELECT owner FROM notification_attempts WHERE finished IS NULL"
+            f" AND started > {time.time() - 1.0}")],
             20, "a process to be delivering")[0]
         victim = by_pid[owner.split(":")[1]]
         survivor = b if victim is a else a
