@@ -1,9 +1,13 @@
-"""UI benchmark: 1,000 servers x 10 services with a week of history (SQLite file).
+"""UI benchmark: 1,000 servers x 10 services with a week of history.
 
-Measures the time of a real HTTP request over loopback (database + rendering + transfer) for the overview, a service page with
-10,000 history points and perfdata, and the read API's server list, through the real Klein
-resources on a listening port (treq client on the same reactor). Usage: ``python bench/ui.py [--servers 1000] [--runs 5]``.
-Targets (issue 5): overview < 300 ms, service page < 300 ms.
+Times real HTTP requests over loopback (database + rendering + transfer) for the overview, a
+service page with 10,000 history points and perfdata, the read API's server list and /metrics,
+through the real Klein resources on a listening port (treq client on the same reactor).
+
+Usage: ``python bench/ui.py [--servers 1000] [--runs 5] [--database mysql://root@host/db]``
+(default: a new SQLite file); ``--reuse`` times an already generated database again,
+``--only overview,metrics`` times only the requests whose label has one of those words.
+Targets (issue 5): overview < 300 ms, service page < 300 ms. Results: bench/RESULTS-ui.md.
 """
 from __future__ import annotations
 
@@ -42,20 +46,27 @@ def _txn_generate(cursor, servers: int, services: int, now: float, history: int)
     cursor.executemany(
         "INSERT INTO services (server_id, name, state, info, period, last_time, deadline,"
         " stale, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    service_ids = [r[0] for r in cursor.execute("SELECT id FROM services ORDER BY id").fetchall()]
-    hourly = []
-    for service_id in service_ids:
-        for h in range(7 * 24):
+    services = cursor.execute("SELECT id, last_time FROM services ORDER BY id").fetchall()
+    service_ids = [r[0] for r in services]
+    hourly, perf = [], []
+    # In time order, as ingest writes them (row placement matters to InnoDB's buffer pool).
+    for h in range(7 * 24):
+        for service_id, _ in services:
             hourly.append((service_id, now - 7 * 86400 + h * 3600,
                            "OK" if rng.random() < 0.95 else "WARN", "hourly"))
+            perf.append((service_id, now - 7 * 86400 + h * 3600, "v", float(h % 10), "",
+                         None, None, None, None))
         if len(hourly) > 50_000:
-            cursor.executemany("INSERT INTO states (service_id, time, state, info)"
-                               " VALUES (?, ?, ?, ?)", hourly)
-            hourly = []
-    cursor.executemany("INSERT INTO states (service_id, time, state, info) VALUES (?, ?, ?, ?)",
-                       hourly)
+            _flush(cursor, hourly, perf)
+    for service_id, last_time in sorted(services, key=lambda r: r[1]):
+        # the latest report's perfdata, written with the report's time as ingest does
+        perf.append((service_id, last_time, "v", rng.random() * 10, "", None, None, None, None))
+        perf.append((service_id, last_time, "rt", rng.random(), "s", "0.5", "1", 0.0, None))
+    _flush(cursor, hourly, perf)
+    _flush(cursor, hourly, perf)
     target = service_ids[0]
     cursor.execute("DELETE FROM states WHERE service_id = ?", (target,))
+    cursor.execute("DELETE FROM perfdata WHERE service_id = ?", (target,))
     step = 86400.0 / history  # 10,000 reports inside the last 24 h: all on the page
     dense, perf = [], []
     for k in range(history):
@@ -68,11 +79,27 @@ def _txn_generate(cursor, servers: int, services: int, now: float, history: int)
                        dense)
     cursor.executemany("INSERT INTO perfdata (service_id, time, label, value, uom, warn, crit,"
                        " min, max) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", perf)
+    cursor.execute("UPDATE services SET last_time = ? WHERE id = ?", (dense[-1][1], target))
     alerts = [(rng.choice(ids), None, now - rng.random() * 7 * 86400, "state", "WARN",
                "State changed", "WARN", "") for _ in range(20_000)]
     cursor.executemany("INSERT INTO alerts (server_id, service_id, time, kind, severity,"
                        " message, state, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", alerts)
     return target
+
+
+def _flush(cursor, states: list, perf: list) -> None:
+    cursor.executemany("INSERT INTO states (service_id, time, state, info) VALUES (?, ?, ?, ?)",
+                       states)
+    cursor.executemany("INSERT INTO perfdata (service_id, time, label, value, uom, warn, crit,"
+                       " min, max) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", perf)
+    states.clear()
+    perf.clear()
+
+
+def _txn_existing(cursor) -> int | None:
+    """The timed service of an earlier run on the same database (``--reuse``)."""
+    row = cursor.execute("SELECT MIN(service_id) FROM perfdata").fetchone()
+    return row[0] if row else None
 
 
 async def main(reactor, args) -> None:
@@ -81,14 +108,19 @@ async def main(reactor, args) -> None:
     from ui_fakes import Harness
 
     folder = Path(args.folder or tempfile.mkdtemp(prefix="overc-bench-ui-"))
+    folder.mkdir(parents=True, exist_ok=True)
     url = args.database or f"sqlite:///{folder / 'bench.db'}"
     db = Database(parse_database_url(url, folder), reactor)
     await db.migrate()
     started = time.perf_counter()
-    target = await db.run(_txn_generate, args.servers, args.services, reactor.seconds(),
-                          args.history)
-    states = await db.run(lambda c: c.execute("SELECT COUNT(*) FROM states").fetchone()[0])
-    print(f"generated {args.servers} servers x {args.services} services, {states} state rows,"
+    target = await db.run(_txn_existing) if args.reuse else None
+    if target is None:
+        target = await db.run(_txn_generate, args.servers, args.services, reactor.seconds(),
+                              args.history)
+    states, perf = await db.run(lambda c: c.execute(
+        "SELECT (SELECT COUNT(*) FROM states), (SELECT COUNT(*) FROM perfdata)").fetchone())
+    print(f"{'reused' if args.reuse else 'generated'} {args.servers} servers x"
+          f" {args.services} services, {states} state rows, {perf} perfdata rows,"
           f" in {time.perf_counter() - started:.1f} s ({url})")
     h = Harness(db, users={}, required=False)
     h.clock.advance(reactor.seconds() - h.clock.seconds())
@@ -107,6 +139,8 @@ async def main(reactor, args) -> None:
     ]
     print(f"\n| request | median ms | min ms | max ms | bytes |\n|---|---|---|---|---|")
     for label, url_path in cases:
+        if args.only and not any(word in label for word in args.only.split(",")):
+            continue
         times, size = [], 0
         etag = None
         if url_path is None:
@@ -143,5 +177,8 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--database", help="a database URL (default: a new SQLite file)")
     parser.add_argument("--folder")
+    parser.add_argument("--only", help="comma-separated words: time only the matching requests")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time an already generated database (same --folder/--database)")
     arguments = parser.parse_args()
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, arguments)))

@@ -1,7 +1,8 @@
 """``GET /metrics``: Prometheus text format (SPEC 8), same login as the read API.
 
 Per-service gauges come from the database at scrape time (any process answers for all), the
-latest value of each perfdata label becomes a gauge, and OverC's own counters (reports,
+perfdata of each service's latest report becomes gauges (a metric the plugin stops reporting
+disappears with its next report), and OverC's own counters (reports,
 alerts, notifications by result) are per process, counted by whoever does the work through
 :data:`counters`: Prometheus sums them across processes.
 """
@@ -26,8 +27,6 @@ from overc.ui.auth import Auth
 log = Logger()
 
 STATE_CODES = {"OK": 0, "WARN": 1, "FAIL": 2, "UNK": 3}
-#: Perfdata older than this is not exported (a gone metric should disappear, not freeze).
-PERFDATA_WINDOW = 15 * 60.0
 
 
 class Counters:
@@ -86,42 +85,38 @@ def render_metrics(snapshot, now: float, counter_values) -> str:
         out.append(f"# TYPE {name} {kind}")
 
     services = snapshot.services
+    # The label set of a service once, not once per family: 10,000 services x 6 families.
+    servers: dict[str, str] = {}
+    for s in services:
+        if s.server_name not in servers:
+            servers[s.server_name] = _escape(s.server_name)
+    labels = [f'{{server="{servers[s.server_name]}",service="{_escape(s.name)}"}}'
+              for s in services]
+    rows = list(zip(services, labels))
     family("overc_service_state", "gauge",
            "Last reported state: 0 OK, 1 WARN, 2 FAIL, 3 UNK (-1 never reported)")
-    for s in services:
-        out.append(f"overc_service_state{_labels((('server', s.server_name), ('service', s.name)))}"
-                   f" {STATE_CODES.get(s.state or '', -1)}")
+    out.extend(f"overc_service_state{lab} {STATE_CODES.get(s.state or '', -1)}" for s, lab in rows)
     family("overc_service_stale", "gauge", "1 when the service missed its deadline")
-    for s in services:
-        out.append(f"overc_service_stale{_labels((('server', s.server_name), ('service', s.name)))}"
-                   f" {int(s.stale)}")
+    out.extend(f"overc_service_stale{lab} {int(s.stale)}" for s, lab in rows)
     family("overc_service_acknowledged", "gauge", "1 when a user acknowledged the problem")
-    for s in services:
-        out.append(f"overc_service_acknowledged"
-                   f"{_labels((('server', s.server_name), ('service', s.name)))} {int(s.acked)}")
+    out.extend(f"overc_service_acknowledged{lab} {int(s.acked)}" for s, lab in rows)
     family("overc_service_silenced", "gauge", "1 while the service or its server is silenced")
-    for s in services:
-        silenced = int(bool(s.silenced_until and s.silenced_until > now))
-        out.append(f"overc_service_silenced"
-                   f"{_labels((('server', s.server_name), ('service', s.name)))} {silenced}")
+    out.extend(f"overc_service_silenced{lab}"
+               f" {int(bool(s.silenced_until and s.silenced_until > now))}" for s, lab in rows)
     family("overc_service_last_report_age_seconds", "gauge", "Seconds since the last report")
-    for s in services:
-        if s.last_time is not None:
-            out.append(f"overc_service_last_report_age_seconds"
-                       f"{_labels((('server', s.server_name), ('service', s.name)))}"
-                       f" {_number(round(max(0.0, now - s.last_time), 3))}")
+    out.extend(f"overc_service_last_report_age_seconds{lab}"
+               f" {_number(round(max(0.0, now - s.last_time), 3))}"
+               for s, lab in rows if s.last_time is not None)
     family("overc_service_period_seconds", "gauge", "Reporting period the service promised")
-    for s in services:
-        if s.period is not None:
-            out.append(f"overc_service_period_seconds"
-                       f"{_labels((('server', s.server_name), ('service', s.name)))} {s.period}")
-    by_id = {s.id: s for s in services}
+    out.extend(f"overc_service_period_seconds{lab} {s.period}"
+               for s, lab in rows if s.period is not None)
+    by_id = {s.id: lab[:-1] for s, lab in rows}  # the service's labels, left open
     family("overc_perfdata", "gauge", "Latest performance data value reported by a plugin")
     for service_id, label, value, uom in sorted(snapshot.perfdata, key=lambda p: (p[0], p[1])):
-        s = by_id.get(service_id)
-        if s is None:
+        head = by_id.get(service_id)
+        if head is None:
             continue
-        out.append(f"overc_perfdata{_labels((('server', s.server_name), ('service', s.name), ('label', label), ('uom', uom or '')))}"  # noqa: E501
+        out.append(f'overc_perfdata{head},label="{_escape(label)}",uom="{_escape(uom or "")}"}}'
                    f" {_number(value)}")
     counts: dict[str, int] = defaultdict(int)
     for s in services:
@@ -178,7 +173,7 @@ class MetricsResource(Resource):
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"log in: HTTP Basic credentials of a [ui] users account\n"
         now = self.clock.seconds()
-        snapshot = await self.queries.metrics(now - PERFDATA_WINDOW)
+        snapshot = await self.queries.metrics()
         request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         return render_metrics(snapshot, now, self.counters.snapshot()).encode("utf-8")

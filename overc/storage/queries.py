@@ -6,7 +6,7 @@ and groups in Python: at 10,000 services that is cheaper than one query per serv
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from overc.storage.db import Cursor, Database
@@ -33,7 +33,14 @@ class ServiceRow:
     server_name: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies every field and cost most of /api/servers.
+        return {
+            "id": self.id, "server_id": self.server_id, "name": self.name, "state": self.state,
+            "info": self.info, "period": self.period, "last_time": self.last_time,
+            "deadline": self.deadline, "stale": self.stale, "acked": self.acked,
+            "ack_comment": self.ack_comment, "silenced_until": self.silenced_until,
+            "silence_reason": self.silence_reason, "server_name": self.server_name,
+        }
 
 
 @dataclass
@@ -48,9 +55,12 @@ class ServerRow:
     services: list[ServiceRow] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["services"] = [s.as_json() for s in self.services]
-        return data
+        return {
+            "id": self.id, "name": self.name, "ip": self.ip, "created": self.created,
+            "last_seen": self.last_seen, "silenced_until": self.silenced_until,
+            "silence_reason": self.silence_reason,
+            "services": [s.as_json() for s in self.services],
+        }
 
 
 @dataclass
@@ -90,7 +100,13 @@ class AlertRow:
     delivery: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "id": self.id, "server_id": self.server_id, "server_name": self.server_name,
+            "service_id": self.service_id, "service_name": self.service_name,
+            "time": self.time, "kind": self.kind, "severity": self.severity,
+            "message": self.message, "state": self.state, "info": self.info,
+            "delivery": dict(self.delivery),
+        }
 
 
 _SERVICE_COLUMNS = (
@@ -139,6 +155,36 @@ def _txn_servers(cursor: Cursor, after: int, limit: int | None, excerpt: int) ->
         if server is not None:
             server.services.append(_service(row))
     return servers
+
+
+@dataclass
+class OverviewServer:
+    """A server on the overview: just what its card shows."""
+
+    id: int
+    name: str
+    silenced_until: float | None
+    silence_reason: str | None
+    #: ``(id, name, state, info excerpt, stale, acked)`` per service: plain tuples, because the
+    #: overview reads 10,000 of them per render and objects would cost more than the query.
+    tiles: list[tuple[int, str, str | None, str | None, int, int]] = field(default_factory=list)
+
+
+def _txn_overview(cursor: Cursor, excerpt: int) -> list[OverviewServer]:
+    """Every server with its services' tile data, in two narrow queries (no join)."""
+    servers = {
+        r[0]: OverviewServer(r[0], r[1], r[2], r[3])
+        for r in cursor.execute(
+            "SELECT id, name, silenced_until, silence_reason FROM servers").fetchall()
+    }
+    for row in cursor.execute(
+        f"SELECT server_id, id, name, state, SUBSTR(info, 1, {int(excerpt)}), stale, acked"
+        " FROM services"
+    ).fetchall():
+        server = servers.get(row[0])
+        if server is not None:
+            server.tiles.append(row[1:])
+    return list(servers.values())
 
 
 def _txn_server(cursor: Cursor, server_id: int) -> ServerRow | None:
@@ -201,25 +247,58 @@ def _txn_recent_states(
                     if prior else None)
 
 
-def _txn_perfdata(cursor: Cursor, service_id: int, since: float) -> list[PerfPoint]:
-    """Points of every label since ``since``; only the newest point of a label carries its
-    unit and thresholds (charts need them once; 20,000 full rows cost three times as much)."""
+@dataclass
+class PerfSeries:
+    """One perfdata label over a time range, already reduced to ``columns`` time buckets.
+
+    ``buckets`` are ``(column, low, high, sum, count)`` in column order; ``last`` is the newest
+    point with its unit and thresholds (a chart needs them once)."""
+
+    label: str
+    buckets: list[tuple[int, float, float, float, int]]
+    last: PerfPoint
+
+
+def _bucket_sql(dialect_name: str) -> str:
+    """The bucket of ``time`` as an integer: ``(time - start) * scale`` rounded down (>= 0)."""
+    if dialect_name == "sqlite":
+        return "CAST((time - ?) * ? AS INTEGER)"
+    return "FLOOR((time - ?) * ?)"
+
+
+def _txn_perfdata_series(
+    cursor: Cursor, service_id: int, since: float, until: float, columns: int
+) -> list[PerfSeries]:
+    """Every label of a service since ``since``, grouped into ``columns`` equal time buckets by
+    the database (20,000 points become a few hundred rows), plus the newest point per label."""
+    scale = columns / ((until - since) or 1.0)
+    bucket = _bucket_sql(cursor.dialect.name)
     rows = cursor.execute(
-        "SELECT time, label, value FROM perfdata"
-        " WHERE service_id = ? AND time >= ? ORDER BY label, time",
-        (service_id, since),
+        f"SELECT label, {bucket} AS col, MIN(value), MAX(value), SUM(value), COUNT(*)"
+        " FROM perfdata WHERE service_id = ? AND time >= ? GROUP BY label, col"
+        " ORDER BY label, col",
+        (since, scale, service_id, since),
     ).fetchall()
-    points: list[PerfPoint] = []
-    for index, (t, label, value) in enumerate(rows):
-        if index + 1 == len(rows) or rows[index + 1][1] != label:
-            extra = cursor.execute(
-                "SELECT uom, warn, crit, min, max FROM perfdata"
-                " WHERE service_id = ? AND label = ? AND time = ?", (service_id, label, t),
-            ).fetchone() or (None, None, None, None, None)
-            points.append(PerfPoint(t, label, value, *extra))
+    series: list[PerfSeries] = []
+    for label, col, low, high, total, count in rows:
+        col = min(int(col), columns - 1)  # a report from the future: the last column
+        if not series or series[-1].label != label:
+            series.append(PerfSeries(label, [], None))  # type: ignore[arg-type]
+        buckets = series[-1].buckets
+        if buckets and buckets[-1][0] == col:
+            _, b_low, b_high, b_total, b_count = buckets[-1]
+            buckets[-1] = (col, min(low, b_low), max(high, b_high), b_total + total,
+                           b_count + count)
         else:
-            points.append(PerfPoint(t, label, value, None, None, None, None, None))
-    return points
+            buckets.append((col, low, high, total, count))
+    for one in series:
+        row = cursor.execute(
+            "SELECT time, value, uom, warn, crit, min, max FROM perfdata"
+            " WHERE service_id = ? AND label = ? ORDER BY time DESC LIMIT 1",
+            (service_id, one.label),
+        ).fetchone()
+        one.last = PerfPoint(row[0], one.label, *row[1:])
+    return series
 
 
 def _txn_has_table(cursor: Cursor, name: str) -> bool:
@@ -309,8 +388,14 @@ class MetricsSnapshot:
     perfdata: list[tuple[int, str, float, str | None]]
 
 
-def _txn_metrics(cursor: Cursor, perf_since: float) -> MetricsSnapshot:
-    """Every service, and the newest value of each perfdata label reported since ``perf_since``."""
+def _txn_metrics(cursor: Cursor) -> MetricsSnapshot:
+    """Every service, and the perfdata of its latest report.
+
+    Ingest writes a report's perfdata with the report's time, which becomes the service's
+    ``last_time``: so the join on ``perfdata.time = services.last_time`` finds exactly the
+    newest values, one index seek (``perfdata_time``) per service, whatever the history length.
+    A metric the plugin stopped reporting disappears with its next report instead of freezing.
+    """
     columns = _SERVICE_COLUMNS.format(info="NULL")
     services = [
         _service(r)
@@ -320,9 +405,12 @@ def _txn_metrics(cursor: Cursor, perf_since: float) -> MetricsSnapshot:
         ).fetchall()
     ]
     latest: dict[tuple[int, str], tuple[int, str, float, str | None]] = {}
+    # "+p.service_id": the seek must be on perfdata_time (a few rows per timestamp), never on
+    # perfdata_service_label_time (every row of the service); MySQL reads it as p.service_id.
     for service_id, label, value, uom in cursor.execute(
-        "SELECT service_id, label, value, uom FROM perfdata WHERE time >= ? ORDER BY time",
-        (perf_since,),
+        f"SELECT p.service_id, p.label, p.value, p.uom FROM services s"
+        f" {'CROSS ' if cursor.dialect.name == 'sqlite' else ''}JOIN perfdata p"
+        " ON p.time = s.last_time AND +p.service_id = s.id ORDER BY p.id"
     ).fetchall():
         latest[(service_id, label)] = (service_id, label, value, uom)
     return MetricsSnapshot(services=services, perfdata=list(latest.values()))
@@ -356,8 +444,13 @@ class Queries:
     ) -> tuple[list[StateRow], StateRow | None]:
         return await self.db.run(_txn_recent_states, service_id, since, limit)
 
-    async def perfdata(self, service_id: int, since: float) -> list[PerfPoint]:
-        return await self.db.run(_txn_perfdata, service_id, since)
+    async def overview(self, excerpt: int = EXCERPT) -> list[OverviewServer]:
+        return await self.db.run(_txn_overview, excerpt)
+
+    async def perfdata_series(
+        self, service_id: int, since: float, until: float, columns: int
+    ) -> list[PerfSeries]:
+        return await self.db.run(_txn_perfdata_series, service_id, since, until, columns)
 
     async def alerts(self, filt: AlertFilter) -> list[AlertRow]:
         return await self.db.run(_txn_alerts, filt, await self._deliveries())
@@ -365,8 +458,8 @@ class Queries:
     async def pulse(self) -> Pulse:
         return await self.db.run(_txn_pulse)
 
-    async def metrics(self, perf_since: float) -> MetricsSnapshot:
-        return await self.db.run(_txn_metrics, perf_since)
+    async def metrics(self) -> MetricsSnapshot:
+        return await self.db.run(_txn_metrics)
 
     async def _deliveries(self) -> str | None:
         """The delivery-attempts table of the notifier, when its migration is in place."""

@@ -188,23 +188,8 @@ class UI:
     async def overview(self, request: IRequest, identity: Identity) -> bytes | None:
         if await self.unchanged(request, identity):
             return b""
-        servers = await self.queries.servers(excerpt=160)
-        counts = {s: 0 for s in views.STATES}
-        cards = []
-        for server in servers:
-            tiles = []
-            worst = 5
-            for svc in server.services:
-                shown = views.display_state(svc.state, svc.stale)
-                if shown in counts:
-                    counts[shown] += 1
-                rank = views.rank(shown)
-                worst = min(worst, rank)
-                tiles.append((rank, svc.name, shown, svc))
-            tiles.sort(key=lambda t: (t[0], t[1]))
-            silenced = bool(server.silenced_until and server.silenced_until > self.clock.seconds())
-            cards.append((worst, server.name, server, tiles, silenced))
-        cards.sort(key=lambda c: (c[0], c[1]))
+        servers = await self.queries.overview(excerpt=160)
+        cards, counts = views.overview_cards(servers, self.clock.seconds())
         return await self.render(request, identity, "overview.html", title="Overview",
                                  cards=cards, counts=counts, total=sum(counts.values()),
                                  state_filter=(arg(request, "state") or "").upper(),
@@ -245,8 +230,9 @@ class UI:
                                                          HISTORY_POINTS)
         stale_from = svc.deadline if svc.stale else None
         segments = views.timeline(states, prior, day_start, now, 1000.0, stale_from)
-        perf = await self.queries.perfdata(service_id, start)
-        charts = [views.chart(group, start, now) for group in views.group_by_label(perf)]
+        series = await self.queries.perfdata_series(service_id, start, now,
+                                                    views.chart_columns())
+        charts = [views.chart_series(one.last, one.buckets, start, now) for one in series]
         runs = views.collapse_runs(states)
         alerts = await self.queries.alerts(AlertFilter(service_id=service_id, limit=50))
         shown = views.display_state(svc.state, svc.stale)

@@ -145,10 +145,18 @@ async def test_session_api_writes_need_the_csrf_header(ui_db):
 @pytest_twisted.ensureDeferred
 async def test_metrics_parse_as_prometheus_text(ui_db):
     h = Harness(ui_db)
-    now = h.clock.seconds()
-    await ui_db.run(lambda c: c.execute(
-        "INSERT INTO perfdata (service_id, time, label, value, uom) VALUES (?, ?, 'load 1', 0.5, '')",
-        (ui_db.ids["app"], now - 30)))
+    app = ui_db.ids["app"]
+
+    def _txn_reports(c):
+        # As ingest writes them: a report's perfdata carries the report's time, which is the
+        # service's last_time for its latest report. Only the latest report's values export.
+        last = c.execute("SELECT last_time FROM services WHERE id = ?", (app,)).fetchone()[0]
+        c.executemany("INSERT INTO perfdata (service_id, time, label, value, uom)"
+                      " VALUES (?, ?, ?, ?, '')",
+                      [(app, last - 60, "load 1", 0.9), (app, last - 60, "gone", 7.0),
+                       (app, last, "load 1", 0.5), (app, last, "load 5", 0.25)])
+
+    await ui_db.run(_txn_reports)
     h.counters.inc("reports", 5)
     h.counters.inc("notifications", result="sent")
     response, body = await h.request("GET", "/metrics", headers=BASIC)
@@ -164,8 +172,9 @@ async def test_metrics_parse_as_prometheus_text(ui_db):
     assert all(0 <= v < 60 for v in ages.values())
     perf = {(s.labels["service"], s.labels["label"]): s.value
             for s in families["overc_perfdata"].samples}
-    assert perf[("app", "load 1")] == 0.5  # old perfdata (outside the window) is left out
-    assert ("disk", "/var") not in perf or perf[("disk", "/var")] >= 40
+    assert perf[("app", "load 1")] == 0.5 and perf[("app", "load 5")] == 0.25
+    assert ("app", "gone") not in perf  # not in the latest report: gone, not frozen
+    assert ("disk", "/var") not in perf  # no perfdata at the disk's last report
     assert families["overc_reports"].samples[0].value == 5
     sent = [s for s in families["overc_notifications"].samples if s.labels.get("result") == "sent"]
     assert sent[0].value == 1

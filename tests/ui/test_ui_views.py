@@ -1,0 +1,42 @@
+"""Pure presentation helpers that the pages' hot loops rely on (no database, no Klein)."""
+from __future__ import annotations
+
+from overc.storage.queries import OverviewServer, PerfPoint
+from overc.ui import views
+
+
+def test_overview_cards_escape_everything_and_put_problems_first():
+    evil = OverviewServer(2, "b<srv>", None, None, tiles=[
+        (20, 'n"ame<i>', "OK", "info <b>&'\"", 0, 1),
+        (21, "disk", "OK", None, 1, 0),  # stale wins over its last state
+    ])
+    calm = OverviewServer(1, "a", 9e9, "maint", tiles=[(10, "x", "OK", "fine", 0, 0)])
+    cards, counts = views.overview_cards([calm, evil], now=1000.0)
+    assert [c.name for c in cards] == ["b<srv>", "a"]  # the STALE server first
+    assert counts == {"FAIL": 0, "STALE": 1, "WARN": 0, "UNK": 0, "OK": 2}
+    html = str(cards[0].tiles)
+    assert "<i>" not in html and "<b>" not in html and 'n"ame' not in html
+    assert "n&quot;ame&lt;i&gt;" in html and "info &lt;b&gt;&amp;&#x27;&quot;" in html
+    assert html.index('data-name="disk"') < html.index('href="/ui/service/20"')
+    # the state as text (screen readers and the tooltip), not only a colour
+    assert '<span class="sr">STALE</span>' in html
+    assert '<span class="sr">OK, acknowledged</span>' in html
+    assert cards[1].silenced and not cards[0].silenced
+
+
+def test_chart_from_sql_buckets_matches_chart_from_points():
+    start, end = 0.0, 3600.0
+    points = [PerfPoint(t, "load", (t % 97) / 10, "", "4", "8", 0.0, None)
+              for t in range(0, 3600, 3)]
+    columns = views.chart_columns()
+    buckets: dict[int, list] = {}
+    for p in points:  # what _txn_perfdata_series asks the database for
+        col = min(int((p.time - start) * (columns / (end - start))), columns - 1)
+        b = buckets.setdefault(col, [col, p.value, p.value, 0.0, 0])
+        b[1], b[2] = min(b[1], p.value), max(b[2], p.value)
+        b[3] += p.value
+        b[4] += 1
+    from_sql = views.chart_series(points[-1], [tuple(buckets[c]) for c in sorted(buckets)],
+                                  start, end)
+    assert from_sql == views.chart(points, start, end)
+    assert from_sql.count == len(points)
