@@ -3,7 +3,6 @@ stale claims, restart awareness, dispatch with grouping, silences, acks, repeats
 retries, internal alerts, retention. Services and state alerts come from the real ingest."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 import pytest_twisted
