@@ -42,12 +42,17 @@ class Watchdog(RepeatingJob):
             result = await self.store.watchdog_tick(
                 now, interval=self.interval, grace=self.grace, limit=self.batch
             )
-            if result.away_since is not None:
+            if result.away_since is not None and result.away_since > 0:
                 log.info(
                     "Nobody watched for {gap:.0f} s (OverC or its database was down): "
                     "{count} overdue services get a fresh period",
                     gap=now - result.away_since, count=result.refreshed,
                 )
+                self.refreshed_total += result.refreshed
+            elif result.away_since is not None:  # a new database: never watched before
+                if result.refreshed:
+                    log.info("First watch of this database: {count} overdue services get a"
+                             " fresh period", count=result.refreshed)
                 self.refreshed_total += result.refreshed
             if result.expired:
                 self.expired_total += len(result.expired)
