@@ -20,9 +20,12 @@ from overc.config import ConfigError, ServerConfig, load_config_file
 from overc.groupcommit import GroupCommit
 from overc.health import Health
 from overc.loglevel import apply_loglevel
+from overc.monitoring.services import make_services  # watchdog, notifications, retention
+from overc.notify.channels import parse_channels
 from overc.serverkeys import ServerKeys
 from overc.storage.db import Database, DatabaseUnavailable
 from overc.storage.store import Store
+from overc.ui.site import make_web_resources  # UI, read API + OpenAPI, /metrics
 from overc.web import Root, make_site
 from overc.workers import ReusePortService, worker_monitor
 
@@ -43,8 +46,7 @@ class ServerOptions(usage.Options):
     def postOptions(self) -> None:
         try:
             self["server_config"] = config_from_options(self, os.environ)
-            from overc.notify.channels import parse_channels  # [alert:*] errors: one line too
-            parse_channels(self["server_config"])
+            parse_channels(self["server_config"])  # [alert:*] errors are one line too
         except ConfigError as error:
             # One line, before twistd daemonizes or opens anything.
             raise SystemExit(f"overc: config error: {error}") from None
@@ -161,14 +163,12 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     writer = GroupCommit(store.ingest, reactor, max_in_flight=1)
     push = PushAPI(keys, writer, reactor, ready)
     health = Health(db, ready)
-    from overc.monitoring.services import make_services  # watchdog, notifications, retention
     for part in make_services(config, db, reactor, ready=ready):
         part.setServiceParent(top)
     health.checks["watchdog"] = top.getServiceNamed("watchdog").status
     health.checks["ingest"] = writer.status
     # Other parts plug in here: extra maps a top-level path segment ("ui", "metrics") or
     # "api" (the read API: every /api/* path that is not push) to a resource.
-    from overc.ui.site import make_web_resources  # UI, read API + OpenAPI, /metrics
     extra: dict = make_web_resources(config, db, reactor, forget_keys=keys.forget)
     root = Root(push.resource(), health, extra)
     site = make_site(root, config.access_log)
