@@ -202,3 +202,19 @@ async def test_batch_cost_is_a_fixed_number_of_statements(database, monkeypatch)
     await store.ingest([IngestItem(i, "1", T0 + 1, reports=report) for i in ids])
     statements = [s for s in calls if not str(s).strip().upper().startswith(("BEGIN", "COMMIT"))]
     assert 0 < len(statements) <= 8, statements[:20]
+
+
+@pytest_twisted.ensureDeferred
+async def test_api_alert_snapshots_the_services_current_state(database):
+    store = Store(database, Grace())
+    server_id = await new_server(store)
+    await store.ingest([IngestItem(server_id, "1", T0, reports=[
+        Report("queue", "WARN", "3000 items", 60)])])
+    await store.ingest([
+        IngestItem(server_id, "1", T0 + 1, alerts=[AlertRequest("stuck", "queue")]),
+        IngestItem(server_id, "1", T0 + 1, reports=[Report("disk", "OK", "fine", 60)],
+                   alerts=[AlertRequest("full", "disk")]),
+    ])
+    rows_ = await rows(database, "SELECT message, state, info FROM alerts WHERE kind = 'api'"
+                                 " ORDER BY id")
+    assert rows_ == [("stuck", "WARN", "3000 items"), ("full", "OK", "fine")]

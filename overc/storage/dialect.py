@@ -34,7 +34,10 @@ class Dialect:
         """True for deadlocks and lock timeouts: run the whole transaction again."""
         return False
 
-    def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...],
+                      also: str = "") -> str:
+        """``ON CONFLICT``/``ON DUPLICATE KEY`` clause: set ``columns`` from the new row, plus
+        the literal assignments in ``also`` (literals stay out of VALUES, see store.py)."""
         raise NotImplementedError
 
 
@@ -68,8 +71,9 @@ class SQLiteDialect(Dialect):
             )
         return False
 
-    def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
-        sets = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...],
+                      also: str = "") -> str:
+        sets = ", ".join([f"{c} = excluded.{c}" for c in columns] + ([also] if also else []))
         return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
 
 
@@ -115,8 +119,9 @@ class MySQLDialect(Dialect):
             and error.args[0] in _MYSQL_RETRY
         )
 
-    def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
-        sets = ", ".join(f"{c} = VALUES({c})" for c in columns)
+    def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...],
+                      also: str = "") -> str:
+        sets = ", ".join([f"{c} = VALUES({c})" for c in columns] + ([also] if also else []))
         return f" ON DUPLICATE KEY UPDATE {sets}"
 
 

@@ -93,16 +93,21 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
     mysql = cursor.dialect.name == "mysql"
     lock = " FOR UPDATE" if mysql else ""
 
-    # Servers deleted since their key was verified: those items fail, the others go on.
-    server_ids = sorted({item.server_id for item in items})
-    alive: set[int] = set()
-    for chunk in _chunks(server_ids):
-        marks = ", ".join("?" * len(chunk))
-        # Exclusive, in id order, servers before services: two processes ingesting for the
-        # same servers wait for each other instead of deadlocking on a shared-lock upgrade
-        # (the last_seen UPDATE below), and nobody deletes a server under our feet.
-        cursor.execute(f"SELECT id FROM servers WHERE id IN ({marks}) ORDER BY id{lock}", chunk)
-        alive.update(row[0] for row in cursor.fetchall())
+    # Each server's address and last contact first: the UPDATE takes the servers' row locks
+    # in id order before any service lock (two processes ingesting for the same servers wait
+    # for each other instead of deadlocking) and its matched-row count tells whether every
+    # server still exists; only when one was deleted meanwhile is there a SELECT to find it.
+    seen: dict[int, tuple[str, float]] = {}
+    for item in items:
+        seen[item.server_id] = (item.ip, item.now)
+    if _update_servers_seen(cursor, seen) == len(seen):
+        alive = set(seen)
+    else:
+        alive = set()
+        for chunk in _chunks(sorted(seen)):
+            marks = ", ".join("?" * len(chunk))
+            cursor.execute(f"SELECT id FROM servers WHERE id IN ({marks})", chunk)
+            alive.update(row[0] for row in cursor.fetchall())
     results: list[Exception | None] = [
         None if item.server_id in alive else ServerGone() for item in items
     ]
@@ -130,6 +135,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
             _load_services(cursor, missing, services, lock)
 
     history, perfdata, alerts = [], [], []
+    api_alerts: list[int] = []  # their snapshot needs the info text, which is not preloaded
     touched: dict[tuple[int, str], ServiceSnapshot] = {}
     for item in live:
         for report in item.reports:
@@ -154,8 +160,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
                 services[(item.server_id, request.service)]
                 if request.service is not None else (None, ServiceSnapshot())
             )
-            alerts.append((item.server_id, service_id, item.now, API, FAIL, request.message,
-                           snapshot.state, snapshot.info))
+            api_alerts.append(len(alerts))
+            alerts.append([item.server_id, service_id, item.now, API, FAIL, request.message,
+                           snapshot.state, snapshot.info])
 
     cursor.executemany(
         "INSERT INTO states (service_id, time, state, info, late) VALUES (?, ?, ?, ?, ?)",
@@ -166,6 +173,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         perfdata,
     )
+    _fill_info(cursor, [alerts[i] for i in api_alerts], touched, services)
     cursor.executemany(
         "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -174,27 +182,40 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
     # Rows are locked and exist: an upsert by id is a bulk UPDATE in one statement on MySQL
     # (pymysql sends executemany INSERTs as one multi-row INSERT; UPDATEs would be N trips).
     # Only placeholders in VALUES (...): a literal there makes pymysql fall back to N trips.
-    columns = ("state", "info", "period", "last_time", "deadline", "stale", "acked")
+    columns = ("state", "info", "period", "last_time", "deadline", "acked")
     cursor.executemany(
         "INSERT INTO services (id, server_id, name, created, state, info, period, last_time,"
-        " deadline, stale, acked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        + cursor.dialect.upsert_suffix(("id",), columns),
+        " deadline, acked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        + cursor.dialect.upsert_suffix(("id",), columns, "stale = 0"),
         [
             (services[key][0], key[0], key[1], s.last_time, s.state, s.info, s.period,
-             s.last_time, s.deadline, 0, int(s.acked))
+             s.last_time, s.deadline, int(s.acked))
             for key, s in touched.items()
         ],
     )
-    seen: dict[int, tuple[str, float]] = {}
-    for item in live:
-        seen[item.server_id] = (item.ip, item.now)
-    _update_servers_seen(cursor, seen)
     return results, len(alerts)
 
 
-def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> None:
-    """Record each server's address and last contact: one UPDATE ... CASE per 300 servers."""
+def _fill_info(cursor: Cursor, rows: list[list], touched: dict, services: dict) -> None:
+    """API alerts snapshot their service's info: read it for the services this batch did not
+    just report (rare: alerts naming a service). Row layout as in the alerts INSERT."""
+    by_id = {services[key][0]: snapshot.info for key, snapshot in touched.items()}
+    wanted = sorted({row[1] for row in rows if row[1] is not None and row[1] not in by_id})
+    for chunk in _chunks(wanted):
+        cursor.execute(f"SELECT id, info FROM services WHERE id IN ({', '.join('?' * len(chunk))})",
+                       chunk)
+        by_id.update(cursor.fetchall())
+    for row in rows:
+        if row[1] is not None:
+            row[7] = by_id.get(row[1])
+
+
+def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> int:
+    """Record each server's address and last contact: one UPDATE ... CASE per 300 servers.
+
+    Returns the number of servers found (rows matched: pymysql is told FOUND_ROWS)."""
     rows = sorted(seen.items())
+    matched = 0
     for chunk in _chunks(rows, 300):
         ip_case = " ".join("WHEN ? THEN ?" for _ in chunk)
         params: list = []
@@ -209,6 +230,8 @@ def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> 
             f" WHERE id IN ({', '.join('?' * len(chunk))})",
             params,
         )
+        matched += cursor.rowcount
+    return matched
 
 
 def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
@@ -223,7 +246,7 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
         server_ids = sorted({server_id for server_id, _ in chunk})
         names = sorted({name for _, name in chunk})
         cursor.execute(
-            "SELECT id, server_id, name, state, info, period, last_time, deadline, stale, acked"
+            "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked"
             f" FROM services WHERE server_id IN ({', '.join('?' * len(server_ids))})"
             f" AND name IN ({', '.join('?' * len(names))}){lock}",
             [*server_ids, *names],
@@ -232,6 +255,6 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
             key = (row[1], row[2])
             if key in wanted:
                 into[key] = [row[0], ServiceSnapshot(
-                    state=row[3], info=row[4], period=row[5], last_time=row[6],
-                    deadline=row[7], stale=bool(row[8]), acked=bool(row[9]),
+                    state=row[3], period=row[4], last_time=row[5], deadline=row[6],
+                    stale=bool(row[7]), acked=bool(row[8]),
                 )]
