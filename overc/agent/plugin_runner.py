@@ -204,7 +204,8 @@ class PluginRunner:
         spawn_process: Callable[..., object] | None = None,
     ) -> None:
         self.reactor = reactor
-        # A real POSIX reactor gets the cheaper Process subclass (overc.agent.spawn); fakes and
+        # A real POSIX reactor gets posix_spawn + pidfd (overc.agent.pidfd) for plugins in our
+        # own working folder, else the cheaper Process subclass (overc.agent.spawn); fakes and
         # other reactors their own spawnProcess.
         self.spawn_process = spawn.spawner(reactor) if spawn_process is None else spawn_process
         self._stdin: int | None = None

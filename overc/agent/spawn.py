@@ -1,5 +1,9 @@
 """Spawning plugins on a real POSIX reactor: Twisted's ``Process``, minus its per-spawn scans.
 
+Where ``posix_spawn`` and ``pidfd_open`` work, :func:`spawner` hands plugins that run in our
+own working folder (the monitor's case) to :mod:`overc.agent.pidfd` instead, which does
+without ``Process`` altogether; what follows is the path for everything else.
+
 ``reactor.spawnProcess`` builds a :class:`twisted.internet.process.Process`, which starts the
 child with ``posix_spawnp`` when it can (no uid/gid change, ``path`` is our own working folder).
 Before each ``posix_spawnp`` Twisted 26.10 recomputes two things in Python:
@@ -35,6 +39,8 @@ except ImportError:  # pragma: no cover - not CPython
     _c_getsignal = signal.getsignal
 
 from twisted.internet import process as _process
+
+from overc.agent import pidfd
 
 try:
     import fcntl as _fcntl
@@ -125,13 +131,29 @@ class FdScanner:
         self._inheritable: list[int] = []
         self._at = 0.0
 
-    def state(self, fdmap: dict[int, int] | None) -> list[tuple[int, int]]:
+    def _rescan(self) -> list[tuple[int, int]] | None:
+        """A full scan when the last one is ``max_age`` old (or none yet), else ``None``."""
         now = self.clock()
         if not self._scanned or now - self._at >= self.max_age or now < self._at:
             fresh = fd_state()
             self.scans += 1
             self._scanned, self._at = True, now
             self._inheritable = [fd for fd, flags in fresh if not flags]
+            return fresh
+        return None
+
+    def inheritable(self) -> list[int]:
+        """Descriptors above 2 that a child would inherit now (for ``overc.agent.pidfd``).
+
+        Same reuse as :meth:`state`: the scan's inheritable descriptors, re-checked.
+        """
+        if self._rescan() is None:
+            return [fd for fd, flags in _flags([fd for fd in self._inheritable if fd > 2]) if not flags]
+        return [fd for fd in self._inheritable if fd > 2]
+
+    def state(self, fdmap: dict[int, int] | None) -> list[tuple[int, int]]:
+        fresh = self._rescan()
+        if fresh is not None:
             return fresh
         wanted = {0, 1, 2, *(fdmap or {}).values()}
         wanted.update(self._inheritable)
@@ -172,15 +194,20 @@ class PluginProcess(_process.Process):
 def spawner(reactor) -> SpawnFunction:
     """``spawnProcess(protocol, executable, args, env, path, childFDs)`` for this reactor.
 
-    A real POSIX reactor gets :class:`PluginProcess`; anything else (a test's fake reactor,
+    A real POSIX reactor gets :class:`overc.agent.pidfd.Spawner` when ``posix_spawn`` and
+    ``pidfd_open`` work, falling back to :class:`PluginProcess` for calls it does not take
+    (a ``cwd`` other than ours) or when they do not; anything else (a test's fake reactor,
     another platform, a Twisted without the hooks) gets its own ``reactor.spawnProcess``.
     """
     from twisted.internet.posixbase import PosixReactorBase
 
-    if not (isinstance(reactor, PosixReactorBase) and supported()):
+    if not isinstance(reactor, PosixReactorBase):
         return reactor.spawnProcess
-
-    def spawn(processProtocol, executable, args=(), env=None, path=None, childFDs=None):
-        return PluginProcess(reactor, executable, args, env, path, processProtocol, None, None, childFDs)
-
-    return spawn
+    if supported():
+        def fallback(processProtocol, executable, args=(), env=None, path=None, childFDs=None):
+            return PluginProcess(reactor, executable, args, env, path, processProtocol, None, None, childFDs)
+    else:
+        fallback = reactor.spawnProcess
+    if pidfd.supported() and _fcntl is not None:
+        return pidfd.Spawner(reactor, fallback, lambda: PluginProcess.fd_scanner.inheritable())
+    return fallback

@@ -10,6 +10,7 @@ import sys
 import pytest
 import pytest_twisted
 
+from overc.agent import pidfd
 from overc.agent.plugin_runner import PluginRunner, PluginSpec
 
 pytestmark = pytest.mark.slow
@@ -32,11 +33,32 @@ def script(folder, name, body, mode=0o755):
     return f"./{name}"
 
 
+#: Which spawn path the current test uses (set by the ``transport`` fixture).
+TRANSPORT = {"name": None}
+
+
+@pytest.fixture(autouse=True, params=["pidfd", "twisted"])
+def transport(request, tmp_path, monkeypatch):
+    """Every test twice: through ``overc.agent.pidfd`` (plugins in our own working folder, as
+    the monitor runs them) and through Twisted's ``Process`` (another folder: fork + exec)."""
+    if request.param == "pidfd":
+        if not pidfd.supported():
+            pytest.skip("no posix_spawn or pidfd_open here")
+        monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(TRANSPORT, "name", request.param)
+    return request.param
+
+
 async def run(tmp_path, argv, timeout=10.0, kill_grace=5.0):
     from twisted.internet import reactor
 
     runner = PluginRunner(reactor, concurrency=4, kill_grace=kill_grace, drain_grace=0.5)
     result = await runner.run(PluginSpec(tuple(argv), str(tmp_path), timeout))
+    runner.close()
+    if TRANSPORT["name"] == "pidfd":
+        assert runner.spawn_process.fell_back == 0
+    elif isinstance(runner.spawn_process, pidfd.Spawner):
+        assert runner.spawn_process.spawned == 0
     return result.outcome, result.finished - result.started
 
 

@@ -20,7 +20,7 @@ import pytest_twisted
 from twisted.internet import process as tprocess
 
 from agent_fakes import FakeProcessReactor
-from overc.agent import spawn
+from overc.agent import pidfd, spawn
 from overc.agent.plugin_runner import PluginRunner, PluginSpec
 
 pytestmark = pytest.mark.skipif(not spawn.supported(), reason="no posix_spawnp path in this Twisted/OS")
@@ -191,6 +191,8 @@ def test_fake_and_unsupported_reactors_get_their_own_spawn_process(monkeypatch):
     from twisted.internet import reactor
 
     assert spawn.spawner(reactor) != reactor.spawnProcess
+    monkeypatch.setattr(pidfd, "supported", lambda: False)  # PluginProcess (see test_agent_pidfd)
+    assert spawn.spawner(reactor) != reactor.spawnProcess
     monkeypatch.setattr(spawn, "supported", lambda: False)
     assert spawn.spawner(reactor) == reactor.spawnProcess
 
@@ -221,6 +223,7 @@ async def test_real_spawn_uses_posix_spawn_and_gives_the_child_only_its_fds(monk
         return used[-1]
 
     monkeypatch.setattr(spawn.PluginProcess, "_trySpawnInsteadOfFork", spy)
+    monkeypatch.setattr(pidfd, "supported", lambda: False)  # this test is about PluginProcess
     monkeypatch.setattr(spawn.PluginProcess, "fd_scanner", spawn.FdScanner())  # scans at the spawn
     leak_r, leak_w = os.pipe()
     os.set_inheritable(leak_r, True)
