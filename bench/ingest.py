@@ -134,6 +134,29 @@ def load(port: int, concurrency: int, duration: int, servers: int) -> dict:
     return json.loads(out.splitlines()[-1])
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def family(pid: int) -> list[int]:
+    """A server process and its worker processes ([overc] processes)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [pid, *map(int, children.split())]
+
+
+def mariadb_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
 def warm_up(url: str, servers: int) -> None:
     """Register every bench server once (key hashing is deliberately slow, once per server)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -175,13 +198,24 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="overc-bench-"))
     rows = []
 
+    def measured(pids: list[int], port: int, c: int) -> dict:
+        """One load row, with the CPU the server (and MariaDB) spent per request."""
+        database = mariadb_pids()
+        before = (cpu_seconds(pids), cpu_seconds(database))
+        result = load(port, c, args.duration, args.servers)
+        after = (cpu_seconds(pids), cpu_seconds(database))
+        done = max(result["requests"], 1)
+        result["cpu_ms"] = (after[0] - before[0]) * 1000 / done
+        result["db_cpu_ms"] = (after[1] - before[1]) * 1000 / done
+        return result
+
     def bare(mode: str) -> dict:
         port = free_port()
         process = subprocess.Popen([sys.executable, str(HERE / "bare_klein.py"), str(port), mode])
         try:
             time.sleep(1.5)
             http("POST", f"http://127.0.0.1:{port}{PATH}", body(0))
-            return {c: load(port, c, args.duration, args.servers) for c in levels}
+            return {c: measured([process.pid], port, c) for c in levels}
         finally:
             process.terminate()
             process.wait()
@@ -212,9 +246,10 @@ def main() -> None:
             # Steady state: every process has seen every server once (a process verifies a
             # server's key with PBKDF2 the first time it sees it, then only re-reads the hash).
             load(server.port, levels[-1], min(args.duration, 5), args.servers)
+            pids = family(server.process.pid)
             for c in levels:
                 before = count_states(server)
-                result = load(server.port, c, args.duration, args.servers)
+                result = measured(pids, server.port, c)
                 stored = count_states(server) - before
                 acked = (result["requests"] - result["errors"]) * 3
                 if stored < acked:
@@ -228,12 +263,13 @@ def main() -> None:
 
     print(f"\nIngest: 3-service status reports over {args.servers} servers, "
           f"{args.duration} s per row, load by {'wrk' if shutil.which('wrk') else 'asyncio'}\n")
-    print("| server | conc. | req/s | states/s | p50 ms | p99 ms | errors | ratio to bare |"
-          " ratio to bare, no form parsing |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| server | conc. | req/s | states/s | p50 ms | p99 ms | errors | server CPU ms/req |"
+          " MariaDB CPU ms/req | ratio to bare | ratio to bare, no form parsing |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, c, r, ratio, tuned_ratio in rows:
         print(f"| {label} | {c} | {r['rps']:.0f} | {r['rps'] * 3:.0f} | {r['p50_ms']:.1f} | "
-              f"{r['p99_ms']:.1f} | {r['errors']} | {ratio:.2f} | {tuned_ratio:.2f} |")
+              f"{r['p99_ms']:.1f} | {r['errors']} | {r['cpu_ms']:.3f} | {r['db_cpu_ms']:.3f} | "
+              f"{ratio:.2f} | {tuned_ratio:.2f} |")
 
 
 def _drop(database: str) -> None:
