@@ -226,3 +226,19 @@ def test_metrics_count_reports_requests_and_alerts(push_server):
     assert samples[("overc_alerts_total", ())] >= 1
     assert samples[("overc_push_requests_total", (("status", "403"),))] >= 1
     assert samples[("overc_push_requests_total", (("status", "200"),))] >= 1
+
+
+def test_concurrent_first_contacts_of_one_server_all_succeed(push_server):
+    """Twenty requests race to register the same new server: one registers, all are accepted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = new_name("race")
+
+    def ping(_):
+        return push(push_server, name, [{"name": "a", "state": "OK"}])[0]
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(ping, range(20)))
+    assert statuses == [200] * 20
+    assert push_server.query("SELECT COUNT(*) FROM servers WHERE name = ?", name) == [(1,)]
+    assert push(push_server, name, [], key="other")[0] == 403

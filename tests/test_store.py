@@ -218,3 +218,22 @@ async def test_api_alert_snapshots_the_services_current_state(database):
     rows_ = await rows(database, "SELECT message, state, info FROM alerts WHERE kind = 'api'"
                                  " ORDER BY id")
     assert rows_ == [("stuck", "WARN", "3000 items"), ("full", "OK", "fine")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_registration_race_returns_the_winner(database, monkeypatch):
+    """Two requests (or processes) read "no such server", then both insert it."""
+    import overc.storage.store as store_module
+
+    store = Store(database, Grace())
+    winner, _ = await store.register_server("web1", "h1", "10.0.0.1", T0)
+    real = store_module._txn_get_server
+    calls = []
+
+    def stale_read(cursor, name):  # what the loser saw before the winner committed
+        calls.append(name)
+        return None if len(calls) == 1 else real(cursor, name)
+
+    monkeypatch.setattr(store_module, "_txn_get_server", stale_read)
+    record, created = await store.register_server("web1", "h2", "10.0.0.2", T0)
+    assert (record, created) == (winner, False)

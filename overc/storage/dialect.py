@@ -34,6 +34,10 @@ class Dialect:
         """True for deadlocks and lock timeouts: run the whole transaction again."""
         return False
 
+    def is_duplicate(self, error: BaseException) -> bool:
+        """True when ``error`` is a unique-key violation (someone inserted the row first)."""
+        return False
+
     def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...],
                       also: str = "") -> str:
         """``ON CONFLICT``/``ON DUPLICATE KEY`` clause: set ``columns`` from the new row, plus
@@ -70,6 +74,11 @@ class SQLiteDialect(Dialect):
                 for word in ("unable to open", "locked", "disk i/o", "readonly", "busy")
             )
         return False
+
+    def is_duplicate(self, error: BaseException) -> bool:
+        import sqlite3
+
+        return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)
 
     def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...],
                       also: str = "") -> str:
@@ -118,6 +127,12 @@ class MySQLDialect(Dialect):
             and bool(error.args)
             and error.args[0] in _MYSQL_RETRY
         )
+
+    def is_duplicate(self, error: BaseException) -> bool:
+        import pymysql
+
+        return isinstance(error, pymysql.err.IntegrityError) and bool(error.args) \
+            and error.args[0] == 1062
 
     def upsert_suffix(self, keys: tuple[str, ...], columns: tuple[str, ...],
                       also: str = "") -> str:

@@ -15,7 +15,7 @@ from overc.metrics import counters as default_counters
 from overc.payload import AlertRequest, Report
 from overc.rules import API, ServiceSnapshot, apply_report
 from overc.states import FAIL
-from overc.storage.db import Cursor, Database
+from overc.storage.db import Cursor, Database, DatabaseUnavailable
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,16 @@ class Store:
     async def register_server(self, name: str, key_hash: str, ip: str, now: float
                               ) -> tuple[ServerRecord, bool]:
         """Create the server; ``(record, created)``: a concurrent registration may win."""
-        return await self.db.run(_txn_register_server, name, key_hash, ip, now)
+        try:
+            return await self.db.run(_txn_register_server, name, key_hash, ip, now)
+        except Exception as error:
+            if not self.db.dialect.is_duplicate(error):
+                raise
+        # Another request (or process) registered the name between our read and our insert.
+        record = await self.get_server(name)
+        if record is None:  # and deleted it again: extremely unlikely; let the client retry
+            raise DatabaseUnavailable("server registration raced with its deletion")
+        return record, False
 
     async def ingest(self, items: list[IngestItem]) -> list[Exception | None]:
         """Commit every item in one transaction; per item None, or ServerGone."""
