@@ -90,6 +90,20 @@ def run_wrk(port: int, concurrency: int, duration: int, servers: int) -> dict:
     }
 
 
+async def _read_body(reader: asyncio.StreamReader, head: bytes) -> None:
+    """Consume one response body: Content-Length or chunked (twisted.web uses both)."""
+    headers = {line.split(b":", 1)[0].strip().lower(): line.split(b":", 1)[1].strip()
+               for line in head.split(b"\r\n")[1:] if b":" in line}
+    if b"content-length" in headers:
+        await reader.readexactly(int(headers[b"content-length"]))
+        return
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        await reader.readexactly(size + 2)  # the chunk and its CRLF
+        if size == 0:
+            return
+
+
 async def _asyncio_load(port: int, concurrency: int, duration: float, servers: int) -> dict:
     latencies: list[float] = []
     errors = 0
@@ -106,9 +120,7 @@ async def _asyncio_load(port: int, concurrency: int, duration: float, servers: i
                 f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
             head = await reader.readuntil(b"\r\n\r\n")
-            length = int(next(l.split(b":")[1] for l in head.split(b"\r\n")
-                              if l.lower().startswith(b"content-length")))
-            await reader.readexactly(length)
+            await _read_body(reader, head)
             latencies.append(time.monotonic() - started)
             if not head.startswith(b"HTTP/1.1 200"):
                 errors += 1
@@ -123,8 +135,15 @@ async def _asyncio_load(port: int, concurrency: int, duration: float, servers: i
             "requests": len(latencies)}
 
 
+LOADER = "auto"
+
+
+def use_wrk() -> bool:
+    return LOADER == "wrk" or (LOADER == "auto" and shutil.which("wrk") is not None)
+
+
 def load(port: int, concurrency: int, duration: int, servers: int) -> dict:
-    if shutil.which("wrk"):
+    if use_wrk():
         return run_wrk(port, concurrency, duration, servers)
     code = (f"import asyncio, sys; sys.path.insert(0, {str(HERE)!r}); import ingest, json; "
             f"print(json.dumps(asyncio.run(ingest._asyncio_load({port}, {concurrency}, "
@@ -193,7 +212,11 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1000)
     parser.add_argument("--concurrency", default="10,50")
     parser.add_argument("--no-mysql", action="store_true")
+    parser.add_argument("--load", choices=["auto", "wrk", "asyncio"], default="auto",
+                        help="load generator (auto: wrk when installed)")
     args = parser.parse_args()
+    global LOADER
+    LOADER = args.load
     levels = [int(c) for c in args.concurrency.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="overc-bench-"))
     rows = []
@@ -262,7 +285,7 @@ def main() -> None:
                 _drop(database)
 
     print(f"\nIngest: 3-service status reports over {args.servers} servers, "
-          f"{args.duration} s per row, load by {'wrk' if shutil.which('wrk') else 'asyncio'}\n")
+          f"{args.duration} s per row, load by {'wrk' if use_wrk() else 'asyncio'}\n")
     print("| server | conc. | req/s | states/s | p50 ms | p99 ms | errors | server CPU ms/req |"
           " MariaDB CPU ms/req | ratio to bare | ratio to bare, no form parsing |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
