@@ -10,11 +10,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from overc.api.jsonio import json_body
-from overc.storage.db import Cursor, Database
-
-
-def _txn_ping(cursor: Cursor) -> None:
-    cursor.execute("SELECT 1").fetchall()
+from overc.storage.db import Database
 
 
 class Health(Resource):
@@ -40,7 +36,7 @@ class Health(Resource):
             healthy = False
         else:
             try:
-                await self.db.run(_txn_ping, attempts=1)
+                await self.db.ping()
                 status["database"] = {"ok": True}
             except Exception as error:  # any failure means "do not send traffic here"
                 status["database"] = {"ok": False, "error": type(error).__name__}

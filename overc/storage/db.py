@@ -113,6 +113,10 @@ class Database:
                 raise
         raise AssertionError("unreachable")
 
+    async def ping(self) -> None:
+        """One trivial query: is the database answering (for /healthz)?"""
+        await self.run(_txn_ping, attempts=1)
+
     def close(self) -> None:
         self.pool.close()
 
@@ -158,6 +162,10 @@ class Cursor:
     @property
     def rowcount(self) -> int:
         return self.raw.rowcount
+
+
+def _txn_ping(cursor: "Cursor") -> None:
+    cursor.execute("SELECT 1").fetchall()
 
 
 def load_migrations() -> list[tuple[int, str, str]]:

@@ -25,7 +25,8 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from overc.passwords import verify_secret
-from overc.storage.db import Cursor, Database
+from overc.storage.db import Database
+from overc.storage.settings import get_or_create_setting
 
 log = Logger()
 
@@ -38,26 +39,9 @@ MAX_FAILURE_DELAY = 16.0
 _DUMMY_HASH = "pbkdf2_sha256$240000$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
 
 
-def _txn_secret(cursor: Cursor, candidate: str) -> str:
-    row = cursor.execute(
-        "SELECT value FROM ui_settings WHERE name = 'session_secret'"
-    ).fetchone()
-    if row:
-        return row[0]
-    cursor.execute(
-        "INSERT INTO ui_settings (name, value) VALUES ('session_secret', ?)", (candidate,)
-    )
-    return candidate
-
-
 async def load_secret(db: Database) -> bytes:
     """The shared signing secret, created by whichever process asks first."""
-    candidate = secrets.token_hex(32)
-    try:
-        value = await db.run(_txn_secret, candidate)
-    except Exception:
-        # Another process inserted it between our SELECT and INSERT: read theirs.
-        value = await db.run(_txn_secret, candidate)
+    value = await get_or_create_setting(db, "session_secret", secrets.token_hex(32))
     return bytes.fromhex(value)
 
 
