@@ -1,13 +1,15 @@
 """Read queries for the UI, the read API and /metrics: plain dataclasses out, never cursors.
 
 Each public coroutine is one ``Database.run`` of a ``_txn_*`` function (one transaction, so a
-page never mixes two moments of the database). The overview reads every service in one query
-and groups in Python: at 10,000 services that is cheaper than one query per server.
+page never mixes two moments of the database). The overview reads every service in one query,
+one JSON array per server: at 10,000 services that is cheaper than one query per server and
+than 10,000 rows through the MySQL driver.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from overc.storage.db import Cursor, Database
 
@@ -165,25 +167,36 @@ class OverviewServer:
     name: str
     silenced_until: float | None
     silence_reason: str | None
-    #: ``(id, name, state, info excerpt, stale, acked)`` per service: plain tuples, because the
-    #: overview reads 10,000 of them per render and objects would cost more than the query.
-    tiles: list[tuple[int, str, str | None, str | None, int, int]] = field(default_factory=list)
+    #: ``(id, name, state, info excerpt, stale, acked)`` per service: plain sequences, because
+    #: the overview reads 10,000 of them per render and objects would cost more than the query.
+    tiles: list[Sequence[Any]] = field(default_factory=list)
 
 
 def _txn_overview(cursor: Cursor, excerpt: int) -> list[OverviewServer]:
-    """Every server with its services' tile data, in two narrow queries (no join)."""
+    """Every server with its services' tile data: one row per server, its tiles as JSON.
+
+    10,000 services as 10,000 rows cost the MySQL driver ~13 us each to read and decode in
+    Python (most of the page on MariaDB); one JSON array per server is built by the database
+    and parsed by ``json.loads`` in C. Strings travel JSON-escaped, so any text survives.
+    """
     servers = {
         r[0]: OverviewServer(r[0], r[1], r[2], r[3])
         for r in cursor.execute(
             "SELECT id, name, silenced_until, silence_reason FROM servers").fetchall()
     }
-    for row in cursor.execute(
-        f"SELECT server_id, id, name, state, SUBSTR(info, 1, {int(excerpt)}), stale, acked"
-        " FROM services"
+    if cursor.dialect.name == "sqlite":
+        head, aggregate = "", "json_group_array"
+    else:
+        # JSON_ARRAYAGG is capped by group_concat_max_len (1 MB by default): lift it for this
+        # statement only, so a server with many services is never cut short.
+        head, aggregate = "SET STATEMENT group_concat_max_len = 1073741824 FOR ", "JSON_ARRAYAGG"
+    for server_id, tiles in cursor.execute(
+        f"{head}SELECT server_id, {aggregate}(JSON_ARRAY(id, name, state,"
+        f" SUBSTR(info, 1, {int(excerpt)}), stale, acked)) FROM services GROUP BY server_id"
     ).fetchall():
-        server = servers.get(row[0])
+        server = servers.get(server_id)
         if server is not None:
-            server.tiles.append(row[1:])
+            server.tiles = json.loads(tiles)
     return list(servers.values())
 
 
