@@ -1,9 +1,14 @@
 """Who is asking: signed session cookies, HTTP Basic for scripts, CSRF tokens, slow failures.
 
-Sessions are stateless signed cookies (HMAC-SHA256) so several OverC processes behind a load
-balancer accept each other's sessions: the signing secret is created once and stored in the
-database (``ui_settings``). CSRF tokens are derived from a per-browser nonce cookie and the user,
-so they need no storage either, and they also protect the open (no users) mode.
+Sessions are signed cookies (HMAC-SHA256) so several OverC processes behind a load balancer
+accept each other's sessions: the signing secret is created once and stored in the database
+(``ui_settings``). Each cookie names a random session id; logout stores that id as revoked
+(``ui_revoked_sessions``), so a copied cookie is refused everywhere after logout. A process
+remembers the revoked ids it has seen, and trusts "not revoked" for at most
+:data:`REVOCATION_RECHECK` seconds per session: another process honours a logout within that
+time, at the cost of one indexed lookup per session and interval. CSRF tokens are derived from
+a per-browser nonce cookie and the user, so they need no storage, and they also protect the open
+(no users) mode.
 
 Password hashes are deliberately slow (PBKDF2), so checks run in a pool thread; a correct HTTP
 Basic password is remembered (as an HMAC, never the password) to keep scripts cheap.
@@ -26,6 +31,7 @@ from twisted.web.iweb import IRequest
 
 from overc.passwords import verify_secret
 from overc.storage.db import Database
+from overc.storage.sessions import SessionRevocations
 from overc.storage.settings import get_or_create_setting
 
 log = Logger()
@@ -37,12 +43,26 @@ SESSION_SECONDS = 12 * 3600
 MAX_FAILURE_DELAY = 16.0
 #: A hash that verifies nothing, checked for unknown users so timing does not reveal names.
 _DUMMY_HASH = "pbkdf2_sha256$240000$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
+#: Seconds a process trusts that a session it checked is not revoked: a logout in another
+#: process is honoured here within this time (in the logging-out process at once).
+REVOCATION_RECHECK = 3.0
+#: Bound on each in-process cache of session ids (cleared when exceeded, like the others).
+_CACHE_LIMIT = 10000
 
 
-async def load_secret(db: Database) -> bytes:
-    """The shared signing secret, created by whichever process asks first."""
+@dataclass(frozen=True)
+class SharedSessions:
+    """What every OverC process on one database shares about UI sessions."""
+
+    secret: bytes
+    revocations: SessionRevocations
+
+
+async def load_secret(db: Database) -> SharedSessions:
+    """The shared signing secret (created by whichever process asks first) and the shared
+    record of revoked sessions, both kept in ``db``."""
     value = await get_or_create_setting(db, "session_secret", secrets.token_hex(32))
-    return bytes.fromhex(value)
+    return SharedSessions(bytes.fromhex(value), SessionRevocations(db))
 
 
 def _b64(data: bytes) -> str:
@@ -51,6 +71,15 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Session:
+    """A session cookie with a valid signature, for a known user, not expired."""
+
+    user: str
+    expires: int
+    session_id: str
 
 
 @dataclass(frozen=True)
@@ -68,7 +97,7 @@ class Auth:
         self,
         users: Mapping[str, str],
         required: bool,
-        secret: Callable[[], Awaitable[bytes]],
+        secret: Callable[[], Awaitable[SharedSessions]],
         clock: IReactorTime,
         verify: Callable[[str, str], Awaitable[bool]],
         *,
@@ -77,19 +106,29 @@ class Auth:
     ) -> None:
         self.users = dict(users)
         self.required = required
-        self._secret_source = secret
-        self._secret: bytes | None = None
+        self._shared_source = secret
+        self._shared: SharedSessions | None = None
         self.clock = clock
         self._verify = verify
         self.wall = wall
         self.secure_cookies = secure_cookies
         self._failures: dict[str, int] = {}
         self._basic_ok: dict[str, float] = {}
+        #: session id -> its cookie's expiry, for sessions known to be revoked (final).
+        self._revoked: dict[str, float] = {}
+        #: session id -> until when "not revoked" is trusted without asking the database.
+        self._live: dict[str, float] = {}
+
+    async def shared(self) -> SharedSessions:
+        if self._shared is None:
+            shared = await self._shared_source()
+            if not isinstance(shared, SharedSessions):
+                raise TypeError(f"Auth needs SharedSessions (see load_secret), got {shared!r}")
+            self._shared = shared
+        return self._shared
 
     async def secret(self) -> bytes:
-        if self._secret is None:
-            self._secret = await self._secret_source()
-        return self._secret
+        return (await self.shared()).secret
 
     def _sign(self, secret: bytes, text: str) -> str:
         return _b64(hmac.new(secret, text.encode("utf-8"), hashlib.sha256).digest())
@@ -110,22 +149,55 @@ class Auth:
         return None
 
     async def session_user(self, request: IRequest) -> str | None:
+        session = await self.session(request)
+        if session is None or await self.is_revoked(session):
+            return None
+        return session.user
+
+    async def session(self, request: IRequest) -> Session | None:
+        """The request's session cookie if it is signed, unexpired and names a known user;
+        revocation is not checked here (see :meth:`is_revoked`)."""
         raw = request.getCookie(SESSION_COOKIE)
         if not raw:
             return None
         try:
-            text = raw.decode("ascii")
-            name_b64, expires, signature = text.split(".")
+            # Cookies from before session ids (three parts) are refused: they cannot be revoked.
+            name_b64, expires, session_id, signature = raw.decode("ascii").split(".")
             name = _unb64(name_b64).decode("utf-8")
             expiry = int(expires)
         except (ValueError, UnicodeDecodeError):
             return None
-        expected = self._sign(await self.secret(), f"session.{name_b64}.{expires}")
+        expected = self._sign(await self.secret(), f"session.{name_b64}.{expires}.{session_id}")
         if not hmac.compare_digest(expected, signature):
             return None
         if expiry < self.wall() or name not in self.users:
             return None
-        return name
+        return Session(name, expiry, session_id)
+
+    async def is_revoked(self, session: Session) -> bool:
+        """Was ``session`` ended by a logout, in this process or any other on the database?"""
+        sid = session.session_id
+        if sid in self._revoked:
+            return True
+        now = self.wall()
+        if self._live.get(sid, 0) > now:
+            return False
+        revoked = await (await self.shared()).revocations.is_revoked(sid)
+        self._remember(sid, session.expires, revoked, now)
+        return revoked
+
+    def _remember(self, sid: str, expires: float, revoked: bool, now: float) -> None:
+        cache = self._revoked if revoked else self._live
+        if len(cache) >= _CACHE_LIMIT:
+            for key in [k for k, until in cache.items() if until <= now]:
+                del cache[key]
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+        if revoked:
+            self._live.pop(sid, None)
+            self._revoked[sid] = expires
+        else:
+            self._live[sid] = now + REVOCATION_RECHECK
 
     async def basic_user(self, request: IRequest) -> str | None:
         header = request.getHeader(b"authorization")
@@ -174,8 +246,9 @@ class Auth:
     async def session_cookie(self, name: str) -> bytes:
         name_b64 = _b64(name.encode("utf-8"))
         expires = str(int(self.wall() + SESSION_SECONDS))
-        signature = self._sign(await self.secret(), f"session.{name_b64}.{expires}")
-        return f"{name_b64}.{expires}.{signature}".encode("ascii")
+        session_id = _b64(os.urandom(16))
+        signature = self._sign(await self.secret(), f"session.{name_b64}.{expires}.{session_id}")
+        return f"{name_b64}.{expires}.{session_id}.{signature}".encode("ascii")
 
     def set_cookie(self, request: IRequest, name: bytes, value: bytes, max_age: int | None) -> None:
         request.addCookie(
@@ -189,7 +262,14 @@ class Auth:
         # A new nonce at login: tokens issued before login do not carry over.
         self.set_cookie(request, NONCE_COOKIE, _b64(os.urandom(18)).encode("ascii"), None)
 
-    def end_session(self, request: IRequest) -> None:
+    async def end_session(self, request: IRequest) -> None:
+        """Log out: revoke the request's session for every process, then clear the cookies."""
+        session = await self.session(request)
+        if session is not None:
+            now = self.wall()
+            await (await self.shared()).revocations.revoke(session.session_id,
+                                                           session.expires, now)
+            self._remember(session.session_id, session.expires, True, now)
         self.set_cookie(request, SESSION_COOKIE, b"", 0)
         self.set_cookie(request, NONCE_COOKIE, b"", 0)
 

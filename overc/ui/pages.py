@@ -291,7 +291,7 @@ class UI:
     @app.route("/logout", methods=["POST"])
     @action
     async def logout(self, request: IRequest, identity: Identity, form: dict) -> bytes:
-        self.auth.end_session(request)
+        await self.auth.end_session(request)
         request.setResponseCode(303)
         request.setHeader(b"location", b"/ui/login?msg=loggedout")
         return b""
