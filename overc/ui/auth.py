@@ -58,7 +58,7 @@ class SharedSessions:
     revocations: SessionRevocations
 
 
-async def load_secret(db: Database) -> SharedSessions:
+async def load_shared_sessions(db: Database) -> SharedSessions:
     """The shared signing secret (created by whichever process asks first) and the shared
     record of revoked sessions, both kept in ``db``."""
     value = await get_or_create_setting(db, "session_secret", secrets.token_hex(32))
@@ -123,7 +123,7 @@ class Auth:
         if self._shared is None:
             shared = await self._shared_source()
             if not isinstance(shared, SharedSessions):
-                raise TypeError(f"Auth needs SharedSessions (see load_secret), got {shared!r}")
+                raise TypeError(f"Auth needs SharedSessions (see load_shared_sessions), got {shared!r}")
             self._shared = shared
         return self._shared
 

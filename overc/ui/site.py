@@ -16,7 +16,7 @@ from overc.passwords import KEY_ITERATIONS, hash_secret
 from overc.storage.actions import Actions
 from overc.storage.db import Database
 from overc.storage.queries import Queries
-from overc.ui.auth import Auth, load_secret, thread_verifier
+from overc.ui.auth import Auth, load_shared_sessions, thread_verifier
 from overc.ui.control import Control
 from overc.ui.pages import UI
 
@@ -46,7 +46,7 @@ def make_web_resources(
     auth = Auth(
         users=config.users,
         required=config.auth_required,
-        secret=lambda: load_secret(db),
+        secret=lambda: load_shared_sessions(db),
         clock=reactor,
         verify=thread_verifier(reactor),
         wall=reactor.seconds,

@@ -16,7 +16,7 @@ from overc.metrics import Counters, MetricsResource
 from overc.passwords import hash_secret, verify_secret
 from overc.storage.actions import Actions
 from overc.storage.queries import Queries
-from overc.ui.auth import Auth, load_secret
+from overc.ui.auth import Auth, load_shared_sessions
 from overc.ui.control import Control
 from overc.ui.pages import UI
 
@@ -77,7 +77,7 @@ class Harness:
             self.forgotten += 1
 
         self.queries = Queries(db)
-        self.auth = Auth(users, required, lambda: load_secret(db), self.clock, verify,
+        self.auth = Auth(users, required, lambda: load_shared_sessions(db), self.clock, verify,
                          wall=self.clock.seconds)
         self.control = Control(Actions(db), self.clock, hash_key, forget)
         self.counters = Counters()
