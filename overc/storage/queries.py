@@ -186,10 +186,13 @@ def _txn_overview(cursor: Cursor, excerpt: int) -> list[OverviewServer]:
     }
     if cursor.dialect.name == "sqlite":
         head, aggregate = "", "json_group_array"
-    else:
+    elif _is_mariadb(cursor):
         # JSON_ARRAYAGG is capped by group_concat_max_len (1 MB by default): lift it for this
         # statement only, so a server with many services is never cut short.
         head, aggregate = "SET STATEMENT group_concat_max_len = 1073741824 FOR ", "JSON_ARRAYAGG"
+    else:  # MySQL 8 has no SET STATEMENT: lift the cap for this pooled connection instead
+        cursor.execute("SET SESSION group_concat_max_len = 1073741824")
+        head, aggregate = "", "JSON_ARRAYAGG"
     for server_id, tiles in cursor.execute(
         f"{head}SELECT server_id, {aggregate}(JSON_ARRAY(id, name, state,"
         f" SUBSTR(info, 1, {int(excerpt)}), stale, acked)) FROM services GROUP BY server_id"
