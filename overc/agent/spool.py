@@ -60,18 +60,25 @@ class MemorySpool:
             return
         self._write_reports(reports)
         self.pending.extend(reports)
-        overflow = len(self.pending) - self.max_reports
-        if overflow > 0:
-            for _ in range(overflow):
-                self.pending.popleft()
-            self._write_done(overflow)
-            self.dropped_total += overflow
+        overflow = self._drop_oldest()
+        if overflow:
             log.warn(
                 "Spool full ({max} reports): dropped the {count} oldest undelivered reports ({total} so far)",
                 max=self.max_reports,
                 count=overflow,
                 total=self.dropped_total,
             )
+
+    def _drop_oldest(self) -> int:
+        """Keep at most ``max_reports``: drop (and record as done) the oldest; how many."""
+        overflow = len(self.pending) - self.max_reports
+        if overflow <= 0:
+            return 0
+        for _ in range(overflow):
+            self.pending.popleft()
+        self._write_done(overflow)
+        self.dropped_total += overflow
+        return overflow
 
     def remove(self, count: int) -> None:
         """The first ``count`` reports are delivered (or refused for good): forget them."""
@@ -114,13 +121,10 @@ class FileSpool(MemorySpool):
             self._file = open(self.path, "ab")
         except OSError as e:
             raise SpoolError(f"cannot write spool file {path}: {e.strerror or e}") from None
-        overflow = len(self.pending) - self.max_reports
-        if overflow > 0:
-            for _ in range(overflow):
-                self.pending.popleft()
-            self._write_done(overflow)
-            self.dropped_total += overflow
-            log.warn("Spool holds more than {max} reports: dropped the {count} oldest", max=self.max_reports, count=overflow)
+        overflow = self._drop_oldest()
+        if overflow:
+            log.warn("Spool holds more than {max} reports: dropped the {count} oldest",
+                     max=self.max_reports, count=overflow)
         if self.pending:
             log.info("Spool {path}: {count} undelivered reports from an earlier run", path=path, count=len(self.pending))
 
