@@ -201,3 +201,19 @@ def stub_client(push: FakePush, clock, url: str = "http://overc.test/", name: st
     from treq.testing import StubTreq
 
     return OvercClient(StubTreq(push.resource()), clock, Endpoint(url, name, key))
+
+
+#: A child that prints what it inherited: its descriptors above 2, whether SIGUSR1 is back to
+#: the default, what its stdin is, and whether stdin is empty. Both spawn paths are checked
+#: with it.
+CHILD = r"""
+import os, signal, sys
+fds = []
+for fd in range(3, 1024):
+    try:
+        os.fstat(fd)
+    except OSError:
+        continue
+    fds.append(fd)
+print(fds, signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL, os.readlink("/proc/self/fd/0"), sys.stdin.read() == "")
+"""

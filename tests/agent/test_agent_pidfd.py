@@ -15,7 +15,7 @@ import pytest_twisted
 from twisted.internet import defer, error
 from twisted.internet.protocol import ProcessProtocol
 
-from agent_fakes import FakeProcessReactor
+from agent_fakes import CHILD, FakeProcessReactor
 from overc.agent import pidfd, spawn
 from overc.agent.plugin_runner import PluginRunner, PluginSpec
 
@@ -306,17 +306,6 @@ def test_scanner_reports_inheritable_descriptors_above_2():
 
 
 # -- through the plugin runner ----------------------------------------------------------------
-CHILD = r"""
-import os, signal, sys
-fds = []
-for fd in range(3, 1024):
-    try:
-        os.fstat(fd)
-    except OSError:
-        continue
-    fds.append(fd)
-print(fds, signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL, os.readlink("/proc/self/fd/0"), sys.stdin.read() == "")
-"""
 
 
 @pytest.mark.slow

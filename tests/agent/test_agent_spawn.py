@@ -19,7 +19,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import process as tprocess
 
-from agent_fakes import FakeProcessReactor
+from agent_fakes import CHILD, FakeProcessReactor
 from overc.agent import pidfd, spawn
 from overc.agent.plugin_runner import PluginRunner, PluginSpec
 
@@ -197,17 +197,6 @@ def test_fake_and_unsupported_reactors_get_their_own_spawn_process(monkeypatch):
     assert spawn.spawner(reactor) == reactor.spawnProcess
 
 
-CHILD = r"""
-import os, signal, sys
-fds = []
-for fd in range(3, 1024):
-    try:
-        os.fstat(fd)
-    except OSError:
-        continue
-    fds.append(fd)
-print(fds, signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL, os.readlink("/proc/self/fd/0"), sys.stdin.read() == "")
-"""
 
 
 @pytest.mark.slow

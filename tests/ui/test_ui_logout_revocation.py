@@ -17,25 +17,10 @@ from overc.storage.db import Database
 from overc.storage.sessions import PURGE_MARGIN, SessionRevocations
 from overc.storage.url import parse_database_url
 from overc.ui.auth import REVOCATION_RECHECK, SESSION_SECONDS, _b64
-from ui_fakes import PASSWORD, Harness, cookies_of
-
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
-    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
-
+from ui_fakes import FORM, Harness, cookie_header, cookies_of, login_response
 
 async def login(h: Harness) -> dict[str, str]:
-    response, body = await h.request("GET", "/ui/login")
-    nonce = cookies_of(response)["overc_nonce"]
-    csrf = re.search(rb'name="csrf" value="([^"]+)"', body).group(1).decode()
-    response, _ = await h.request(
-        "POST", "/ui/login", headers={**FORM, "Cookie": f"overc_nonce={nonce}"},
-        data=urlencode({"csrf": csrf, "name": "admin", "password": PASSWORD,
-                        "next": "/ui/"}).encode())
-    assert response.code == 303
-    cookies = cookies_of(response)
+    cookies = cookies_of(await login_response(h))
     assert cookies["overc_session"]
     return cookies
 

@@ -11,10 +11,9 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from ui_fakes import PASSWORD, Harness, cookies_of
+from ui_fakes import FORM, PASSWORD, Harness, cookie_header, cookies_of, login_response
 
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def concrete_urls(app, prefix: str, ids: dict[str, int]):
@@ -37,23 +36,12 @@ def concrete_urls(app, prefix: str, ids: dict[str, int]):
 
 
 async def login(h: Harness) -> dict[str, str]:
-    response, body = await h.request("GET", "/ui/login")
-    nonce = cookies_of(response)["overc_nonce"]
-    csrf = re.search(rb'name="csrf" value="([^"]+)"', body).group(1).decode()
-    response, _ = await h.request(
-        "POST", "/ui/login", headers={**FORM, "Cookie": f"overc_nonce={nonce}"},
-        data=urlencode({"csrf": csrf, "name": "admin", "password": PASSWORD,
-                        "next": "/ui/alerts"}).encode())
-    assert response.code == 303
+    response = await login_response(h, "/ui/alerts")
     assert response.headers.getRawHeaders(b"location") == [b"/ui/alerts"]
     set_cookies = response.headers.getRawHeaders(b"set-cookie")
     session = [c for c in set_cookies if c.startswith(b"overc_session=")][0]
     assert b"HttpOnly" in session and b"SameSite=lax" in session
     return cookies_of(response)
-
-
-def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
-    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
 
 
 async def csrf_for(h: Harness, cookies: dict[str, str], url: str) -> str:

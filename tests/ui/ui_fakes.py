@@ -2,8 +2,10 @@
 resources mounted under a root like the real server's, reached through StubTreq."""
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from treq.testing import StubTreq
 from twisted.internet import reactor
@@ -117,6 +119,26 @@ def cookies_of(response) -> dict[str, str]:
         name, _, rest = header.decode().partition("=")
         out[name] = rest.split(";")[0]
     return out
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+
+
+async def login_response(h: Harness, next_path: str = "/ui/"):
+    """Log in as admin through the real login form (nonce cookie + CSRF); the 303 answer."""
+    response, body = await h.request("GET", "/ui/login")
+    nonce = cookies_of(response)["overc_nonce"]
+    csrf = re.search(rb'name="csrf" value="([^"]+)"', body).group(1).decode()
+    response, _ = await h.request(
+        "POST", "/ui/login", headers={**FORM, "Cookie": f"overc_nonce={nonce}"},
+        data=urlencode({"csrf": csrf, "name": "admin", "password": PASSWORD,
+                        "next": next_path}).encode())
+    assert response.code == 303
+    return response
 
 
 def config_with_users() -> ServerConfig:
