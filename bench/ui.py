@@ -137,7 +137,7 @@ async def main(reactor, args) -> None:
         ("live poll, unchanged (304)", None),
         ("/metrics", "/metrics"),
     ]
-    print(f"\n| request | median ms | min ms | max ms | bytes |\n|---|---|---|---|---|")
+    print("\n| request | median ms | min ms | max ms | bytes |\n|---|---|---|---|---|")
     for label, url_path in cases:
         if args.only and not any(word in label for word in args.only.split(",")):
             continue

@@ -146,7 +146,6 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
     db = await open_db(reactor, target, folder)
     store = AlertingStore(db)
     try:
-        now = reactor.seconds()
         started = time.perf_counter()
         chunk = 20000
         for start in range(0, size, chunk):

@@ -93,8 +93,3 @@ def apply_report(
     )
     return Outcome(after, True, tuple(alerts), False)
 
-
-def offline_message(now: float, last_time: float | None, period: int | None) -> str:
-    """The ``offline`` alert text, e.g. ``No report for 75 s (period 60 s)``."""
-    silent = _seconds(now - last_time) if last_time is not None else "ever"
-    return f"No report for {silent} (period {period} s)"

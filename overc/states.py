@@ -4,9 +4,6 @@ from __future__ import annotations
 OK, WARN, FAIL, UNK = "OK", "WARN", "FAIL", "UNK"
 STATES = (OK, WARN, FAIL, UNK)
 
-#: How bad a state is, for severity filters and "problems first" ordering.
-SEVERITY_RANK = {OK: 0, UNK: 1, WARN: 2, FAIL: 3}
-
 _ALIASES = {
     "OK": OK,
     "WARN": WARN,

@@ -2,7 +2,7 @@
 import pytest
 
 from overc.config import Grace, parse_grace
-from overc.rules import ServiceSnapshot, apply_report, compute_deadline, offline_message
+from overc.rules import ServiceSnapshot, apply_report, compute_deadline
 
 GRACE = Grace()  # 10 %, at least 1 s
 
@@ -82,6 +82,3 @@ def test_service_created_by_an_alert_has_no_state_yet():
     out = apply_report(ServiceSnapshot(), "FAIL", "", 60, 1000.0, GRACE)
     assert kinds(out) == [("state", "FAIL", 'First report: "FAIL"')]
 
-
-def test_offline_message():
-    assert offline_message(1075.0, 1000.0, 60) == "No report for 75 s (period 60 s)"

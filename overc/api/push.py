@@ -68,8 +68,7 @@ class PushAPI:
     async def _store(self, request: IRequest, identity: ServerIdentity, **work) -> None:
         if not self.ready():
             raise NotReady("the database is not ready")
-        ip = request.getClientAddress().host if hasattr(request.getClientAddress(), "host") \
-            else "local"
+        ip = getattr(request.getClientAddress(), "host", "local")  # "local": a unix socket
         for attempt in range(2):
             server_id = await self.keys.authenticate(identity, ip)
             item = IngestItem(server_id=server_id, ip=ip, now=self.clock.seconds(), **work)

@@ -11,8 +11,7 @@ from importlib import resources
 from typing import Any, Callable, TypeVar
 
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from overc.storage.dialect import Dialect, MySQLDialect, SQLiteDialect

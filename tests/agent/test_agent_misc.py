@@ -1,6 +1,5 @@
 """The ready-made files in misc/ and the twistd entry point (tap) of the monitor."""
 import configparser
-import os
 from pathlib import Path
 
 import pytest

@@ -1,7 +1,6 @@
 """The monitor service with a fake process reactor, StubTreq and the Klein push fake."""
 import pytest
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred
 
 from agent_fakes import FakeProcessReactor, FakePush, fake_resolve
 from overc.agent.client import Endpoint, OvercClient

@@ -4,8 +4,6 @@ Also Debian's ``monitoring-plugins-basic`` run unchanged. Those tests skip when 
 missing, except with ``CI=true`` where a missing package is a failure.
 """
 import os
-import stat
-import sys
 
 import pytest
 import pytest_twisted

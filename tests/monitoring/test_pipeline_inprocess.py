@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer, task
 from twisted.web import resource, server
