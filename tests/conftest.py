@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import pytest_twisted
 
+from helpers import reactor
+
 MYSQL_URL = os.environ.get("OVERC_TEST_MYSQL", "mysql://root@127.0.0.1:3306/overc_test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -45,18 +47,22 @@ def _unique_mysql_url() -> tuple[str, str]:
     return urlunsplit(parts._replace(path="/" + name)), name
 
 
-@pytest.fixture
-def mysql_url():
-    """A URL naming a fresh MariaDB database (created by the server on first use), dropped after."""
-    require_mysql()
-    url, name = _unique_mysql_url()
-    yield url
+def _drop_mysql_database(name: str) -> None:
     connection = _mysql_connect(MYSQL_URL)
     try:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
     finally:
         connection.close()
+
+
+@pytest.fixture
+def mysql_url():
+    """A URL naming a fresh MariaDB database (created by the server on first use), dropped after."""
+    require_mysql()
+    url, name = _unique_mysql_url()
+    yield url
+    _drop_mysql_database(name)
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
@@ -70,12 +76,10 @@ def database_url(request, tmp_path: Path) -> str:
 @pytest_twisted.async_yield_fixture
 async def database(database_url: str, tmp_path: Path):
     """A migrated :class:`overc.storage.db.Database` on the real reactor."""
-    from twisted.internet import reactor
-
     from overc.storage.db import Database
     from overc.storage.url import parse_database_url
 
-    db = Database(parse_database_url(database_url, tmp_path), reactor)
+    db = Database(parse_database_url(database_url, tmp_path), reactor())
     await db.migrate()
     yield db
     db.close()
@@ -98,8 +102,5 @@ def push_server(request, tmp_path_factory):
             yield server
     finally:
         if name:
-            connection = _mysql_connect(MYSQL_URL)
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            connection.close()
+            _drop_mysql_database(name)
 

@@ -12,11 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+from helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,29 +90,32 @@ class RealServer:
         return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n"
                                    + self.log_text()[-3000:])
-            try:
-                status, _, _ = http("GET", self.url + "healthz", timeout=2)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("server did not become healthy:\n" + self.log_text()[-3000:])
+            with contextlib.suppress(OSError):
+                return http("GET", self.url + "healthz", timeout=2)[0] == 200
+            return False
+
+        self._wait(healthy, timeout, "the server to answer /healthz with 200")
 
     def wait_listening(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def listening() -> bool:
             with contextlib.suppress(OSError), socket.create_connection(
                 ("127.0.0.1", self.port), timeout=1
             ):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("server is not listening:\n" + self.log_text()[-3000:])
+                return True
+            return False
+
+        self._wait(listening, timeout, f"the server to listen on port {self.port}")
+
+    def _wait(self, condition, timeout: float, what: str) -> None:
+        """:func:`helpers.wait_for`, with the server's log in the error (why it never came)."""
+        try:
+            wait_for(condition, timeout, what)
+        except AssertionError as error:
+            raise RuntimeError(f"{error}:\n{self.log_text()[-3000:]}") from None
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait: a clean shutdown."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from urllib.parse import urlsplit, urlunsplit
 
+from helpers import wait_for
 from realserver import RealServer
 
 
@@ -101,13 +101,7 @@ def test_database_outage_is_503_then_recovers(tmp_path, mysql_url):
             assert body == {"error": "The database is unavailable; retry later"}
         assert server.get("healthz")[0] == 503
         proxy.restore()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            status, _, _ = push(server, "after")
-            if status == 200:
-                break
-            time.sleep(0.2)
-        assert status == 200
+        wait_for(lambda: push(server, "after")[0] == 200, 20, "a push to be stored again")
         assert server.get("healthz")[0] == 200
         stored = [row[0] for row in server.query("SELECT info FROM states ORDER BY id")]
         assert stored[0] == "before" and "after" in stored

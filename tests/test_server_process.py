@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
+from helpers import wait_for
 from realserver import ROOT, RealServer, running_server
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -139,7 +139,8 @@ def test_every_acknowledged_report_survives_sigkill(tmp_path, kind, request):
     threads = [threading.Thread(target=pusher, args=(n,)) for n in range(6)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
+    wait_for(lambda: len(acknowledged) >= 200 or any(not t.is_alive() for t in threads), 30,
+             "200 acknowledged reports")  # mid-stream: every pusher is still pushing
     server.kill()
     stop.set()
     for thread in threads:
@@ -169,12 +170,21 @@ def test_several_processes_share_one_port_on_mariadb(tmp_path, mysql_url):
                         config_text="[overc]\nprocesses = 2\nwatchdog-interval = 1\n")
     server.start()
     try:
-        deadline = time.monotonic() + 20
         pids: set[int] = set()
-        while len(pids) < 2 and time.monotonic() < deadline:
+
+        def answering(into: set[int]) -> set[int]:
             status, _, body = server.get("healthz")  # a new connection each time
             if status == 200:
-                pids.add(body["pid"])
+                into.add(body["pid"])
+            return into
+
+        def answering_retried(into: set[int]) -> set[int]:
+            try:  # connections queued at the killed worker are reset: clients retry
+                return answering(into)
+            except OSError:
+                return into
+
+        wait_for(lambda: len(answering(pids)) >= 2, 20, "both processes to answer /healthz")
         assert len(pids) == 2 and server.process.pid in pids
         for n in range(40):
             status, _, _ = server.post("api/set/service/status", {
@@ -185,23 +195,15 @@ def test_several_processes_share_one_port_on_mariadb(tmp_path, mysql_url):
         assert server.query("SELECT COUNT(*) FROM servers") == [(4,)]
         worker = (pids - {server.process.pid}).pop()
         os.kill(worker, signal.SIGKILL)  # a crashed worker is started again
-        deadline = time.monotonic() + 30
         seen: set[int] = set()
-        while time.monotonic() < deadline and not (seen - pids - {server.process.pid}):
-            try:  # connections queued at the killed worker are reset: clients retry
-                status, _, body = server.get("healthz")
-            except OSError:
-                continue
-            if status == 200:
-                seen.add(body["pid"])
+        wait_for(lambda: answering_retried(seen) - pids, 30, "a restarted worker to answer")
         assert seen - pids, "the worker was not restarted"
     finally:
         server.stop()
     # Stopping the first process stops its workers.
-    time.sleep(1)
-    out = subprocess.run(["pgrep", "-f", f"--database {mysql_url}"], capture_output=True,
-                         text=True).stdout
-    assert out.strip() == ""
+    running = lambda: subprocess.run(  # noqa: E731
+        ["pgrep", "-f", f"--database {mysql_url}"], capture_output=True, text=True).stdout
+    wait_for(lambda: running().strip() == "", 10, "every worker to exit")
 
 
 def test_several_processes_refuse_sqlite(tmp_path):

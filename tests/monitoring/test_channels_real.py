@@ -18,6 +18,8 @@ from zope.interface import implementer
 from overc.notify.channels import DeliveryError, build_channel, parse_channel
 from overc.notify.rules import AlertView
 
+from helpers import reactor
+
 ALERTS = [
     AlertView(1, 0.0, "state", "WARN", 1, "web1", 10, "disk", 'State changed: "OK" -> "WARN"',
               "WARN", "DISK WARNING - /var 91%"),
@@ -26,12 +28,6 @@ ALERTS = [
 ]
 TEXT_ONE = ('web1 disk: [service:state/WARN] State changed: "OK" -> "WARN"\n'
             "Current: WARN: DISK WARNING - /var 91%\n")
-
-
-def reactor():
-    from twisted.internet import reactor as r
-
-    return r
 
 
 def script(folder: Path, name: str, body: str) -> None:

@@ -20,6 +20,8 @@ from overc.notify.rules import AlertView
 from overc.storage.alerting import Claimed, DispatchResult, TickResult
 from overc.storage.db import DatabaseUnavailable
 
+from helpers import FakeProcessReactor
+
 
 def test_a_failing_run_is_logged_and_the_loop_goes_on():
     clock = Clock()
@@ -169,38 +171,6 @@ def test_dispatcher_bounds_parallel_deliveries_and_schedules_retries(tmp_path):
     assert series["alerts"][()] == 1  # the internal alert about channel ops
     assert dispatcher.peak_in_flight == 3
     dispatcher.stopService()
-
-
-class FakeProcessTransport:
-    def __init__(self, protocol):
-        self.protocol = protocol
-        self.written = b""
-        self.signals = []
-        self.stdin_closed = False
-
-    def write(self, data):
-        self.written += data
-
-    def closeStdin(self):
-        self.stdin_closed = True
-
-    def loseConnection(self):
-        pass
-
-    def signalProcess(self, name):
-        self.signals.append(name)
-
-
-class FakeProcessReactor(Clock):
-    def __init__(self):
-        super().__init__()
-        self.spawned = []
-
-    def spawnProcess(self, protocol, executable, args, env, path):
-        transport = FakeProcessTransport(protocol)
-        self.spawned.append((executable, args, env, path, transport))
-        protocol.makeConnection(transport)
-        return transport
 
 
 def _run(coro) -> Deferred:

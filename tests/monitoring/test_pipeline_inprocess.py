@@ -7,7 +7,7 @@ import json
 from collections import Counter
 
 import pytest_twisted
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.web import resource, server
 
 from overc.config import load_config
@@ -17,6 +17,8 @@ from overc.storage.alerting import AlertingStore
 from overc.storage.db import Database
 from overc.storage.store import IngestItem, Store
 from overc.storage.url import parse_database_url
+
+from helpers import reactor, until
 
 RECORD = """#!/bin/sh
 # one file per delivery attempt, named by the notification id
@@ -35,16 +37,6 @@ class Hook(resource.Resource):
     def render_POST(self, request):
         self.bodies.append(json.loads(request.content.read()))
         return b"ok"
-
-
-def reactor():
-    from twisted.internet import reactor as r
-
-    return r
-
-
-async def sleep(seconds: float) -> None:
-    await task.deferLater(reactor(), seconds, lambda: None)
 
 
 @pytest_twisted.ensureDeferred
@@ -78,11 +70,13 @@ async def test_two_service_sets_on_one_database_notify_each_alert_once(database_
             await ingest.ingest([IngestItem(record.id, "127.0.0.1", now, reports,
                                             [AlertRequest("System restarted")])])
         store = AlertingStore(dbs[0])
-        for _ in range(150):
-            await sleep(0.1)
+
+        async def all_stale_and_delivered():
             offline = await store.alerts(kind="offline")
-            if len(offline) == 15 and await store.undelivered() == 0:
-                break
+            return len(offline) == 15 and await store.undelivered() == 0
+
+        await until(all_stale_and_delivered, 15, "15 offline alerts, all delivered")
+        offline = await store.alerts(kind="offline")
         assert len(offline) == 15, "every service with a 1 s period went stale, once"
         alerts = {a.id: a for a in await store.alerts()}
         assert Counter(a.kind for a in alerts.values()) == {"offline": 15, "state": 3, "api": 3}

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from helpers import wait_for
 from realserver import RealServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -55,16 +56,6 @@ def push(server: RealServer, name: str, services: list[tuple[str, str]], period:
         "services": [{"name": s, "state": st, "info": f"{s} {st}"} for s, st in services],
     })
     assert status == 200, body
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_two_processes_one_killed_mid_delivery_every_alert_once(tmp_path: Path, mysql_url):
@@ -129,12 +120,19 @@ def test_two_processes_one_killed_mid_delivery_every_alert_once(tmp_path: Path, 
         assert takers == {str(survivor.process.pid)}
 
 
-def sqlite_count(path: Path, sql: str) -> int:
+def sqlite_rows(path: Path, sql: str) -> list[tuple]:
     connection = sqlite3.connect(path)
     try:
-        return connection.execute(sql).fetchone()[0]
+        return connection.execute(sql).fetchall()
     finally:
         connection.close()
+
+
+def sqlite_count(path: Path, sql: str) -> int:
+    return sqlite_rows(path, sql)[0][0]
+
+
+AWAY = 5.0  # how long without a watchdog tick counts as OverC away: max(5 s, 3 intervals)
 
 
 def test_server_down_longer_than_the_periods_gives_a_fresh_period(tmp_path: Path):
@@ -143,17 +141,23 @@ def test_server_down_longer_than_the_periods_gives_a_fresh_period(tmp_path: Path
     try:
         push(server, "h0", [("app", "OK"), ("web", "OK")], period=3)
         server.stop()
-        time.sleep(6)  # the deadlines (report + 3 s + 1 s) pass while nobody listens
-        started = time.monotonic()
+        # While nobody listens, the deadlines (report + 3 s + 1 s) pass and so does the time
+        # after which OverC counts as having been away (5 s without a watchdog tick).
+        [(last_tick, deadline)] = sqlite_rows(server.db_path, (
+            "SELECT (SELECT last_tick FROM coordination WHERE job = 'watchdog'),"
+            " (SELECT MAX(deadline) FROM services)"))
+        wait_for(lambda: time.time() > max(deadline, last_tick + AWAY), 15,
+                 "the deadlines and the away threshold to pass")
+        started = time.time()
         server.start()
         count = lambda: sqlite_count(  # noqa: E731
             server.db_path, "SELECT COUNT(*) FROM alerts WHERE kind = 'offline'")
-        # The first fresh period (3 s + 1 s grace from the restart): no offline alert.
-        while time.monotonic() - started < 3.0:
-            assert count() == 0, "an offline alert during the first fresh period"
-            time.sleep(0.2)
         wait_for(lambda: count() == 2, 10, "the services to go stale after the fresh period")
         assert "get a fresh period" in server.log_text()
+        # The first fresh period (3 s + 1 s grace from the restart) had no offline alert.
+        raised = [t for (t,) in sqlite_rows(server.db_path,
+                                            "SELECT time FROM alerts WHERE kind = 'offline'")]
+        assert min(raised) >= started + 3.0, "an offline alert during the first fresh period"
     finally:
         server.stop()
 

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import pytest_twisted
-from twisted.internet import reactor
 
 from overc.storage.db import Database
 from overc.storage.url import parse_database_url
+
+from helpers import reactor
 
 
 @pytest_twisted.async_yield_fixture
 async def ui_db(tmp_path):
     from ui_fakes import _txn_fill
 
-    db = Database(parse_database_url(f"sqlite:///{tmp_path / 'ui.db'}", tmp_path), reactor)
+    db = Database(parse_database_url(f"sqlite:///{tmp_path / 'ui.db'}", tmp_path), reactor())
     await db.migrate()
-    db.ids = await db.run(_txn_fill, reactor.seconds())
+    db.ids = await db.run(_txn_fill, reactor().seconds())
     yield db
     db.close()

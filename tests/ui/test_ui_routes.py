@@ -8,9 +8,8 @@ from urllib.parse import urlencode
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
+from helpers import until
 from ui_fakes import FORM, PASSWORD, Harness, cookie_header, cookies_of, login_response
 
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
@@ -144,9 +143,14 @@ async def test_failed_login_is_slowed_down(ui_db):
         d = await attempt()
         done: list = []
         d.addBoth(lambda r: done.append(r) or r)
-        for _ in range(40):
+
+        def answered_or_parked():  # parked: the answer waits for a delayed call on the clock
             h.stub.flush()
-            await deferLater(reactor, 0.005, lambda: None)
+            due = h.clock.seconds() + expected_delay
+            return done or [c for c in h.clock.getDelayedCalls()
+                            if c.getTime() == pytest.approx(due)]
+
+        await until(answered_or_parked, 10, f"the answer to wait {expected_delay} s")
         assert not done, "a wrong password must not be answered at once"
         h.clock.advance(expected_delay - 0.01)
         h.stub.flush()
