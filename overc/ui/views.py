@@ -335,7 +335,7 @@ def chart_series(last, buckets: Sequence[tuple[int, float, float, float, int]], 
     y_ticks = [(y(v), _number(v)) for v in _nice_ticks(bottom_v, top_v)]
     hours = span / 3600
     step = 3600 * (1 if hours <= 6 else 3 if hours <= 24 else 24)
-    x_ticks = []
+    x_ticks: list[tuple[float, str, float]] = []
     t = math.ceil(start / step) * step
     while t <= end:
         dt = datetime.fromtimestamp(t, timezone.utc)

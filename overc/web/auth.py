@@ -12,6 +12,10 @@ a per-browser nonce cookie and the user, so they need no storage, and they also 
 
 Password hashes are deliberately slow (PBKDF2), so checks run in a pool thread; a correct HTTP
 Basic password is remembered (as an HMAC, never the password) to keep scripts cheap.
+
+Routes of the UI and the read API say what they need with one decorator,
+:func:`authenticated`; each app maps :class:`LoginRequired` and :class:`Forbidden` to its own
+answer (a redirect to the login form, or JSON 401/403).
 """
 from __future__ import annotations
 
@@ -21,18 +25,22 @@ import hmac
 import os
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Mapping
+from functools import wraps
+from typing import Any, Awaitable, Callable, Literal, Mapping, Protocol
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 
 from overc.passwords import verify_secret
 from overc.storage.db import Database
 from overc.storage.sessions import SessionRevocations
 from overc.storage.settings import get_or_create_setting
+from overc.web.http import read_form, read_json
 
 log = Logger()
 
@@ -118,6 +126,9 @@ class Auth:
         self._revoked: dict[str, float] = {}
         #: session id -> until when "not revoked" is trusted without asking the database.
         self._live: dict[str, float] = {}
+        #: The nonce given to a request that came without one (its cookie is set once).
+        self._fresh_nonces: weakref.WeakKeyDictionary[IRequest, str] = \
+            weakref.WeakKeyDictionary()
 
     async def shared(self) -> SharedSessions:
         if self._shared is None:
@@ -250,19 +261,19 @@ class Auth:
         signature = self._sign(await self.secret(), f"session.{name_b64}.{expires}.{session_id}")
         return f"{name_b64}.{expires}.{session_id}.{signature}".encode("ascii")
 
-    def set_cookie(self, request: IRequest, name: bytes, value: bytes, max_age: int | None) -> None:
+    def set_cookie(self, request: Request, name: bytes, value: bytes, max_age: int | None) -> None:
         request.addCookie(
             name, value, path=b"/", httpOnly=True, sameSite="lax",
             secure=self.secure_cookies,
             max_age=None if max_age is None else str(max_age).encode("ascii"),
         )
 
-    async def start_session(self, request: IRequest, name: str) -> None:
+    async def start_session(self, request: Request, name: str) -> None:
         self.set_cookie(request, SESSION_COOKIE, await self.session_cookie(name), SESSION_SECONDS)
         # A new nonce at login: tokens issued before login do not carry over.
         self.set_cookie(request, NONCE_COOKIE, _b64(os.urandom(18)).encode("ascii"), None)
 
-    async def end_session(self, request: IRequest) -> None:
+    async def end_session(self, request: Request) -> None:
         """Log out: revoke the request's session for every process, then clear the cookies."""
         session = await self.session(request)
         if session is not None:
@@ -275,7 +286,7 @@ class Auth:
 
     # -- CSRF -----------------------------------------------------------------------------
 
-    def nonce(self, request: IRequest) -> str:
+    def nonce(self, request: Request) -> str:
         """The browser's nonce cookie, set now when it has none yet."""
         raw = request.getCookie(NONCE_COOKIE)
         if raw:
@@ -283,14 +294,14 @@ class Auth:
                 return raw.decode("ascii")
             except UnicodeDecodeError:
                 pass
-        fresh = getattr(request, "_overc_nonce", None)
+        fresh = self._fresh_nonces.get(request)
         if fresh is None:
             fresh = _b64(os.urandom(18))
-            request._overc_nonce = fresh  # type: ignore[attr-defined]
+            self._fresh_nonces[request] = fresh
             self.set_cookie(request, NONCE_COOKIE, fresh.encode("ascii"), None)
         return fresh
 
-    async def csrf_token(self, request: IRequest, user: str | None) -> str:
+    async def csrf_token(self, request: Request, user: str | None) -> str:
         return self._sign(await self.secret(), f"csrf.{self.nonce(request)}.{user or ''}")
 
     async def check_csrf(self, request: IRequest, user: str | None, token: str | None) -> bool:
@@ -310,7 +321,7 @@ def request_address(request: IRequest) -> str:
     return getattr(peer, "host", None) or str(peer)
 
 
-def thread_verifier(reactor) -> Callable[[str, str], Awaitable[bool]]:
+def thread_verifier(reactor: IReactorThreads) -> Callable[[str, str], Awaitable[bool]]:
     """Run :func:`verify_secret` in the reactor's thread pool (PBKDF2 takes ~0.2 s)."""
     from twisted.internet.threads import deferToThreadPool
 
@@ -319,3 +330,61 @@ def thread_verifier(reactor) -> Callable[[str, str], Awaitable[bool]]:
                                        password, hashed)
 
     return verify
+
+
+class LoginRequired(Exception):
+    """Nobody valid is logged in: pages redirect to the login form, the API answers 401."""
+
+
+class Forbidden(Exception):
+    """A state change that could be forged (no CSRF token, a stale one, a cross-site form)."""
+
+
+class _Guarded(Protocol):
+    auth: Auth
+
+
+def authenticated(*, basic: bool, csrf: Literal["form", "json"] | None = None
+                  ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """A route of the UI or the read API that needs a caller (in open mode: anyone).
+
+    ``basic``: HTTP Basic is accepted besides the session cookie (scripts, not pages).
+    ``csrf``: the route changes state, so the request must be one a cross-site page cannot
+    forge; its parsed body is passed after the identity. ``"form"``: a form with a ``csrf``
+    field. ``"json"``: a JSON body or ``DELETE`` (both force a CORS preflight we never
+    grant), plus the ``X-CSRF-Token`` header when the browser's cookies are the credential.
+    The route is called as ``method(self, request, identity, [body,] *route_args)``.
+    """
+
+    def decorate(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @wraps(method)
+        async def route(self: _Guarded, request: Request, *args: Any, **kwargs: Any) -> Any:
+            identity = await self.auth.identify(request, basic=basic)
+            if identity is None:
+                raise LoginRequired()
+            if csrf is None:
+                return await method(self, request, identity, *args, **kwargs)
+            body: Mapping[str, Any]
+            if csrf == "form":
+                body = read_form(request)
+                if not await self.auth.check_csrf(request, identity.user, body.get("csrf")):
+                    raise Forbidden("the form's security token is missing or stale")
+            else:
+                await _check_json_request(self.auth, request, identity)
+                body = read_json(request)
+            return await method(self, request, identity, body, *args, **kwargs)
+
+        return route
+
+    return decorate
+
+
+async def _check_json_request(auth: Auth, request: Request, identity: Identity) -> None:
+    raw_type = request.getHeader(b"content-type") or b""
+    content_type = raw_type.decode("latin-1").split(";")[0].strip().lower()
+    if request.method != b"DELETE" and content_type != "application/json":
+        raise Forbidden("send a JSON body with Content-Type: application/json")
+    if identity.via == "session" or (identity.via == "open" and request.getCookie(NONCE_COOKIE)):
+        token = (request.getHeader(b"x-csrf-token") or b"").decode("latin-1")
+        if not await auth.check_csrf(request, identity.user, token):
+            raise Forbidden("missing or stale X-CSRF-Token header")
