@@ -23,7 +23,8 @@ from overc.api.shapes import alert_json, server_json, service_json, state_json
 from overc.storage.db import DatabaseUnavailable
 from overc.storage.queries import Queries
 from overc.storage.read_alerts import AlertFilter
-from overc.web.auth import Auth, Forbidden, Identity, LoginRequired, authenticated
+from overc.web.auth import Auth, Identity
+from overc.web.authenticated import Forbidden, LoginRequired, authenticated
 from overc.web.control import Control, NotFound
 from overc.web.http import BadRequest, arg, int_arg, json_body, json_error, time_arg
 

@@ -25,7 +25,8 @@ from overc.storage.queries import Queries
 from overc.storage.read_alerts import AlertFilter
 from overc.ui import views
 from overc.ui.rendering import STATIC_DIR, make_environment, static_version
-from overc.web.auth import Auth, Forbidden, Identity, LoginRequired, authenticated, request_address
+from overc.web.auth import Auth, Identity, request_address
+from overc.web.authenticated import Forbidden, LoginRequired, authenticated
 from overc.web.control import Control, NotFound
 from overc.web.http import BadRequest, arg, int_arg, read_form, security_headers
 

@@ -14,8 +14,7 @@ Password hashes are deliberately slow (PBKDF2), so checks run in a pool thread; 
 Basic password is remembered (as an HMAC, never the password) to keep scripts cheap.
 
 Routes of the UI and the read API say what they need with one decorator,
-:func:`authenticated`; each app maps :class:`LoginRequired` and :class:`Forbidden` to its own
-answer (a redirect to the login form, or JSON 401/403).
+:func:`overc.web.authenticated.authenticated`.
 """
 from __future__ import annotations
 
@@ -27,8 +26,8 @@ import secrets
 import time
 import weakref
 from dataclasses import dataclass
-from functools import wraps
-from typing import Any, Awaitable, Callable, Literal, Mapping, Protocol
+from enum import StrEnum
+from typing import Awaitable, Callable, Mapping
 
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.task import deferLater
@@ -40,7 +39,6 @@ from overc.passwords import verify_secret
 from overc.storage.db import Database
 from overc.storage.sessions import SessionRevocations
 from overc.storage.settings import get_or_create_setting
-from overc.web.http import read_form, read_json
 
 log = Logger()
 
@@ -90,12 +88,20 @@ class Session:
     session_id: str
 
 
+class Via(StrEnum):
+    """How a caller proved who they are."""
+
+    SESSION = "session"  # the signed session cookie of a browser
+    BASIC = "basic"  # HTTP Basic credentials (scripts, /metrics)
+    OPEN = "open"  # nobody needs to: [ui] requires no login
+
+
 @dataclass(frozen=True)
 class Identity:
     """The caller of a request: ``user`` is None in open mode; ``via`` says how we know."""
 
     user: str | None
-    via: str  # "session", "basic" or "open"
+    via: Via
 
 
 class Auth:
@@ -149,14 +155,14 @@ class Auth:
     async def identify(self, request: IRequest, *, basic: bool) -> Identity | None:
         """Who sent ``request``; None when login is required and nobody valid is logged in."""
         if not self.required:
-            return Identity(None, "open")
+            return Identity(None, Via.OPEN)
         user = await self.session_user(request)
         if user is not None:
-            return Identity(user, "session")
+            return Identity(user, Via.SESSION)
         if basic:
             user = await self.basic_user(request)
             if user is not None:
-                return Identity(user, "basic")
+                return Identity(user, Via.BASIC)
         return None
 
     async def session_user(self, request: IRequest) -> str | None:
@@ -330,61 +336,3 @@ def thread_verifier(reactor: IReactorThreads) -> Callable[[str, str], Awaitable[
                                        password, hashed)
 
     return verify
-
-
-class LoginRequired(Exception):
-    """Nobody valid is logged in: pages redirect to the login form, the API answers 401."""
-
-
-class Forbidden(Exception):
-    """A state change that could be forged (no CSRF token, a stale one, a cross-site form)."""
-
-
-class _Guarded(Protocol):
-    auth: Auth
-
-
-def authenticated(*, basic: bool, csrf: Literal["form", "json"] | None = None
-                  ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-    """A route of the UI or the read API that needs a caller (in open mode: anyone).
-
-    ``basic``: HTTP Basic is accepted besides the session cookie (scripts, not pages).
-    ``csrf``: the route changes state, so the request must be one a cross-site page cannot
-    forge; its parsed body is passed after the identity. ``"form"``: a form with a ``csrf``
-    field. ``"json"``: a JSON body or ``DELETE`` (both force a CORS preflight we never
-    grant), plus the ``X-CSRF-Token`` header when the browser's cookies are the credential.
-    The route is called as ``method(self, request, identity, [body,] *route_args)``.
-    """
-
-    def decorate(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        @wraps(method)
-        async def route(self: _Guarded, request: Request, *args: Any, **kwargs: Any) -> Any:
-            identity = await self.auth.identify(request, basic=basic)
-            if identity is None:
-                raise LoginRequired()
-            if csrf is None:
-                return await method(self, request, identity, *args, **kwargs)
-            body: Mapping[str, Any]
-            if csrf == "form":
-                body = read_form(request)
-                if not await self.auth.check_csrf(request, identity.user, body.get("csrf")):
-                    raise Forbidden("the form's security token is missing or stale")
-            else:
-                await _check_json_request(self.auth, request, identity)
-                body = read_json(request)
-            return await method(self, request, identity, body, *args, **kwargs)
-
-        return route
-
-    return decorate
-
-
-async def _check_json_request(auth: Auth, request: Request, identity: Identity) -> None:
-    raw_type = request.getHeader(b"content-type") or b""
-    content_type = raw_type.decode("latin-1").split(";")[0].strip().lower()
-    if request.method != b"DELETE" and content_type != "application/json":
-        raise Forbidden("send a JSON body with Content-Type: application/json")
-    if identity.via == "session" or (identity.via == "open" and request.getCookie(NONCE_COOKIE)):
-        token = (request.getHeader(b"x-csrf-token") or b"").decode("latin-1")
-        if not await auth.check_csrf(request, identity.user, token):
-            raise Forbidden("missing or stale X-CSRF-Token header")

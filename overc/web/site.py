@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import io
-
+from typing import TYPE_CHECKING
 from twisted.web import http, server
 from twisted.web.resource import IResource
 
 from overc.web.http import json_error
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # what BytesIO.write takes
 
 MAX_BODY = 1024 * 1024
 
@@ -14,8 +17,8 @@ MAX_BODY = 1024 * 1024
 class _Discard(io.BytesIO):
     """Where the rest of a too-large body goes: nowhere."""
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        return len(data)
+    def write(self, data: Buffer, /) -> int:
+        return memoryview(data).nbytes
 
 
 class OvercRequest(server.Request):
