@@ -116,7 +116,7 @@ def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str,
     The tiles are the page's hot loop (10,000 per render): they are HTML built here from
     constant pieces with every database string escaped (``html.escape``, quotes included),
     because a Jinja loop spent ~2 us per escaped expression, 12 per tile. ``servers`` are
-    :class:`overc.storage.queries.OverviewServer`.
+    :class:`overc.storage.read_servers.OverviewServer`.
     """
     counts = {s: 0 for s in STATES}
     cards = []
