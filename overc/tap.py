@@ -18,15 +18,17 @@ from twisted.python import usage
 from overc.api.push import PushAPI
 from overc.config import ConfigError, ServerConfig, load_config_file
 from overc.groupcommit import GroupCommit
-from overc.health import Health
 from overc.loglevel import apply_loglevel
+from overc.metrics import Counters
 from overc.monitoring.services import make_services  # watchdog, notifications, retention
 from overc.notify.channels import parse_channels
 from overc.serverkeys import ServerKeys
+from overc.site import make_web_resources  # UI, read API + OpenAPI, /metrics
 from overc.storage.db import Database, DatabaseUnavailable
 from overc.storage.store import Store
-from overc.ui.site import make_web_resources  # UI, read API + OpenAPI, /metrics
-from overc.web import Root, make_site
+from overc.web.health import Health
+from overc.web.root import Root
+from overc.web.site import make_site
 from overc.workers import ReusePortService, worker_monitor
 
 log = Logger()
@@ -156,21 +158,23 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     def ready() -> bool:
         return database_service.ready
 
-    store = Store(db, config.grace)
+    counters = Counters()  # this process's own counts, exposed by /metrics
+    store = Store(db, config.grace, counters)
     keys = ServerKeys(store, reactor, registration_open=config.registration_open)
     # SQLite has one connection: one transaction at a time. MariaDB: two, so one batch is
     # being committed (waiting on the disk) while the next is written (bench/ingest.py).
     in_flight = 1 if db.dialect.name == "sqlite" else 2
     writer = GroupCommit(store.ingest, reactor, max_in_flight=in_flight)
-    push = PushAPI(keys, writer, reactor, ready)
+    push = PushAPI(keys, writer, reactor, ready, counters)
     health = Health(db, ready)
-    for part in make_services(config, db, reactor, ready=ready):
+    for part in make_services(config, db, reactor, ready=ready, counters=counters):
         part.setServiceParent(top)
     health.checks["watchdog"] = top.getServiceNamed("watchdog").status
     health.checks["ingest"] = writer.status
     # Other parts plug in here: extra maps a top-level path segment ("ui", "metrics") or
     # "api" (the read API: every /api/* path that is not push) to a resource.
-    extra: dict = make_web_resources(config, db, reactor, forget_keys=keys.forget)
+    extra: dict = make_web_resources(config, db, reactor, counters=counters,
+                                     forget_keys=keys.forget)
     root = Root(push.resource(), health, extra)
     site = make_site(root, config.access_log)
     if config.processes > 1:

@@ -64,10 +64,11 @@ class ReusePortService(service.Service):
         finally:
             sock.close()  # the reactor holds its own duplicate of the descriptor
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         super().stopService()
         if self.listening is not None:
             return self.listening.stopListening()
+        return None
 
 
 def worker_monitor(count: int, argv: list[str], reactor: Any) -> ProcessMonitor:

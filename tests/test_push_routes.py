@@ -14,7 +14,7 @@ from overc.serverkeys import InvalidKey
 from overc.storage.db import DatabaseUnavailable
 from twisted.web.resource import Resource
 
-from overc.web import Root
+from overc.web.root import Root
 
 
 class Keys:

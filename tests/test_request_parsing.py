@@ -15,7 +15,7 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from overc.web import OvercRequest, make_site
+from overc.web.site import OvercRequest, make_site
 
 
 class Echo(Resource):

@@ -166,7 +166,7 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str,
 _ID = {"type": "integer", "minimum": 1}
 _LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000},
                 "Page size")
-_SECURE = [{"session": []}, {"basic": []}]
+_SECURE: list[dict[str, list[str]]] = [{"session": []}, {"basic": []}]
 
 
 def _push(summary: str, body_props: dict[str, Any], required: list[str],

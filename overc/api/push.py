@@ -12,12 +12,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from overc.api.jsonio import json_body, json_error
-from overc.metrics import Counters
-from overc.metrics import counters as default_counters
 from overc.groupcommit import GroupCommit
+from overc.metrics import Counters
 from overc.payload import (
     ServerIdentity,
     ValidationError,
@@ -29,6 +28,7 @@ from overc.payload import (
 from overc.serverkeys import InvalidKey, ServerKeys
 from overc.storage.db import DatabaseUnavailable
 from overc.storage.store import IngestItem, ServerGone
+from overc.web.http import json_body, json_error
 
 log = Logger()
 RETRY_AFTER = b"5"
@@ -46,14 +46,14 @@ class PushAPI:
         keys: ServerKeys,
         writer: GroupCommit[IngestItem],
         clock: IReactorTime,
-        ready: Callable[[], bool] = lambda: True,
-        counters: Counters | None = None,
+        ready: Callable[[], bool],
+        counters: Counters,
     ) -> None:
         self.keys = keys
         self.writer = writer
         self.clock = clock
         self.ready = ready
-        self.counters = counters if counters is not None else default_counters
+        self.counters = counters
 
     def _answer(self, request: IRequest, status: int, body: dict, field: str | None = None
                 ) -> bytes:
@@ -62,7 +62,7 @@ class PushAPI:
             return json_body(request, body)
         return json_error(request, status, body["error"], field)
 
-    def resource(self):
+    def resource(self) -> IResource:
         return self.app.resource()
 
     async def _store(self, request: IRequest, identity: ServerIdentity, **work) -> None:
@@ -104,6 +104,7 @@ class PushAPI:
     @app.handle_errors(ValidationError)
     def _invalid(self, request: IRequest, failure: Failure) -> bytes:
         error = failure.value
+        assert isinstance(error, ValidationError)  # handle_errors(ValidationError) says so
         return self._answer(request, 400, {"error": error.message}, error.field)
 
     @app.handle_errors(InvalidKey)
@@ -122,7 +123,9 @@ class PushAPI:
 
     @app.handle_errors(MethodNotAllowed)
     def _method(self, request: IRequest, failure: Failure) -> bytes:
-        allowed = ", ".join(failure.value.valid_methods or ["POST"])
+        error = failure.value
+        assert isinstance(error, MethodNotAllowed)  # handle_errors(MethodNotAllowed) says so
+        allowed = ", ".join(error.valid_methods or ["POST"])
         request.setHeader(b"Allow", allowed.encode("ascii"))
         return self._answer(request, 405, {"error": f"Method not allowed (use {allowed})"})
 

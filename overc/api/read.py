@@ -7,8 +7,7 @@ credential is the browser's session cookie.
 """
 from __future__ import annotations
 
-from functools import wraps
-from typing import Any, Callable
+from typing import Any, Mapping
 from urllib.parse import urlencode
 
 from klein import Klein
@@ -16,56 +15,27 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import RequestRedirect
 
 from overc.api.openapi import openapi_document
+from overc.api.shapes import alert_json, server_json, service_json, state_json
 from overc.storage.db import DatabaseUnavailable
-from overc.storage.queries import AlertFilter, Queries
-from overc.ui.auth import Auth, Identity
-from overc.ui.control import Control, NotFound
-from overc.ui.http import BadRequest, arg, error_json, int_arg, json_response, read_json, time_arg
+from overc.storage.queries import Queries
+from overc.storage.read_alerts import AlertFilter
+from overc.web.auth import Auth, Identity
+from overc.web.authenticated import Forbidden, LoginRequired, authenticated
+from overc.web.control import Control, NotFound
+from overc.web.http import BadRequest, arg, int_arg, json_body, json_error, time_arg
 
 log = Logger()
 
 MAX_LIMIT = 1000
-
-
-class Unauthorized(Exception):
-    pass
-
-
-class Forbidden(Exception):
-    pass
-
-
-def readable(method: Callable) -> Callable:
-    """A GET route: the caller must be logged in (cookie or Basic) unless auth is off."""
-
-    @wraps(method)
-    async def wrapper(self: "ReadAPI", request: IRequest, *args: Any, **kwargs: Any) -> Any:
-        identity = await self.auth.identify(request, basic=True)
-        if identity is None:
-            raise Unauthorized()
-        return await method(self, request, *args, **kwargs)
-
-    wrapper.requires_login = True  # type: ignore[attr-defined]
-    return wrapper
-
-
-def writable(method: Callable) -> Callable:
-    """A POST/DELETE route: logged in, and not forgeable by a cross-site form."""
-
-    @wraps(method)
-    async def wrapper(self: "ReadAPI", request: IRequest, *args: Any, **kwargs: Any) -> Any:
-        identity = await self.auth.identify(request, basic=True)
-        if identity is None:
-            raise Unauthorized()
-        await self._check_forgery(request, identity)
-        body = read_json(request)
-        return await method(self, request, identity, body, *args, **kwargs)
-
-    wrapper.requires_login = True  # type: ignore[attr-defined]
-    wrapper.changes_state = True  # type: ignore[attr-defined]
-    return wrapper
+#: A parsed JSON request body.
+Body = Mapping[str, Any]
+#: Reading needs a caller (cookie or HTTP Basic); changing needs a request no form can forge.
+readable = authenticated(basic=True)
+writable = authenticated(basic=True, csrf="json")
 
 
 class ReadAPI:
@@ -78,60 +48,48 @@ class ReadAPI:
         self.auth = auth
         self.clock = clock
 
-    async def _check_forgery(self, request: IRequest, identity: Identity) -> None:
-        method = request.method
-        raw_type = request.getHeader(b"content-type") or b""
-        content_type = raw_type.decode("latin-1").split(";")[0].strip().lower()
-        if method != b"DELETE" and content_type != "application/json":
-            raise Forbidden("send a JSON body with Content-Type: application/json")
-        if identity.via == "session" or (identity.via == "open"
-                                         and request.getCookie(b"overc_nonce")):
-            token = (request.getHeader(b"x-csrf-token") or b"").decode("latin-1")
-            if not await self.auth.check_csrf(request, identity.user, token):
-                raise Forbidden("missing or stale X-CSRF-Token header")
-
     # -- errors: every answer is JSON ----------------------------------------------------
 
-    @app.handle_errors(Unauthorized)
+    @app.handle_errors(LoginRequired)
     def _unauthorized(self, request: IRequest, failure: Failure) -> bytes:
         request.setHeader(b"www-authenticate", b'Basic realm="OverC", charset="UTF-8"')
-        return error_json(request, 401, "log in: a session cookie or HTTP Basic credentials")
+        return json_error(request, 401, "log in: a session cookie or HTTP Basic credentials")
 
     @app.handle_errors(Forbidden)
     def _forbidden(self, request: IRequest, failure: Failure) -> bytes:
-        return error_json(request, 403, str(failure.value))
+        return json_error(request, 403, str(failure.value))
 
     @app.handle_errors(BadRequest)
     def _bad(self, request: IRequest, failure: Failure) -> bytes:
-        return error_json(request, 400, str(failure.value), failure.value.field)
+        error = failure.value
+        return json_error(request, 400, str(error),
+                          error.field if isinstance(error, BadRequest) else None)
 
     @app.handle_errors(NotFound)
     def _missing(self, request: IRequest, failure: Failure) -> bytes:
-        return error_json(request, 404, "no such server or service")
+        return json_error(request, 404, "no such server or service")
 
     @app.handle_errors(DatabaseUnavailable)
     def _unavailable(self, request: IRequest, failure: Failure) -> bytes:
         request.setHeader(b"retry-after", b"5")
-        return error_json(request, 503, "the database is unreachable; retry later")
+        return json_error(request, 503, "the database is unreachable; retry later")
 
     @app.handle_errors(Exception)
     def _internal(self, request: IRequest, failure: Failure) -> bytes:
-        from werkzeug.exceptions import HTTPException, MethodNotAllowed
-        from werkzeug.routing import RequestRedirect
-
-        if failure.check(RequestRedirect):
-            request.setHeader(b"location", failure.value.new_url.encode("utf-8"))
-            return error_json(request, failure.value.code, "moved")
-        if failure.check(MethodNotAllowed):
-            allowed = ", ".join(failure.value.valid_methods or ())
+        error = failure.value
+        if isinstance(error, RequestRedirect):
+            request.setHeader(b"location", error.new_url.encode("utf-8"))
+            return json_error(request, error.code, "moved")
+        if isinstance(error, MethodNotAllowed):
+            allowed = ", ".join(error.valid_methods or ())
             request.setHeader(b"allow", allowed.encode("ascii"))
-            return error_json(request, 405, "method not allowed on this path")
-        if failure.check(HTTPException):
-            code = failure.value.code or 500
-            return error_json(request, code, "no such API path" if code == 404 else
-                              failure.value.description or "error")
+            return json_error(request, 405, "method not allowed on this path")
+        if isinstance(error, HTTPException):
+            code = error.code or 500
+            return json_error(request, code, "no such API path" if code == 404 else
+                              error.description or "error")
         log.failure("Read API error on {uri}", failure, uri=request.uri)
-        return error_json(request, 500, "internal error")
+        return json_error(request, 500, "internal error")
 
     # -- reading --------------------------------------------------------------------------
 
@@ -145,39 +103,39 @@ class ReadAPI:
     @app.route("/openapi.json", methods=["GET"])
     def openapi(self, request: IRequest) -> bytes:
         # Public: describes the API, reveals no data; tools fetch it before they log in.
-        return json_response(request, openapi_document())
+        return json_body(request, openapi_document())
 
     @app.route("/servers", methods=["GET"])
     @readable
-    async def servers(self, request: IRequest) -> bytes:
+    async def servers(self, request: IRequest, identity: Identity) -> bytes:
         limit = int_arg(request, "limit", 100, 1, MAX_LIMIT)
         after = int_arg(request, "after", 0, 0)
         servers = await self.queries.servers(after=after, limit=limit, excerpt=0)
         more = len(servers) == limit
-        return json_response(request, {
-            "items": [s.as_json() for s in servers],
+        return json_body(request, {
+            "items": [server_json(s) for s in servers],
             "next": self._next(request, after=servers[-1].id) if more else None,
         })
 
     @app.route("/servers/<int:server_id>", methods=["GET"])
     @readable
-    async def server(self, request: IRequest, server_id: int) -> bytes:
+    async def server(self, request: IRequest, identity: Identity, server_id: int) -> bytes:
         server = await self.queries.server(server_id)
         if server is None:
             raise NotFound()
-        return json_response(request, server.as_json())
+        return json_body(request, server_json(server))
 
     @app.route("/services/<int:service_id>", methods=["GET"])
     @readable
-    async def service(self, request: IRequest, service_id: int) -> bytes:
+    async def service(self, request: IRequest, identity: Identity, service_id: int) -> bytes:
         svc = await self.queries.service(service_id)
         if svc is None:
             raise NotFound()
-        return json_response(request, svc.as_json())
+        return json_body(request, service_json(svc))
 
     @app.route("/services/<int:service_id>/states", methods=["GET"])
     @readable
-    async def states(self, request: IRequest, service_id: int) -> bytes:
+    async def states(self, request: IRequest, identity: Identity, service_id: int) -> bytes:
         now = self.clock.seconds()
         until = time_arg(request, "until", now)
         since = time_arg(request, "since", until - 86400)
@@ -186,18 +144,16 @@ class ReadAPI:
         if await self.queries.service(service_id) is None:
             raise NotFound()
         rows = await self.queries.states(service_id, since, until, limit, after)
-        items = [{"id": r.id, "time": r.time, "state": r.state, "info": r.info, "late": r.late}
-                 for r in rows]
         more = len(rows) == limit
-        return json_response(request, {
-            "items": items,
+        return json_body(request, {
+            "items": [state_json(r) for r in rows],
             "next": self._next(request, since=repr(rows[-1].time), after=rows[-1].id,
                                until=repr(until)) if more else None,
         })
 
     @app.route("/alerts", methods=["GET"])
     @readable
-    async def alerts(self, request: IRequest) -> bytes:
+    async def alerts(self, request: IRequest, identity: Identity) -> bytes:
         limit = int_arg(request, "limit", 100, 1, MAX_LIMIT)
         server, service = arg(request, "server"), arg(request, "service")
         filt = AlertFilter(
@@ -213,8 +169,8 @@ class ReadAPI:
         )
         alerts = await self.queries.alerts(filt)
         more = len(alerts) == limit
-        return json_response(request, {
-            "items": [a.as_json() for a in alerts],
+        return json_body(request, {
+            "items": [alert_json(a) for a in alerts],
             "next": self._next(request, before=alerts[-1].id) if more else None,
         })
 
@@ -222,40 +178,46 @@ class ReadAPI:
 
     @app.route("/services/<int:service_id>/ack", methods=["POST"])
     @writable
-    async def ack(self, request, identity, body, service_id: int) -> bytes:
+    async def ack(self, request: IRequest, identity: Identity, body: Body,
+                  service_id: int) -> bytes:
         await self.control.acknowledge(service_id, body.get("comment"))
-        return json_response(request, {"ok": 1})
+        return json_body(request, {"ok": 1})
 
     @app.route("/services/<int:service_id>/ack", methods=["DELETE"])
     @writable
-    async def unack(self, request, identity, body, service_id: int) -> bytes:
+    async def unack(self, request: IRequest, identity: Identity, body: Body,
+                    service_id: int) -> bytes:
         await self.control.unacknowledge(service_id)
-        return json_response(request, {"ok": 1})
+        return json_body(request, {"ok": 1})
 
     @app.route("/<any(services,servers):kind>/<int:target_id>/silence", methods=["POST"])
     @writable
-    async def silence(self, request, identity, body, kind: str, target_id: int) -> bytes:
+    async def silence(self, request: IRequest, identity: Identity, body: Body,
+                      kind: str, target_id: int) -> bytes:
         end = self.control.silence_end(body.get("until"), body.get("duration"))
         await self.control.silence(kind[:-1], target_id, end, body.get("reason"))
-        return json_response(request, {"ok": 1, "silenced_until": end})
+        return json_body(request, {"ok": 1, "silenced_until": end})
 
     @app.route("/<any(services,servers):kind>/<int:target_id>/silence", methods=["DELETE"])
     @writable
-    async def unsilence(self, request, identity, body, kind: str, target_id: int) -> bytes:
+    async def unsilence(self, request: IRequest, identity: Identity, body: Body,
+                        kind: str, target_id: int) -> bytes:
         await self.control.unsilence(kind[:-1], target_id)
-        return json_response(request, {"ok": 1})
+        return json_body(request, {"ok": 1})
 
     @app.route("/<any(services,servers):kind>/<int:target_id>", methods=["DELETE"])
     @writable
-    async def delete(self, request, identity, body, kind: str, target_id: int) -> bytes:
+    async def delete(self, request: IRequest, identity: Identity, body: Body,
+                     kind: str, target_id: int) -> bytes:
         await self.control.delete(kind[:-1], target_id)
         log.info("{user} deleted {kind} {id} through the API", user=identity.user,
                  kind=kind[:-1], id=target_id)
-        return json_response(request, {"ok": 1})
+        return json_body(request, {"ok": 1})
 
     @app.route("/servers/<int:server_id>/reset-key", methods=["POST"])
     @writable
-    async def reset_key(self, request, identity, body, server_id: int) -> bytes:
+    async def reset_key(self, request: IRequest, identity: Identity, body: Body,
+                        server_id: int) -> bytes:
         key = await self.control.reset_key(server_id, body.get("key"))
-        return json_response(request, {"ok": 1, "key": key})
+        return json_body(request, {"ok": 1, "key": key})
 

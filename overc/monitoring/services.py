@@ -12,6 +12,7 @@ from typing import Any, Callable
 from twisted.application.service import IService
 
 from overc.config import ServerConfig
+from overc.metrics import Counters
 from overc.monitoring.retention import Retention
 from overc.monitoring.watchdog import Watchdog
 from overc.notify.channels import build_channel, parse_channels
@@ -22,7 +23,8 @@ from overc.storage.db import Database
 
 def make_services(config: ServerConfig, db: Database, reactor: Any, *,
                   ready: Callable[[], bool] | None = None,
-                  http_client: Any = None) -> list[IService]:
+                  http_client: Any = None,
+                  counters: Counters | None = None) -> list[IService]:
     """``[watchdog, dispatcher, retention]``; the watchdog's ``status()`` is for ``/healthz``.
 
     ``ready`` (optional) says whether the schema is in place; runs wait for it quietly.
@@ -33,10 +35,11 @@ def make_services(config: ServerConfig, db: Database, reactor: Any, *,
                       http_client=http_client)
         for spec in parse_channels(config)
     ]
-    dispatcher = Dispatcher(store, reactor, channels, interval=min(1.0, config.watchdog_interval))
+    dispatcher = Dispatcher(store, reactor, channels, interval=min(1.0, config.watchdog_interval),
+                            counters=counters)
     watchdog = Watchdog(
         store, reactor, interval=config.watchdog_interval, grace=config.grace,
-        on_expired=lambda result: dispatcher.kick(),
+        on_expired=lambda result: dispatcher.kick(), counters=counters,
     )
     retention = Retention(store, reactor, retention=config.retention)
     for job in (watchdog, dispatcher, retention):

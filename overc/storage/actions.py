@@ -44,7 +44,7 @@ def _txn_delete(cursor: Cursor, table: str, target_id: int) -> bool:
     if not _exists(cursor, table, target_id):
         return False
     if table == "servers":
-        service_ids = [r[0] for r in cursor.execute(
+        service_ids = [service_id for (service_id,) in cursor.execute(
             "SELECT id FROM services WHERE server_id = ?", (target_id,)).fetchall()]
         for service_id in service_ids:
             _delete_service_rows(cursor, service_id)
@@ -61,31 +61,19 @@ def _txn_delete(cursor: Cursor, table: str, target_id: int) -> bool:
 def _delete_service_rows(cursor: Cursor, service_id: int) -> None:
     cursor.execute("DELETE FROM states WHERE service_id = ?", (service_id,))
     cursor.execute("DELETE FROM perfdata WHERE service_id = ?", (service_id,))
-    if _txn_has_table_cached(cursor, "channel_problems"):
-        cursor.execute("DELETE FROM channel_problems WHERE service_id = ?", (service_id,))
+    cursor.execute("DELETE FROM channel_problems WHERE service_id = ?", (service_id,))
     _delete_children(cursor, "service_id", service_id)
     cursor.execute("DELETE FROM alerts WHERE service_id = ?", (service_id,))
 
 
 def _delete_children(cursor: Cursor, column: str, value: int) -> None:
-    """Rows of other helpers' tables (delivery attempts) that point at the alerts we delete."""
-    for table in _alert_children(cursor):
-        cursor.execute(
-            f"DELETE FROM {table} WHERE alert_id IN (SELECT id FROM alerts WHERE {column} = ?)",
-            (value,),
-        )
-
-
-def _txn_has_table_cached(cursor: Cursor, name: str) -> bool:
-    from overc.storage.queries import _txn_has_table
-
-    return _txn_has_table(cursor, name)
-
-
-def _alert_children(cursor: Cursor) -> list[str]:
-    from overc.storage.queries import _txn_has_table
-
-    return [t for t in ("notification_alerts",) if _txn_has_table(cursor, t)]
+    """The delivery attempts (``notification_alerts``) of the alerts we are about to delete."""
+    assert column in ("server_id", "service_id")
+    cursor.execute(
+        "DELETE FROM notification_alerts"
+        f" WHERE alert_id IN (SELECT id FROM alerts WHERE {column} = ?)",
+        (value,),
+    )
 
 
 def _txn_set_key(cursor: Cursor, server_id: int, key_hash: str) -> bool:

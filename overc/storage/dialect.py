@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -43,6 +44,24 @@ class Dialect:
         """``ON CONFLICT``/``ON DUPLICATE KEY`` clause: set ``columns`` from the new row, plus
         the literal assignments in ``also`` (literals stay out of VALUES, see store.py)."""
         raise NotImplementedError
+
+    # -- Read model (overc.storage.read_*), added by the web side of issue 8 --------------
+
+    #: ``JOIN`` whose tables the planner must take in the written order (/metrics).
+    join_in_written_order = "JOIN"
+
+    def floor_to_int(self, expression: str) -> str:
+        """SQL for ``expression`` (>= 0) rounded down to an integer."""
+        return f"FLOOR({expression})"
+
+    def json_array_aggregate(self, cursor: Any) -> tuple[str, str]:
+        """``(statement prefix, aggregate function)`` that collects JSON arrays per group,
+        never cut short (the overview: one array of tiles per server)."""
+        return "", "JSON_ARRAYAGG"
+
+    def has_group_concat_limit(self, cursor: Any) -> bool:
+        """``GROUP_CONCAT(... LIMIT n)`` and ``SET STATEMENT ... FOR`` exist (MariaDB)."""
+        return False
 
 
 class SQLiteDialect(Dialect):
@@ -84,6 +103,16 @@ class SQLiteDialect(Dialect):
                       also: str = "") -> str:
         sets = ", ".join([f"{c} = excluded.{c}" for c in columns] + ([also] if also else []))
         return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+
+    # -- Read model (overc.storage.read_*), added by the web side of issue 8 --------------
+
+    join_in_written_order = "CROSS JOIN"  # SQLite's way to say "this order"
+
+    def floor_to_int(self, expression: str) -> str:
+        return f"CAST({expression} AS INTEGER)"
+
+    def json_array_aggregate(self, cursor: Any) -> tuple[str, str]:
+        return "", "json_group_array"
 
 
 # pymysql error codes: client-side connection loss and server "go away" conditions.
@@ -138,6 +167,22 @@ class MySQLDialect(Dialect):
                       also: str = "") -> str:
         sets = ", ".join([f"{c} = VALUES({c})" for c in columns] + ([also] if also else []))
         return f" ON DUPLICATE KEY UPDATE {sets}"
+
+    # -- Read model (overc.storage.read_*), added by the web side of issue 8 --------------
+
+    def json_array_aggregate(self, cursor: Any) -> tuple[str, str]:
+        # JSON_ARRAYAGG is capped by group_concat_max_len (1 MB by default): lift it, so a
+        # server with many services is never cut short.
+        if self.has_group_concat_limit(cursor):  # MariaDB: for this statement only
+            return "SET STATEMENT group_concat_max_len = 1073741824 FOR ", "JSON_ARRAYAGG"
+        # MySQL 8 has no SET STATEMENT: lift the cap for this pooled connection instead.
+        cursor.execute("SET SESSION group_concat_max_len = 1073741824")
+        return "", "JSON_ARRAYAGG"
+
+    def has_group_concat_limit(self, cursor: Any) -> bool:
+        # One URL scheme serves MariaDB and MySQL 8: the connected server tells which.
+        info = getattr(getattr(cursor.raw, "connection", None), "get_server_info", None)
+        return bool(info and "mariadb" in str(info()).lower())
 
 
 @lru_cache(maxsize=512)

@@ -11,7 +11,8 @@ from overc.storage.db import Cursor, Database
 def _txn_get_or_create(cursor: Cursor, name: str, candidate: str) -> str:
     row = cursor.execute("SELECT value FROM ui_settings WHERE name = ?", (name,)).fetchone()
     if row:
-        return row[0]
+        (value,) = row
+        return value
     cursor.execute("INSERT INTO ui_settings (name, value) VALUES (?, ?)", (name, candidate))
     return candidate
 

@@ -2,15 +2,14 @@
 
 Live updates: pages carry ``data-live`` regions; ``overc.js`` re-fetches the page every 1.5 s
 with ``If-None-Match`` and swaps those regions. The ETag is a cheap fingerprint of the database
-(:func:`overc.storage.queries._txn_pulse`), so an unchanged page costs three tiny queries and a
+(:mod:`overc.storage.read_pulse`), so an unchanged page costs three tiny queries and a
 304, and forms being typed into are never replaced.
 """
 from __future__ import annotations
 
 import hashlib
 from functools import wraps
-from importlib import resources
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Mapping, cast
 from urllib.parse import quote, urlsplit
 
 import jinja2
@@ -19,13 +18,17 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 from twisted.web.static import File
 
-from overc.storage.queries import AlertFilter, Queries
+from overc.storage.queries import Queries
+from overc.storage.read_alerts import AlertFilter
 from overc.ui import views
-from overc.ui.auth import Auth, Identity, request_address
-from overc.ui.control import Control, NotFound
-from overc.ui.http import BadRequest, arg, int_arg, read_form, security_headers
+from overc.ui.rendering import STATIC_DIR, make_environment, static_version
+from overc.web.auth import Auth, Identity, request_address
+from overc.web.authenticated import Forbidden, LoginRequired, authenticated
+from overc.web.control import Control, NotFound
+from overc.web.http import BadRequest, arg, int_arg, read_form, security_headers
 
 log = Logger()
 
@@ -38,76 +41,33 @@ MESSAGES = {
 }
 
 
-class LoginRequired(Exception):
-    pass
-
-
-class CSRFRejected(Exception):
-    pass
-
-
 class PageNotFound(Exception):
     pass
 
 
-def page(method: Callable) -> Callable:
-    """Mark a route as needing a logged-in user (in open mode: anyone) and pass the identity."""
+def _secured(route: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Browser hardening headers on the answer, whatever it turns out to be (a redirect too)."""
 
-    @wraps(method)
-    async def wrapper(self: "UI", request: IRequest, *args: Any, **kwargs: Any) -> Any:
+    @wraps(route)
+    async def secured(self: "UI", request: Request, *args: Any, **kwargs: Any) -> Any:
         security_headers(request)
-        identity = await self.auth.identify(request, basic=False)
-        if identity is None:
-            raise LoginRequired()
-        return await method(self, request, identity, *args, **kwargs)
+        return await route(self, request, *args, **kwargs)
 
-    wrapper.requires_login = True  # type: ignore[attr-defined]
-    return wrapper
+    return secured
 
 
-def action(method: Callable) -> Callable:
-    """A state-changing form: logged in (or open mode) and a valid CSRF token."""
-
-    @wraps(method)
-    async def wrapper(self: "UI", request: IRequest, *args: Any, **kwargs: Any) -> Any:
-        security_headers(request)
-        identity = await self.auth.identify(request, basic=False)
-        if identity is None:
-            raise LoginRequired()
-        form = read_form(request)
-        if not await self.auth.check_csrf(request, identity.user, form.get("csrf")):
-            raise CSRFRejected()
-        return await method(self, request, identity, form, *args, **kwargs)
-
-    wrapper.requires_login = True  # type: ignore[attr-defined]
-    wrapper.changes_state = True  # type: ignore[attr-defined]
-    return wrapper
+def page(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A page for a logged-in user (in open mode: anyone); browsers log in by form only."""
+    return _secured(authenticated(basic=False)(method))
 
 
-def make_environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("overc.ui", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.globals["ago"] = views.ago
-    env.filters.update(
-        utc=views.utc_text, iso=views.iso, duration=views.duration_text,
-        icon=lambda s: views.ICON.get(s, "?"),
-        lower_state=lambda s: (s or "none").lower(),
-    )
-    return env
+def action(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A state-changing form: a page's login plus the form's CSRF token."""
+    return _secured(authenticated(basic=False, csrf="form")(method))
 
 
-def _static_version() -> str:
-    digest = hashlib.sha256()
-    folder = resources.files("overc.ui") / "static"
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.is_file():
-            digest.update(entry.read_bytes())
-    return digest.hexdigest()[:10]
+#: A parsed form body.
+Form = Mapping[str, str]
 
 
 class UI:
@@ -120,12 +80,12 @@ class UI:
         self.auth = auth
         self.clock = clock
         self.env = env or make_environment()
-        self.static_version = _static_version()
-        self.static_dir = str(resources.files("overc.ui") / "static")
+        self.static_version = static_version()
+        self.static_dir = STATIC_DIR
 
     # -- rendering ------------------------------------------------------------------------
 
-    async def render(self, request: IRequest, identity: Identity | None, template: str,
+    async def render(self, request: Request, identity: Identity | None, template: str,
                      **context: Any) -> bytes:
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
@@ -141,7 +101,7 @@ class UI:
         )
         return self.env.get_template(template).render(**context).encode("utf-8")
 
-    async def unchanged(self, request: IRequest, identity: Identity) -> bool:
+    async def unchanged(self, request: Request, identity: Identity) -> bool:
         """ETag check for live polling: True (and a 304) when nothing changed since."""
         pulse = await self.queries.pulse()
         tag = hashlib.sha256(
@@ -163,7 +123,7 @@ class UI:
         request.setHeader(b"location", f"/ui/login?next={target}".encode("utf-8"))
         return b""
 
-    @app.handle_errors(CSRFRejected)
+    @app.handle_errors(Forbidden)
     def _csrf(self, request: IRequest, failure: Failure) -> bytes:
         request.setResponseCode(403)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -178,14 +138,15 @@ class UI:
     @app.handle_errors(NotFound, PageNotFound)
     async def _not_found(self, request: IRequest, failure: Failure) -> bytes:
         request.setResponseCode(404)
-        return await self.render(request, None, "error.html", title="Not found",
+        # Klein types handlers with IRequest; what it hands them is the Site's Request.
+        return await self.render(cast(Request, request), None, "error.html", title="Not found",
                                  text="No such server or service (it may have been deleted).")
 
     # -- pages ----------------------------------------------------------------------------
 
     @app.route("/", methods=["GET", "HEAD"])
     @page
-    async def overview(self, request: IRequest, identity: Identity) -> bytes | None:
+    async def overview(self, request: Request, identity: Identity) -> bytes | None:
         if await self.unchanged(request, identity):
             return b""
         servers = await self.queries.overview(excerpt=160)
@@ -197,7 +158,7 @@ class UI:
 
     @app.route("/server/<int:server_id>", methods=["GET", "HEAD"])
     @page
-    async def server(self, request: IRequest, identity: Identity, server_id: int) -> bytes:
+    async def server(self, request: Request, identity: Identity, server_id: int) -> bytes:
         if await self.unchanged(request, identity):
             return b""
         server = await self.queries.server(server_id)
@@ -215,7 +176,7 @@ class UI:
 
     @app.route("/service/<int:service_id>", methods=["GET", "HEAD"])
     @page
-    async def service(self, request: IRequest, identity: Identity, service_id: int) -> bytes:
+    async def service(self, request: Request, identity: Identity, service_id: int) -> bytes:
         if await self.unchanged(request, identity):
             return b""
         svc = await self.queries.service(service_id)
@@ -245,7 +206,7 @@ class UI:
 
     @app.route("/alerts", methods=["GET", "HEAD"])
     @page
-    async def alerts(self, request: IRequest, identity: Identity) -> bytes:
+    async def alerts(self, request: Request, identity: Identity) -> bytes:
         if await self.unchanged(request, identity):
             return b""
         filt = AlertFilter(
@@ -264,17 +225,17 @@ class UI:
     # -- login ----------------------------------------------------------------------------
 
     @app.route("/login", methods=["GET", "HEAD"])
-    async def login_form(self, request: IRequest) -> bytes:
+    async def login_form(self, request: Request) -> bytes:
         security_headers(request)
         return await self.render(request, None, "login.html", title="Log in", error=None,
                                  next=_safe_next(arg(request, "next")), name="")
 
     @app.route("/login", methods=["POST"])
-    async def login(self, request: IRequest) -> bytes:
+    async def login(self, request: Request) -> bytes:
         security_headers(request)
         form = read_form(request)
         if not await self.auth.check_csrf(request, None, form.get("csrf")):
-            raise CSRFRejected()
+            raise Forbidden("the login form's security token is missing or stale")
         name, password = form.get("name", ""), form.get("password", "")
         target = _safe_next(form.get("next"))
         if self.auth.required and not await self.auth.check_password(
@@ -290,7 +251,7 @@ class UI:
 
     @app.route("/logout", methods=["POST"])
     @action
-    async def logout(self, request: IRequest, identity: Identity, form: dict) -> bytes:
+    async def logout(self, request: Request, identity: Identity, form: Form) -> bytes:
         await self.auth.end_session(request)
         request.setResponseCode(303)
         request.setHeader(b"location", b"/ui/login?msg=loggedout")
@@ -298,7 +259,7 @@ class UI:
 
     # -- actions --------------------------------------------------------------------------
 
-    def _back(self, request: IRequest, fallback: str, msg: str) -> bytes:
+    def _back(self, request: Request, fallback: str, msg: str) -> bytes:
         request.setResponseCode(303)
         target = fallback + ("&" if "?" in fallback else "?") + f"msg={msg}"
         request.setHeader(b"location", target.encode("utf-8"))
@@ -306,20 +267,23 @@ class UI:
 
     @app.route("/service/<int:service_id>/ack", methods=["POST"])
     @action
-    async def ack(self, request, identity, form, service_id: int) -> bytes:
+    async def ack(self, request: Request, identity: Identity, form: Form,
+                  service_id: int) -> bytes:
         await self.control.acknowledge(service_id, form.get("comment"))
         log.info("{user} acknowledged service {id}", user=identity.user, id=service_id)
         return self._back(request, f"/ui/service/{service_id}", "acked")
 
     @app.route("/service/<int:service_id>/unack", methods=["POST"])
     @action
-    async def unack(self, request, identity, form, service_id: int) -> bytes:
+    async def unack(self, request: Request, identity: Identity, form: Form,
+                    service_id: int) -> bytes:
         await self.control.unacknowledge(service_id)
         return self._back(request, f"/ui/service/{service_id}", "unacked")
 
     @app.route("/<any(service,server):kind>/<int:target_id>/silence", methods=["POST"])
     @action
-    async def silence(self, request, identity, form, kind: str, target_id: int) -> bytes:
+    async def silence(self, request: Request, identity: Identity, form: Form,
+                      kind: str, target_id: int) -> bytes:
         end = self.control.silence_end(form.get("until"), form.get("duration"),
                                        form.get("tzoffset"))
         await self.control.silence(kind, target_id, end, form.get("reason"))
@@ -328,29 +292,32 @@ class UI:
 
     @app.route("/<any(service,server):kind>/<int:target_id>/unsilence", methods=["POST"])
     @action
-    async def unsilence(self, request, identity, form, kind: str, target_id: int) -> bytes:
+    async def unsilence(self, request: Request, identity: Identity, form: Form,
+                        kind: str, target_id: int) -> bytes:
         await self.control.unsilence(kind, target_id)
         return self._back(request, f"/ui/{kind}/{target_id}", "unsilenced")
 
     @app.route("/<any(service,server):kind>/<int:target_id>/delete", methods=["GET", "HEAD"])
     @page
-    async def delete_confirm(self, request, identity, kind: str, target_id: int) -> bytes:
+    async def delete_confirm(self, request: Request, identity: Identity,
+                             kind: str, target_id: int) -> bytes:
         if kind == "server":
-            target = await self.queries.server(target_id)
-            label = target.name if target else ""
-            extra = len(target.services) if target else 0
+            server = await self.queries.server(target_id)
+            if server is None:
+                raise PageNotFound()
+            label, extra = server.name, len(server.services)
         else:
-            target = await self.queries.service(target_id)
-            label = f"{target.server_name} / {target.name}" if target else ""
-            extra = 0
-        if target is None:
-            raise PageNotFound()
+            svc = await self.queries.service(target_id)
+            if svc is None:
+                raise PageNotFound()
+            label, extra = f"{svc.server_name} / {svc.name}", 0
         return await self.render(request, identity, "confirm.html", title=f"Delete {label}?",
                                  kind=kind, target_id=target_id, label=label, extra=extra)
 
     @app.route("/<any(service,server):kind>/<int:target_id>/delete", methods=["POST"])
     @action
-    async def delete(self, request, identity, form, kind: str, target_id: int) -> bytes:
+    async def delete(self, request: Request, identity: Identity, form: Form,
+                     kind: str, target_id: int) -> bytes:
         back = "/ui/"
         if kind == "service":
             svc = await self.queries.service(target_id)
@@ -362,7 +329,8 @@ class UI:
 
     @app.route("/server/<int:server_id>/reset-key", methods=["GET", "HEAD"])
     @page
-    async def reset_key_confirm(self, request, identity, server_id: int) -> bytes:
+    async def reset_key_confirm(self, request: Request, identity: Identity,
+                                server_id: int) -> bytes:
         server = await self.queries.server(server_id)
         if server is None:
             raise PageNotFound()
@@ -371,7 +339,8 @@ class UI:
 
     @app.route("/server/<int:server_id>/reset-key", methods=["POST"])
     @action
-    async def reset_key(self, request, identity, form, server_id: int) -> bytes:
+    async def reset_key(self, request: Request, identity: Identity, form: Form,
+                        server_id: int) -> bytes:
         server = await self.queries.server(server_id)
         if server is None:
             raise PageNotFound()
@@ -383,7 +352,7 @@ class UI:
     # -- assets ---------------------------------------------------------------------------
 
     @app.route("/static/", branch=True)
-    def static(self, request: IRequest) -> File:
+    def static(self, request: Request) -> File:
         request.setHeader(b"cache-control", b"public, max-age=31536000, immutable")
         request.setHeader(b"x-content-type-options", b"nosniff")
         return File(self.static_dir)

@@ -116,7 +116,7 @@ def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str,
     The tiles are the page's hot loop (10,000 per render): they are HTML built here from
     constant pieces with every database string escaped (``html.escape``, quotes included),
     because a Jinja loop spent ~2 us per escaped expression, 12 per tile. ``servers`` are
-    :class:`overc.storage.queries.OverviewServer`.
+    :class:`overc.storage.read_servers.OverviewServer`.
     """
     counts = {s: 0 for s in STATES}
     cards = []
@@ -335,7 +335,7 @@ def chart_series(last, buckets: Sequence[tuple[int, float, float, float, int]], 
     y_ticks = [(y(v), _number(v)) for v in _nice_ticks(bottom_v, top_v)]
     hours = span / 3600
     step = 3600 * (1 if hours <= 6 else 3 if hours <= 24 else 24)
-    x_ticks = []
+    x_ticks: list[tuple[float, str, float]] = []
     t = math.ceil(start / step) * step
     while t <= end:
         dt = datetime.fromtimestamp(t, timezone.utc)

@@ -9,7 +9,8 @@ import random
 import pytest_twisted
 
 from overc.storage import queries as q
-from overc.storage.queries import Queries, StateRow
+from overc.storage.queries import Queries
+from overc.storage.read_service import StateRow
 from overc.ui import views
 
 

@@ -1,7 +1,8 @@
 """Pure presentation helpers that the pages' hot loops rely on (no database, no Klein)."""
 from __future__ import annotations
 
-from overc.storage.queries import OverviewServer, PerfPoint
+from overc.storage.read_servers import OverviewServer
+from overc.storage.read_service import PerfPoint
 from overc.ui import views
 
 

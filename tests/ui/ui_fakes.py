@@ -14,13 +14,14 @@ from twisted.web.resource import Resource
 
 from overc.api.read import ReadAPI
 from overc.config import ServerConfig
-from overc.metrics import Counters, MetricsResource
+from overc.metrics import Counters
 from overc.passwords import hash_secret, verify_secret
 from overc.storage.actions import Actions
 from overc.storage.queries import Queries
-from overc.ui.auth import Auth, load_shared_sessions
-from overc.ui.control import Control
 from overc.ui.pages import UI
+from overc.web.auth import Auth, load_shared_sessions
+from overc.web.control import Control
+from overc.web.metrics import MetricsResource
 
 PASSWORD = "correct horse"
 USERS = {"admin": hash_secret(PASSWORD, iterations=1000)}

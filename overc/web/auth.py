@@ -12,6 +12,9 @@ a per-browser nonce cookie and the user, so they need no storage, and they also 
 
 Password hashes are deliberately slow (PBKDF2), so checks run in a pool thread; a correct HTTP
 Basic password is remembered (as an HMAC, never the password) to keep scripts cheap.
+
+Routes of the UI and the read API say what they need with one decorator,
+:func:`overc.web.authenticated.authenticated`.
 """
 from __future__ import annotations
 
@@ -21,13 +24,16 @@ import hmac
 import os
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Awaitable, Callable, Mapping
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 
 from overc.passwords import verify_secret
 from overc.storage.db import Database
@@ -82,12 +88,20 @@ class Session:
     session_id: str
 
 
+class Via(StrEnum):
+    """How a caller proved who they are."""
+
+    SESSION = "session"  # the signed session cookie of a browser
+    BASIC = "basic"  # HTTP Basic credentials (scripts, /metrics)
+    OPEN = "open"  # nobody needs to: [ui] requires no login
+
+
 @dataclass(frozen=True)
 class Identity:
     """The caller of a request: ``user`` is None in open mode; ``via`` says how we know."""
 
     user: str | None
-    via: str  # "session", "basic" or "open"
+    via: Via
 
 
 class Auth:
@@ -118,6 +132,9 @@ class Auth:
         self._revoked: dict[str, float] = {}
         #: session id -> until when "not revoked" is trusted without asking the database.
         self._live: dict[str, float] = {}
+        #: The nonce given to a request that came without one (its cookie is set once).
+        self._fresh_nonces: weakref.WeakKeyDictionary[IRequest, str] = \
+            weakref.WeakKeyDictionary()
 
     async def shared(self) -> SharedSessions:
         if self._shared is None:
@@ -138,14 +155,14 @@ class Auth:
     async def identify(self, request: IRequest, *, basic: bool) -> Identity | None:
         """Who sent ``request``; None when login is required and nobody valid is logged in."""
         if not self.required:
-            return Identity(None, "open")
+            return Identity(None, Via.OPEN)
         user = await self.session_user(request)
         if user is not None:
-            return Identity(user, "session")
+            return Identity(user, Via.SESSION)
         if basic:
             user = await self.basic_user(request)
             if user is not None:
-                return Identity(user, "basic")
+                return Identity(user, Via.BASIC)
         return None
 
     async def session_user(self, request: IRequest) -> str | None:
@@ -250,19 +267,19 @@ class Auth:
         signature = self._sign(await self.secret(), f"session.{name_b64}.{expires}.{session_id}")
         return f"{name_b64}.{expires}.{session_id}.{signature}".encode("ascii")
 
-    def set_cookie(self, request: IRequest, name: bytes, value: bytes, max_age: int | None) -> None:
+    def set_cookie(self, request: Request, name: bytes, value: bytes, max_age: int | None) -> None:
         request.addCookie(
             name, value, path=b"/", httpOnly=True, sameSite="lax",
             secure=self.secure_cookies,
             max_age=None if max_age is None else str(max_age).encode("ascii"),
         )
 
-    async def start_session(self, request: IRequest, name: str) -> None:
+    async def start_session(self, request: Request, name: str) -> None:
         self.set_cookie(request, SESSION_COOKIE, await self.session_cookie(name), SESSION_SECONDS)
         # A new nonce at login: tokens issued before login do not carry over.
         self.set_cookie(request, NONCE_COOKIE, _b64(os.urandom(18)).encode("ascii"), None)
 
-    async def end_session(self, request: IRequest) -> None:
+    async def end_session(self, request: Request) -> None:
         """Log out: revoke the request's session for every process, then clear the cookies."""
         session = await self.session(request)
         if session is not None:
@@ -275,7 +292,7 @@ class Auth:
 
     # -- CSRF -----------------------------------------------------------------------------
 
-    def nonce(self, request: IRequest) -> str:
+    def nonce(self, request: Request) -> str:
         """The browser's nonce cookie, set now when it has none yet."""
         raw = request.getCookie(NONCE_COOKIE)
         if raw:
@@ -283,14 +300,14 @@ class Auth:
                 return raw.decode("ascii")
             except UnicodeDecodeError:
                 pass
-        fresh = getattr(request, "_overc_nonce", None)
+        fresh = self._fresh_nonces.get(request)
         if fresh is None:
             fresh = _b64(os.urandom(18))
-            request._overc_nonce = fresh  # type: ignore[attr-defined]
+            self._fresh_nonces[request] = fresh
             self.set_cookie(request, NONCE_COOKIE, fresh.encode("ascii"), None)
         return fresh
 
-    async def csrf_token(self, request: IRequest, user: str | None) -> str:
+    async def csrf_token(self, request: Request, user: str | None) -> str:
         return self._sign(await self.secret(), f"csrf.{self.nonce(request)}.{user or ''}")
 
     async def check_csrf(self, request: IRequest, user: str | None, token: str | None) -> bool:
@@ -310,7 +327,7 @@ def request_address(request: IRequest) -> str:
     return getattr(peer, "host", None) or str(peer)
 
 
-def thread_verifier(reactor) -> Callable[[str, str], Awaitable[bool]]:
+def thread_verifier(reactor: IReactorThreads) -> Callable[[str, str], Awaitable[bool]]:
     """Run :func:`verify_secret` in the reactor's thread pool (PBKDF2 takes ~0.2 s)."""
     from twisted.internet.threads import deferToThreadPool
 

@@ -1,17 +1,24 @@
-"""Request and response helpers shared by the UI, the read API and /metrics.
+"""Request and response helpers shared by the UI, the read API, the push API and /metrics.
 
 The Site does not parse form bodies (``parsePOSTFormSubmission=False``: the push API reads raw
-JSON whatever the content type), so forms are parsed here, in one place.
+JSON whatever the content type), so forms are parsed here, in one place. Every JSON answer,
+errors included, goes through :func:`json_body`, so all APIs speak the same dialect.
 """
 from __future__ import annotations
 
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Coroutine, overload
 from urllib.parse import parse_qs
 
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.server import NOT_DONE_YET, Request
+
+log = Logger()
 
 MAX_FORM = 256 * 1024
 
@@ -81,6 +88,16 @@ def arg(request: IRequest, name: str) -> str | None:
         raise BadRequest(f"{name} is not UTF-8", name) from None
 
 
+@overload
+def int_arg(request: IRequest, name: str, default: int, low: int | None = None,
+            high: int | None = None) -> int: ...
+
+
+@overload
+def int_arg(request: IRequest, name: str, default: None = None, low: int | None = None,
+            high: int | None = None) -> int | None: ...
+
+
 def int_arg(request: IRequest, name: str, default: int | None = None,
             low: int | None = None, high: int | None = None) -> int | None:
     text = arg(request, name)
@@ -93,6 +110,14 @@ def int_arg(request: IRequest, name: str, default: int | None = None,
     if (low is not None and value < low) or (high is not None and value > high):
         raise BadRequest(f"{name} must be between {low} and {high}", name)
     return value
+
+
+@overload
+def time_arg(request: IRequest, name: str, default: float) -> float: ...
+
+
+@overload
+def time_arg(request: IRequest, name: str, default: None = None) -> float | None: ...
 
 
 def time_arg(request: IRequest, name: str, default: float | None = None) -> float | None:
@@ -128,15 +153,43 @@ def parse_time(text: str, offset_minutes: int | None = None) -> float:
     return parsed.timestamp()
 
 
-def json_response(request: IRequest, data: Any, status: int = 200) -> bytes:
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def json_body(request: IRequest, value: Any, status: int = 200) -> bytes:
+    """Set status and headers for a JSON answer and return its bytes."""
     request.setResponseCode(status)
-    request.setHeader(b"content-type", b"application/json")
-    request.setHeader(b"cache-control", b"no-store")
-    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+    request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+    request.setHeader(b"Cache-Control", b"no-store")
+    return _encoder.encode(value).encode("utf-8")
 
 
-def error_json(request: IRequest, status: int, message: str, field: str | None = None) -> bytes:
+def json_error(request: IRequest, status: int, message: str, field: str | None = None) -> bytes:
     body: dict[str, Any] = {"error": message}
-    if field:
+    if field is not None:
         body["field"] = field
-    return json_response(request, body, status)
+    return json_body(request, body, status)
+
+
+def answer_later(request: Request, answer: Coroutine[Any, Any, bytes]) -> int:
+    """Render ``answer`` asynchronously (``NOT_DONE_YET``), dropping it if the client left.
+
+    ``notifyFinish`` fails when the connection is lost before we finish: writing then would
+    only raise. An unexpected error is logged and answered 500, never left hanging.
+    """
+    gone: list[Failure] = []
+    request.notifyFinish().addErrback(gone.append)
+
+    async def deliver() -> None:
+        try:
+            body = await answer
+        except Exception:
+            log.failure("Error answering {uri}", uri=request.uri)
+            request.setResponseCode(500)
+            body = b"internal error\n"
+        if not gone and not request.finished:
+            request.write(body)
+            request.finish()
+
+    Deferred.fromCoroutine(deliver())
+    return NOT_DONE_YET

@@ -10,10 +10,17 @@ from typing import Awaitable, Callable
 from twisted.internet.interfaces import IReactorTime
 
 from overc.storage.actions import Actions
-from overc.ui.http import BadRequest, parse_time
+from overc.web.http import BadRequest, parse_time
 
 MAX_TEXT = 4096
 MAX_SILENCE = 366 * 86400.0
+
+
+def _number(value: object) -> float:
+    """``float(value)`` for what JSON or a form can carry; TypeError for anything else."""
+    if isinstance(value, (str, int, float)):
+        return float(value)
+    raise TypeError(f"not a number: {value!r}")
 
 
 class NotFound(Exception):
@@ -50,8 +57,8 @@ class Control:
             offset = None
             if offset_minutes not in (None, ""):
                 try:
-                    offset = int(offset_minutes)  # type: ignore[arg-type]
-                except (TypeError, ValueError):
+                    offset = int(str(offset_minutes))
+                except ValueError:
                     raise BadRequest("tzoffset must be an integer", "tzoffset") from None
             try:
                 end = float(until) if isinstance(until, (int, float)) else parse_time(
@@ -60,7 +67,7 @@ class Control:
                 raise BadRequest(f"until: {e}", "until") from None
         elif duration not in (None, ""):
             try:
-                end = now + float(duration)  # type: ignore[arg-type]
+                end = now + _number(duration)
             except (TypeError, ValueError):
                 raise BadRequest("duration must be a number of seconds", "duration") from None
         else:

@@ -1,35 +1,38 @@
-"""``GET /healthz``: 200 when the database answers and the timers run, 503 otherwise."""
+"""``GET /healthz``: 200 when the database answers and the timers run, 503 otherwise.
+
+A load balancer polls it; each process answers for itself (its ``pid`` is in the answer).
+"""
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable
 
-from twisted.internet.defer import ensureDeferred
-from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import Request
 
-from overc.api.jsonio import json_body
 from overc.storage.db import Database
+from overc.web.http import answer_later, json_body
+
+#: A named check: returns ``{"ok": bool, ...}`` (the watchdog and the ingest writer have one).
+Check = Callable[[], dict[str, Any]]
 
 
 class Health(Resource):
     isLeaf = True
 
     def __init__(self, db: Database, ready: Callable[[], bool],
-                 checks: dict[str, Callable[[], dict]] | None = None) -> None:
+                 checks: dict[str, Check] | None = None) -> None:
         super().__init__()
         self.db = db
         self.ready = ready
-        #: name -> callable returning {"ok": bool, ...}; the watchdog registers itself here.
+        #: name -> check; the composition root registers the watchdog and the writer here.
         self.checks = checks if checks is not None else {}
 
-    def render_GET(self, request: IRequest):
-        ensureDeferred(self._answer(request))
-        return NOT_DONE_YET
+    def render_GET(self, request: Request) -> int:
+        return answer_later(request, self._answer(request))
 
-    async def _answer(self, request: IRequest) -> None:
-        status: dict = {}
+    async def _answer(self, request: Request) -> bytes:
+        status: dict[str, Any] = {}
         healthy = True
         if not self.ready():
             status["database"] = {"ok": False, "error": "not ready (migrating or unreachable)"}
@@ -50,7 +53,4 @@ class Health(Resource):
             healthy = healthy and bool(result.get("ok"))
         status["ok"] = healthy
         status["pid"] = os.getpid()  # which process answered, with [overc] processes > 1
-        body = json_body(request, status, 200 if healthy else 503)
-        if not request.finished and not getattr(request, "_disconnected", False):
-            request.write(body)
-            request.finish()
+        return json_body(request, status, 200 if healthy else 503)

@@ -1,30 +1,24 @@
-"""The HTTP front: our Request class, the root of the resource tree, and the Site.
-
-Dispatch is a plain twisted.web tree (cheap) with Klein apps as its branches: ``/api/ping`` and
-``/api/set/*`` go to the push API, other ``/api/*`` to the read API, ``/ui`` to the pages,
-``/metrics`` and ``/healthz`` to their resources. ``/`` redirects to ``/ui/``.
-"""
+"""Our Request class and the Site: a body over 1 MiB is refused before it is kept."""
 from __future__ import annotations
 
 import io
-from typing import Mapping
+from typing import TYPE_CHECKING
+from twisted.web import http, server
+from twisted.web.resource import IResource
 
-from twisted.web import server
-from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource, Resource
-from twisted.web.util import Redirect
+from overc.web.http import json_error
 
-from overc.api.jsonio import json_error
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # what BytesIO.write takes
 
 MAX_BODY = 1024 * 1024
-PUSH_SEGMENTS = frozenset({b"ping", b"set"})
 
 
 class _Discard(io.BytesIO):
     """Where the rest of a too-large body goes: nowhere."""
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        return len(data)
+    def write(self, data: Buffer, /) -> int:
+        return memoryview(data).nbytes
 
 
 class OvercRequest(server.Request):
@@ -49,11 +43,12 @@ class OvercRequest(server.Request):
                 self.too_large = True
                 self.content = _Discard()
                 return
-        self.content.write(data)
+        if self.content is not None:  # always: twisted.web calls gotLength first
+            self.content.write(data)
 
     def process(self) -> None:
         if self.too_large:
-            self.site = self.channel.site
+            self.site = self.channel.factory  # what Request.process does: our Site
             self.setHeader(b"Connection", b"close")
             body = json_error(self, 413, f"The body is larger than {MAX_BODY} bytes")
             self.setHeader(b"Content-Length", str(len(body)).encode())
@@ -61,45 +56,6 @@ class OvercRequest(server.Request):
             self.finish()
             return
         super().process()
-
-
-class JSONNotFound(Resource):
-    isLeaf = True
-
-    def render(self, request: IRequest) -> bytes:
-        return json_error(request, 404, "Not found")
-
-
-class ApiBranch(Resource):
-    """``/api/...``: push paths to the push app, everything else to the read API."""
-
-    def __init__(self, push: IResource, read: IResource | None) -> None:
-        super().__init__()
-        self.push = push
-        self.read = read
-
-    def getChild(self, path: bytes, request: IRequest) -> IResource:
-        # Hand the whole branch (this segment included) to the Klein app that owns it.
-        request.postpath.insert(0, path)
-        request.prepath.pop()
-        if path in PUSH_SEGMENTS:
-            return self.push
-        return self.read if self.read is not None else JSONNotFound()
-
-
-class Root(Resource):
-    def __init__(self, push: IResource, health: IResource,
-                 extra: Mapping[str, IResource] | None = None) -> None:
-        super().__init__()
-        extra = dict(extra or {})
-        self.putChild(b"", Redirect(b"/ui/"))
-        self.putChild(b"healthz", health)
-        self.putChild(b"api", ApiBranch(push, extra.pop("api", None)))
-        for name, resource in extra.items():
-            self.putChild(name.encode("ascii"), resource)
-
-    def getChild(self, path: bytes, request: IRequest) -> IResource:
-        return JSONNotFound()
 
 
 class OvercSite(server.Site):
@@ -111,7 +67,7 @@ class OvercSite(server.Site):
 
     access_log = False
 
-    def log(self, request: IRequest) -> None:
+    def log(self, request: http.Request) -> None:
         if self.access_log:
             super().log(request)
 

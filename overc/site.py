@@ -1,24 +1,27 @@
-"""The one function the composition root calls to get the UI, the read API and /metrics.
+"""The web side of the composition root: the UI, the read API and ``/metrics`` over one database.
 
-Everything here is wiring: one :class:`Queries`, one :class:`Auth` and one :class:`Control`
-shared by the three resources, all driven by the injected reactor (clock and thread pool).
+Rank 6 with :mod:`overc.tap`: the only place that puts ``overc.ui`` and ``overc.api`` side by
+side. One :class:`Queries`, one :class:`Auth` and one :class:`Control` are shared by the three
+resources, all driven by the injected reactor (clock and thread pool).
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from twisted.internet.threads import deferToThreadPool
 from twisted.web.resource import IResource
 
 from overc.api.read import ReadAPI
 from overc.config import ServerConfig
-from overc.metrics import MetricsResource
+from overc.metrics import Counters
 from overc.passwords import KEY_ITERATIONS, hash_secret
 from overc.storage.actions import Actions
 from overc.storage.db import Database
 from overc.storage.queries import Queries
-from overc.ui.auth import Auth, load_shared_sessions, thread_verifier
-from overc.ui.control import Control
 from overc.ui.pages import UI
+from overc.web.auth import Auth, load_shared_sessions, thread_verifier
+from overc.web.control import Control
+from overc.web.metrics import MetricsResource
 
 
 def make_web_resources(
@@ -26,17 +29,15 @@ def make_web_resources(
     db: Database,
     reactor: Any,
     *,
-    forget_keys: Callable[[], None] | None = None,
+    counters: Counters,
+    forget_keys: Callable[[], None],
 ) -> dict[str, IResource]:
     """``{"ui": ..., "api": ..., "metrics": ...}`` to mount at ``/ui``, ``/api``, ``/metrics``.
 
     ``forget_keys`` drops the push API's cache of verified server keys; it is called after a
-    key reset or a deletion so this process applies them at once.
-
-    ``api`` serves every ``/api/*`` path except the push endpoints (``/api/ping``,
-    ``/api/set/*``), including ``/api/openapi.json``.
+    key reset or a deletion so this process applies them at once. ``api`` serves every
+    ``/api/*`` path except the push endpoints, including ``/api/openapi.json``.
     """
-    from twisted.internet.threads import deferToThreadPool
 
     async def hash_key(key: str) -> str:
         return await deferToThreadPool(reactor, reactor.getThreadPool(), hash_secret, key,
@@ -52,9 +53,9 @@ def make_web_resources(
         wall=reactor.seconds,
         secure_cookies=config.public_url.lower().startswith("https:"),
     )
-    control = Control(Actions(db), reactor, hash_key, forget_keys or (lambda: None))
+    control = Control(Actions(db), reactor, hash_key, forget_keys)
     return {
         "ui": UI(queries, control, auth, reactor).app.resource(),
         "api": ReadAPI(queries, control, auth, reactor).app.resource(),
-        "metrics": MetricsResource(queries, auth, reactor),
+        "metrics": MetricsResource(queries, auth, reactor, counters),
     }

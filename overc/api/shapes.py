@@ -1,0 +1,45 @@
+"""The JSON shape of each row the read API returns (SPEC 6), kept out of storage.
+
+Hand-written dicts, not ``dataclasses.asdict``: that deep-copies every field and cost most of
+``/api/servers``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from overc.storage.read_alerts import AlertRow
+from overc.storage.read_servers import ServerRow, ServiceRow
+from overc.storage.read_service import StateRow
+
+
+def service_json(s: ServiceRow) -> dict[str, Any]:
+    return {
+        "id": s.id, "server_id": s.server_id, "name": s.name, "state": s.state,
+        "info": s.info, "period": s.period, "last_time": s.last_time,
+        "deadline": s.deadline, "stale": s.stale, "acked": s.acked,
+        "ack_comment": s.ack_comment, "silenced_until": s.silenced_until,
+        "silence_reason": s.silence_reason, "server_name": s.server_name,
+    }
+
+
+def server_json(s: ServerRow) -> dict[str, Any]:
+    return {
+        "id": s.id, "name": s.name, "ip": s.ip, "created": s.created,
+        "last_seen": s.last_seen, "silenced_until": s.silenced_until,
+        "silence_reason": s.silence_reason,
+        "services": [service_json(one) for one in s.services],
+    }
+
+
+def state_json(r: StateRow) -> dict[str, Any]:
+    return {"id": r.id, "time": r.time, "state": r.state, "info": r.info, "late": r.late}
+
+
+def alert_json(a: AlertRow) -> dict[str, Any]:
+    return {
+        "id": a.id, "server_id": a.server_id, "server_name": a.server_name,
+        "service_id": a.service_id, "service_name": a.service_name,
+        "time": a.time, "kind": a.kind, "severity": a.severity,
+        "message": a.message, "state": a.state, "info": a.info,
+        "delivery": dict(a.delivery),
+    }

@@ -1,0 +1,84 @@
+"""The alert list as the alerts page, the server and service pages and the read API see it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from overc.storage.db import Cursor
+
+
+@dataclass
+class AlertRow:
+    id: int
+    server_id: int
+    server_name: str
+    service_id: int | None
+    service_name: str | None
+    time: float
+    kind: str
+    severity: str
+    message: str
+    state: str | None
+    info: str | None
+    #: notification status -> how many deliveries of this alert have it
+    delivery: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    server_id: int | None = None
+    service_id: int | None = None
+    server_name: str | None = None
+    service_name: str | None = None
+    kind: str | None = None
+    severity: str | None = None
+    since: float | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+def _txn_alerts(cursor: Cursor, filt: AlertFilter) -> list[AlertRow]:
+    """Newest alerts first, keyset-paginated on id, with their delivery counts."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    for column, value in (
+        ("a.server_id", filt.server_id), ("a.service_id", filt.service_id),
+        ("v.name", filt.server_name), ("s.name", filt.service_name),
+        ("a.kind", filt.kind), ("a.severity", filt.severity),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if filt.since is not None:
+        where.append("a.time >= ?")
+        params.append(filt.since)
+    if filt.before_id is not None:
+        where.append("a.id < ?")
+        params.append(filt.before_id)
+    params.append(filt.limit)
+    rows = cursor.execute(
+        "SELECT a.id, a.server_id, v.name, a.service_id, s.name, a.time, a.kind, a.severity,"
+        " a.message, a.state, a.info FROM alerts a JOIN servers v ON v.id = a.server_id"
+        " LEFT JOIN services s ON s.id = a.service_id"
+        f" WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ?",
+        params,
+    ).fetchall()
+    alerts = [
+        AlertRow(id=alert_id, server_id=server_id, server_name=server_name,
+                 service_id=service_id, service_name=service_name, time=time, kind=kind,
+                 severity=severity, message=message, state=state, info=info)
+        for (alert_id, server_id, server_name, service_id, service_name, time, kind, severity,
+             message, state, info) in rows
+    ]
+    if alerts:
+        ids = [a.id for a in alerts]
+        marks = ", ".join("?" for _ in ids)
+        by_id = {a.id: a for a in alerts}
+        for alert_id, status, count in cursor.execute(
+            "SELECT na.alert_id, n.status, COUNT(*) FROM notification_alerts na"
+            " JOIN notifications n ON n.id = na.notification_id"
+            f" WHERE na.alert_id IN ({marks}) GROUP BY na.alert_id, n.status",
+            ids,
+        ).fetchall():
+            by_id[alert_id].delivery[str(status)] = int(count)
+    return alerts
