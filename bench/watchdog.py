@@ -44,7 +44,7 @@ from overc.notify.channels import build_channel, parse_channels  # noqa: E402
 from overc.notify.dispatcher import Dispatcher  # noqa: E402
 from overc.storage.alerting import AlertingStore  # noqa: E402
 from overc.storage.db import Cursor, Database  # noqa: E402
-from overc.storage.url import parse_database_url  # noqa: E402
+from overc.core.dburl import parse_database_url  # noqa: E402
 
 MYSQL = os.environ.get("OVERC_TEST_MYSQL", "mysql://root@127.0.0.1:3306/overc_test")
 GRACE = Grace()

@@ -8,8 +8,6 @@ alerts, notifications by result) are per process, counted by whoever does the wo
 """
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
 from typing import Iterable
 
 from twisted.internet.defer import Deferred
@@ -20,39 +18,14 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from overc.storage.db import DatabaseUnavailable
+from overc.core.counters import Counters
+from overc.core.errors import DatabaseUnavailable
 from overc.storage.queries import Queries
 from overc.ui.auth import Auth
 
 log = Logger()
 
 STATE_CODES = {"OK": 0, "WARN": 1, "FAIL": 2, "UNK": 3}
-
-
-class Counters:
-    """Monotonic per-process counters: ``counters.inc("reports")``, ``inc("notifications",
-    result="sent")``. Thread-safe (the storage layer may count from pool threads)."""
-
-    HELP = {
-        "reports": "Service reports accepted by the push API",
-        "alerts": "Alerts raised",
-        "notifications": "Notification deliveries by result",
-        "push_requests": "Push API requests by status code",
-    }
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
-
-    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            series = self._values[name]
-            series[key] = series.get(key, 0) + amount
-
-    def snapshot(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-        with self._lock:
-            return {name: dict(series) for name, series in self._values.items()}
 
 
 #: The process-wide counters; the push API, watchdog and notifier increment them.

@@ -73,7 +73,7 @@ async def database(database_url: str, tmp_path: Path):
     from twisted.internet import reactor
 
     from overc.storage.db import Database
-    from overc.storage.url import parse_database_url
+    from overc.core.dburl import parse_database_url
 
     db = Database(parse_database_url(database_url, tmp_path), reactor)
     await db.migrate()

@@ -15,10 +15,9 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from overc.api.jsonio import json_body, json_error
-from overc.metrics import Counters
-from overc.metrics import counters as default_counters
-from overc.groupcommit import GroupCommit
-from overc.payload import (
+from overc.core.counters import Counters
+from overc.core.errors import DatabaseUnavailable
+from overc.core.payload import (
     ServerIdentity,
     ValidationError,
     parse_alerts,
@@ -26,8 +25,9 @@ from overc.payload import (
     parse_server,
     parse_status,
 )
-from overc.serverkeys import InvalidKey, ServerKeys
-from overc.storage.db import DatabaseUnavailable
+from overc.ingest.groupcommit import GroupCommit
+from overc.ingest.serverkeys import InvalidKey, ServerKeys
+from overc.metrics import counters as default_counters
 from overc.storage.store import IngestItem, ServerGone
 
 log = Logger()

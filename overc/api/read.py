@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from overc.api.openapi import openapi_document
-from overc.storage.db import DatabaseUnavailable
+from overc.core.errors import DatabaseUnavailable
 from overc.storage.queries import AlertFilter, Queries
 from overc.ui.auth import Auth, Identity
 from overc.ui.control import Control, NotFound

@@ -14,16 +14,13 @@ from twisted.enterprise import adbapi
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
+from overc.core.dburl import MySQLTarget, SQLiteTarget
+from overc.core.errors import DatabaseUnavailable
 from overc.storage.dialect import Dialect, MySQLDialect, SQLiteDialect
-from overc.storage.url import MySQLTarget, SQLiteTarget
 
 T = TypeVar("T")
 _FOUND_ROWS = 2  # pymysql.constants.CLIENT.FOUND_ROWS
 log = Logger()
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached now; nothing was stored. Retry later."""
 
 
 def _sqlite_open(connection: sqlite3.Connection) -> None:

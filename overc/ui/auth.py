@@ -29,7 +29,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from overc.passwords import verify_secret
+from overc.core.passwords import verify_secret
 from overc.storage.db import Database
 from overc.storage.sessions import SessionRevocations
 from overc.storage.settings import get_or_create_setting

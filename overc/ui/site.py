@@ -11,8 +11,9 @@ from twisted.web.resource import IResource
 
 from overc.api.read import ReadAPI
 from overc.config import ServerConfig
+from overc.core.counters import Counters
+from overc.core.passwords import KEY_ITERATIONS, hash_secret
 from overc.metrics import MetricsResource
-from overc.passwords import KEY_ITERATIONS, hash_secret
 from overc.storage.actions import Actions
 from overc.storage.db import Database
 from overc.storage.queries import Queries
@@ -27,6 +28,7 @@ def make_web_resources(
     reactor: Any,
     *,
     forget_keys: Callable[[], None] | None = None,
+    counters: Counters | None = None,
 ) -> dict[str, IResource]:
     """``{"ui": ..., "api": ..., "metrics": ...}`` to mount at ``/ui``, ``/api``, ``/metrics``.
 
@@ -56,5 +58,5 @@ def make_web_resources(
     return {
         "ui": UI(queries, control, auth, reactor).app.resource(),
         "api": ReadAPI(queries, control, auth, reactor).app.resource(),
-        "metrics": MetricsResource(queries, auth, reactor),
+        "metrics": MetricsResource(queries, auth, reactor, counters),
     }

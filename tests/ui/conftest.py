@@ -5,7 +5,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from overc.storage.db import Database
-from overc.storage.url import parse_database_url
+from overc.core.dburl import parse_database_url
 
 
 @pytest_twisted.async_yield_fixture

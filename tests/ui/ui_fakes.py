@@ -15,7 +15,7 @@ from twisted.web.resource import Resource
 from overc.api.read import ReadAPI
 from overc.config import ServerConfig
 from overc.metrics import Counters, MetricsResource
-from overc.passwords import hash_secret, verify_secret
+from overc.core.passwords import hash_secret, verify_secret
 from overc.storage.actions import Actions
 from overc.storage.queries import Queries
 from overc.ui.auth import Auth, load_shared_sessions

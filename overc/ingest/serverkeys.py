@@ -17,8 +17,8 @@ from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from overc.passwords import KEY_ITERATIONS, hash_secret, verify_secret
-from overc.payload import ServerIdentity
+from overc.core.passwords import KEY_ITERATIONS, hash_secret, verify_secret
+from overc.core.payload import ServerIdentity
 from overc.storage.store import Store
 
 log = Logger()

@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from overc.storage.db import DatabaseUnavailable
+from overc.core.errors import DatabaseUnavailable
 
 
 class RepeatingJob(Service):

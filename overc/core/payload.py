@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from overc.perfdata import Metric, parse_plugin_output
-from overc.states import map_state
+from overc.core.perfdata import Metric, parse_plugin_output
+from overc.core.states import map_state
 
 MAX_NAME = 64
 MAX_KEY = 128
