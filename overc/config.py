@@ -151,7 +151,6 @@ def load_config(
     parser = configparser.ConfigParser(
         interpolation=None, inline_comment_prefixes=(";", "#"), strict=True
     )
-    parser.optionxform = str.lower  # type: ignore[assignment]
     if text is not None:
         try:
             parser.read_string(text, source=source)
@@ -179,9 +178,9 @@ def load_config(
             name = "OVERC_" + key.upper().replace("-", "_")
             if env.get(name):
                 out[key] = (env[name], f"environment {name}")
-        for key, value in (overrides or {}).items():
-            if key in defaults and value is not None:
-                out[key] = (value, "command line")
+        for key, override in (overrides or {}).items():
+            if key in defaults and override is not None:
+                out[key] = (override, "command line")
         return out
 
     base = base_dir if base_dir is not None else Path.cwd()

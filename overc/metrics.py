@@ -8,6 +8,7 @@ alerts, notifications by result) are per process, counted by whoever does the wo
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Iterable
 
 from twisted.internet.defer import Deferred

@@ -32,6 +32,7 @@ class _ChannelProcess(ProcessProtocol):
         self.exited: Deferred[BaseException] = Deferred()
 
     def connectionMade(self) -> None:
+        assert self.transport is not None  # set by spawnProcess before this call
         self.transport.write(self.stdin)
         self.transport.closeStdin()
 
@@ -42,8 +43,10 @@ class _ChannelProcess(ProcessProtocol):
 
     def processExited(self, reason: Failure) -> None:
         # Exited, not ended: a grandchild still holding our pipes must not hold the delivery.
+        assert self.transport is not None
         self.transport.loseConnection()
         # The exception, not the Failure: a Failure given to callback() would errback.
+        assert reason.value is not None
         self.exited.callback(reason.value)
 
 

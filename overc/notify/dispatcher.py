@@ -15,7 +15,7 @@ import uuid
 from typing import Sequence
 
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from overc.core.alerts import INTERNAL
@@ -54,7 +54,7 @@ class Dispatcher(RepeatingJob):
         self.peak_in_flight = 0
         self.counts = {"sent": 0, "retry": 0, "failed": 0, "lost": 0}
         self._reserved = 0  # slots promised to a claim that is still in the database
-        self._refill = None
+        self._refill: IDelayedCall | None = None
 
     async def run_once(self) -> int:
         """Dispatch what is new, then start deliveries; return how many were started."""

@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -35,7 +35,7 @@ class RepeatingJob(Service):
         self.failures = 0
         self._loop: LoopingCall | None = None
         self._running: Deferred | None = None
-        self._kicked = None
+        self._kicked: IDelayedCall | None = None
         self.started_at: float | None = None
 
     def startService(self) -> None:
@@ -52,8 +52,13 @@ class RepeatingJob(Service):
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         if self._running is not None:
-            waiting: Deferred = Deferred()
-            self._running.addBoth(lambda r: (waiting.callback(None), r)[1])
+            waiting: Deferred[None] = Deferred()
+
+            def release(result: object) -> object:
+                waiting.callback(None)
+                return result
+
+            self._running.addBoth(release)
             return waiting
         return None
 

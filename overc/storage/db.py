@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from importlib import resources
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from twisted.enterprise import adbapi
 from twisted.internet.interfaces import IReactorThreads
@@ -137,7 +137,7 @@ class Cursor:
         self.raw = raw
         self.dialect = dialect
 
-    def execute(self, statement: str, params: tuple | list = ()) -> "Cursor":
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> "Cursor":
         self.raw.execute(self.dialect.sql(statement), tuple(params))
         return self
 
@@ -194,6 +194,11 @@ def _txn_best_collation(cursor: Cursor) -> str:
     return "utf8mb4_bin"
 
 
+def _schema_version(cursor: Cursor) -> int:
+    row = cursor.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return (row[0] if row is not None else None) or 0
+
+
 def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
     cursor.execute(
         cursor.dialect.format_ddl(
@@ -202,8 +207,7 @@ def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
             "{table_options}"
         )
     )
-    cursor.execute("SELECT MAX(version) FROM schema_version")
-    current = cursor.fetchone()[0] or 0
+    current = _schema_version(cursor)
     known = max((v for v, _, _ in migrations), default=0)
     if current > known:
         raise RuntimeError(
@@ -214,8 +218,7 @@ def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
         # Several processes may start at once on one database: one migrates, the others wait.
         cursor.execute("SELECT GET_LOCK('overc_migrate', 60)")
         cursor.fetchall()
-        cursor.execute("SELECT MAX(version) FROM schema_version")
-        current = cursor.fetchone()[0] or 0
+        current = _schema_version(cursor)
     import time
 
     for version, name, script in migrations:

@@ -142,7 +142,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
             )
             _load_services(cursor, missing, services, lock)
 
-    history, perfdata, alerts = [], [], []
+    history: list[tuple] = []
+    perfdata: list[tuple] = []
+    alerts: list[list] = []  # lists: _fill_info completes the info of API alerts in place
     api_alerts: list[int] = []  # their snapshot needs the info text, which is not preloaded
     touched: dict[tuple[int, str], ServiceSnapshot] = {}
     for item in live:
@@ -158,8 +160,8 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
                 for m in report.metrics
             )
             for alert in outcome.alerts:
-                alerts.append((item.server_id, service_id, item.now, alert.kind, alert.severity,
-                               alert.message, report.state, report.info))
+                alerts.append([item.server_id, service_id, item.now, alert.kind, alert.severity,
+                               alert.message, report.state, report.info])
             if outcome.current_changed:
                 services[key] = [service_id, outcome.service]
                 touched[key] = outcome.service

@@ -8,6 +8,7 @@ many processes share the database. The common tick finds nothing and writes noth
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from overc.core.alerts import OFFLINE
 from overc.core.durations import Grace
@@ -88,7 +89,7 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
     ).fetchall())
     if not rows:
         return TickResult([], refreshed, away_since)
-    claimed = []
+    claimed: list[Any] = []  # _DUE rows
     for chunk in chunks(rows):
         ids = [row.id for row in chunk]
         # The job lock makes this tick the only watchdog now; ingest only ever clears stale and
