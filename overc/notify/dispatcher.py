@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Sequence
+from typing import Any, Sequence
 
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -139,7 +139,7 @@ class Dispatcher(RepeatingJob):
             self.in_flight.pop(item.id, None)
             self._schedule_fill()
 
-    def stopService(self):
+    def stopService(self) -> Deferred[Any] | None:
         """Give running deliveries a few seconds to finish and be recorded; whatever is still
         running keeps its lease and is delivered again by a process that runs on."""
         if self._refill is not None and self._refill.active():

@@ -34,7 +34,7 @@ class RepeatingJob(Service):
         self.last_error: str | None = None
         self.failures = 0
         self._loop: LoopingCall | None = None
-        self._running: Deferred | None = None
+        self._running: Deferred[None] | None = None
         self._kicked: IDelayedCall | None = None
         self.started_at: float | None = None
 
@@ -67,13 +67,13 @@ class RepeatingJob(Service):
         if self.running and (self._kicked is None or not self._kicked.active()):
             self._kicked = self.clock.callLater(0, self._run)
 
-    def _run(self) -> Deferred:
+    def _run(self) -> Deferred[None]:
         if self._running is not None:
             return self._running
         d = ensureDeferred(self._guarded())
         self._running = d
 
-        def done(result):
+        def done(result: object) -> object:
             self._running = None
             return result
 
