@@ -104,7 +104,7 @@ def _txn_existing(cursor) -> int | None:
 
 async def main(reactor, args) -> None:
     from overc.storage.db import Database
-    from overc.storage.url import parse_database_url
+    from overc.core.dburl import parse_database_url
     from ui_fakes import Harness
 
     folder = Path(args.folder or tempfile.mkdtemp(prefix="overc-bench-ui-"))

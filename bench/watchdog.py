@@ -5,7 +5,7 @@
 
 For each database and size: fill ``services`` with N services whose deadlines are spread over
 the next hour (the rows the real ingest would leave), then measure with the real
-:class:`overc.storage.alerting.AlertingStore` / :class:`overc.monitoring.watchdog.Watchdog`:
+:class:`overc.storage.watchdog_store.WatchdogStore` / :class:`overc.monitoring.watchdog.Watchdog`:
 
 * a tick with nothing expiring (p50/p99 over 200 ticks, wall time of ``await watchdog_tick``,
   i.e. pool hand-off + transaction + commit);
@@ -38,13 +38,18 @@ sys.path.insert(0, str(HERE.parent))
 
 from twisted.internet import defer, task  # noqa: E402
 
-from overc.config import Grace, load_config  # noqa: E402
+from overc.config import load_config  # noqa: E402
+from overc.core.counters import Counters  # noqa: E402
+from overc.core.dburl import parse_database_url  # noqa: E402
+from overc.core.durations import Grace  # noqa: E402
 from overc.monitoring.watchdog import Watchdog  # noqa: E402
-from overc.notify.channels import build_channel, parse_channels  # noqa: E402
+from overc.notify.channel_config import parse_channels  # noqa: E402
 from overc.notify.dispatcher import Dispatcher  # noqa: E402
-from overc.storage.alerting import AlertingStore  # noqa: E402
+from overc.notify.factory import build_channel  # noqa: E402
 from overc.storage.db import Cursor, Database  # noqa: E402
-from overc.storage.url import parse_database_url  # noqa: E402
+from overc.storage.delivery_store import DeliveryStore  # noqa: E402
+from overc.storage.dispatch_store import DispatchStore  # noqa: E402
+from overc.storage.watchdog_store import WatchdogStore  # noqa: E402
 
 MYSQL = os.environ.get("OVERC_TEST_MYSQL", "mysql://root@127.0.0.1:3306/overc_test")
 GRACE = Grace()
@@ -144,7 +149,7 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
                          seconds: int) -> dict:
     target = Target(kind, size, folder)
     db = await open_db(reactor, target, folder)
-    store = AlertingStore(db)
+    store = WatchdogStore(db)
     try:
         started = time.perf_counter()
         chunk = 20000
@@ -191,7 +196,8 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
             for service_id in result.expired:
                 seen[service_id] = at
 
-        watchdog = Watchdog(store, reactor, interval=1.0, grace=GRACE, on_expired=on_expired)
+        watchdog = Watchdog(store, reactor, counters=Counters(), interval=1.0, grace=GRACE,
+                            on_expired=on_expired)
         watchdog.startService()
         await sleep(reactor, 2.0 + seconds + 2.5)
         await defer.maybeDeferred(watchdog.stopService)
@@ -247,7 +253,6 @@ async def bench_notify(reactor, kind: str, folder: Path, count: int) -> list[dic
             target = Target(kind, 0, folder / channel_kind)
             (folder / channel_kind).mkdir(exist_ok=True)
             db = await open_db(reactor, target, folder / channel_kind)
-            store = AlertingStore(db)
             try:
                 config = load_config(f"[alert:bench]\n{section}", source="bench.ini",
                                      base_dir=folder)
@@ -255,7 +260,8 @@ async def bench_notify(reactor, kind: str, folder: Path, count: int) -> list[dic
                             for s in parse_channels(config)]
                 await db.run(_txn_fill, 0, 0, reactor.seconds(), 0)
                 await db.run(_txn_alerts_for_servers, count, reactor.seconds())
-                dispatcher = Dispatcher(store, reactor, channels, interval=0.2)
+                dispatcher = Dispatcher(DispatchStore(db), DeliveryStore(db), reactor, channels,
+                                        counters=Counters(), interval=0.2)
                 t0 = time.perf_counter()
                 dispatcher.startService()
                 while dispatcher.counts["sent"] + dispatcher.counts["retry"] < count:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import configparser
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, TypeVar
 
-from overc.passwords import is_hash
-from overc.storage.url import DatabaseURLError, SQLiteTarget, parse_database_url
+from overc.core.dburl import (
+    DatabaseURLError, MySQLTarget, SQLiteTarget, parse_database_url,
+)
+from overc.core.durations import Grace, parse_duration, parse_grace
+from overc.core.passwords import is_hash
+
+T = TypeVar("T")
 
 DEFAULT_DATABASE = "sqlite:///overc.db"
 DEFAULT_LISTEN = "tcp:5000:interface=127.0.0.1"
@@ -47,18 +51,6 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class Grace:
-    """Slack after a period before a service counts as missing: seconds or a fraction."""
-
-    seconds: float | None = None
-    fraction: float | None = 0.10
-
-    def for_period(self, period: float) -> float:
-        value = self.seconds if self.seconds is not None else period * (self.fraction or 0.0)
-        return max(1.0, value)
-
-
-@dataclass(frozen=True)
 class ServerConfig:
     source: str = "(defaults)"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -77,33 +69,8 @@ class ServerConfig:
     #: Raw ``[alert:<name>]`` sections, validated by the notification channels.
     channels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
-    def database_target(self):
+    def database_target(self) -> SQLiteTarget | MySQLTarget:
         return parse_database_url(self.database, self.base_dir)
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """``90d``, ``12h``, ``30m``, ``45s`` or plain seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration (like 30s, 15m, 12h, 90d)")
-    return float(match.group(1)) * _UNITS[match.group(2).lower()]
-
-
-def parse_grace(text: str) -> Grace:
-    text = text.strip()
-    if text.endswith("%"):
-        try:
-            percent = float(text[:-1])
-        except ValueError:
-            raise ValueError(f"{text!r} is not a percentage like 10%") from None
-        if not 0 <= percent <= 1000:
-            raise ValueError("a percentage from 0% to 1000%")
-        return Grace(seconds=None, fraction=percent / 100.0)
-    return Grace(seconds=parse_duration(text), fraction=None)
 
 
 def parse_users(text: str) -> dict[str, str]:
@@ -184,7 +151,6 @@ def load_config(
     parser = configparser.ConfigParser(
         interpolation=None, inline_comment_prefixes=(";", "#"), strict=True
     )
-    parser.optionxform = str.lower  # type: ignore[assignment]
     if text is not None:
         try:
             parser.read_string(text, source=source)
@@ -212,16 +178,17 @@ def load_config(
             name = "OVERC_" + key.upper().replace("-", "_")
             if env.get(name):
                 out[key] = (env[name], f"environment {name}")
-        for key, value in (overrides or {}).items():
-            if key in defaults and value is not None:
-                out[key] = (value, "command line")
+        for key, override in (overrides or {}).items():
+            if key in defaults and override is not None:
+                out[key] = (override, "command line")
         return out
 
     base = base_dir if base_dir is not None else Path.cwd()
     main = values("overc", OVERC_DEFAULTS)
     ui = values("ui", UI_DEFAULTS)
 
-    def check(section: str, table: dict, key: str, convert):
+    def check(section: str, table: dict[str, tuple[str, str]], key: str,
+              convert: Callable[[str], T]) -> T:
         value, origin = table[key]
         try:
             return convert(value)

@@ -13,8 +13,8 @@ from twisted.web.resource import IResource
 
 from overc.api.read import ReadAPI
 from overc.config import ServerConfig
-from overc.metrics import Counters
-from overc.passwords import KEY_ITERATIONS, hash_secret
+from overc.core.counters import Counters
+from overc.core.passwords import KEY_ITERATIONS, hash_secret
 from overc.storage.actions import Actions
 from overc.storage.db import Database
 from overc.storage.queries import Queries

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 from twisted.application import service, strports
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -17,15 +17,24 @@ from twisted.python import usage
 
 from overc.api.push import PushAPI
 from overc.config import ConfigError, ServerConfig, load_config_file
-from overc.groupcommit import GroupCommit
-from overc.loglevel import apply_loglevel
-from overc.metrics import Counters
-from overc.monitoring.services import make_services  # watchdog, notifications, retention
-from overc.notify.channels import parse_channels
-from overc.serverkeys import ServerKeys
-from overc.site import make_web_resources  # UI, read API + OpenAPI, /metrics
-from overc.storage.db import Database, DatabaseUnavailable
+from overc.core.counters import Counters
+from overc.core.errors import DatabaseUnavailable
+from overc.ingest.groupcommit import GroupCommit
+from overc.ingest.serverkeys import ServerKeys
+from overc.runtime.loglevel import apply_loglevel
+from overc.monitoring.retention import Retention
+from overc.monitoring.watchdog import Watchdog
+from overc.notify.base import ChannelSpec
+from overc.notify.channel_config import parse_channels
+from overc.notify.dispatcher import Dispatcher
+from overc.notify.factory import build_channel
+from overc.storage.db import Database
+from overc.storage.delivery_store import DeliveryStore
+from overc.storage.dispatch_store import DispatchStore
+from overc.storage.retention_store import RetentionStore
 from overc.storage.store import Store
+from overc.storage.watchdog_store import WatchdogStore
+from overc.site import make_web_resources  # UI, read API + OpenAPI, /metrics
 from overc.web.health import Health
 from overc.web.root import Root
 from overc.web.site import make_site
@@ -48,7 +57,8 @@ class ServerOptions(usage.Options):
     def postOptions(self) -> None:
         try:
             self["server_config"] = config_from_options(self, os.environ)
-            parse_channels(self["server_config"])  # [alert:*] errors are one line too
+            # [alert:*] errors are one line too; parsed once, the specs go on to the dispatcher.
+            self["channel_specs"] = parse_channels(self["server_config"])
         except ConfigError as error:
             # One line, before twistd daemonizes or opens anything.
             raise SystemExit(f"overc: config error: {error}") from None
@@ -63,7 +73,7 @@ class Options(usage.Options):
             raise usage.UsageError("say what to run: twistd -n overc server")
 
 
-def config_from_options(options: dict, environ: dict) -> ServerConfig:
+def config_from_options(options: Mapping[str, Any], environ: Mapping[str, str]) -> ServerConfig:
     path = options.get("config") or environ.get("OVERC_CONFIG") or None
     return load_config_file(
         path,
@@ -128,6 +138,43 @@ class DatabaseService(service.Service):
 
 
 @dataclass
+class BackgroundJobs:
+    """The jobs every OverC process runs, each reachable by name (``/healthz`` asks the
+    watchdog directly)."""
+
+    watchdog: Watchdog
+    dispatcher: Dispatcher
+    retention: Retention
+
+    def all(self) -> list[service.Service]:
+        return [self.watchdog, self.dispatcher, self.retention]
+
+
+def make_background_jobs(
+    config: ServerConfig, db: Database, reactor: Any, channels: Sequence[ChannelSpec],
+    counters: Counters, *, ready: Callable[[], bool] | None = None, http_client: Any = None,
+) -> BackgroundJobs:
+    """The watchdog (with restart awareness), the notification dispatcher and retention.
+
+    The watchdog wakes the dispatcher when services expire, so an ``offline`` alert is not
+    delayed by a second tick. ``ready`` (optional) says whether the schema is in place; runs
+    wait for it quietly.
+    """
+    live = [build_channel(spec, reactor=reactor, public_url=config.public_url,
+                          http_client=http_client) for spec in channels]
+    dispatcher = Dispatcher(DispatchStore(db), DeliveryStore(db), reactor, live,
+                            counters=counters, interval=min(1.0, config.watchdog_interval))
+    watchdog = Watchdog(
+        WatchdogStore(db), reactor, counters=counters, interval=config.watchdog_interval,
+        grace=config.grace, on_expired=lambda result: dispatcher.kick(),
+    )
+    retention = Retention(RetentionStore(db), reactor, retention=config.retention)
+    for job in (watchdog, dispatcher, retention):
+        job.ready = ready
+    return BackgroundJobs(watchdog, dispatcher, retention)
+
+
+@dataclass
 class ServerParts:
     """What tests and the tac file may want to reach inside a built server."""
 
@@ -141,11 +188,17 @@ class ServerParts:
     root: Root
     site: Any
     service: service.MultiService
+    jobs: BackgroundJobs
+    counters: Counters
     extra: dict = field(default_factory=dict)
 
 
-def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
-    """Wire every part of a server for ``config`` (the listening port included)."""
+def build_server(config: ServerConfig, reactor: Any = None,
+                 channels: Sequence[ChannelSpec] | None = None) -> ServerParts:
+    """Wire every part of a server for ``config`` (the listening port included).
+
+    ``channels`` are the parsed ``[alert:*]`` specs (parsed here when not given).
+    """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
@@ -167,14 +220,16 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     writer = GroupCommit(store.ingest, reactor, max_in_flight=in_flight)
     push = PushAPI(keys, writer, reactor, ready, counters)
     health = Health(db, ready)
-    for part in make_services(config, db, reactor, ready=ready, counters=counters):
-        part.setServiceParent(top)
-    health.checks["watchdog"] = top.getServiceNamed("watchdog").status
+    specs = parse_channels(config) if channels is None else channels
+    jobs = make_background_jobs(config, db, reactor, specs, counters, ready=ready)
+    for job in jobs.all():
+        job.setServiceParent(top)
+    health.checks["watchdog"] = jobs.watchdog.status
     health.checks["ingest"] = writer.status
     # Other parts plug in here: extra maps a top-level path segment ("ui", "metrics") or
     # "api" (the read API: every /api/* path that is not push) to a resource.
-    extra: dict = make_web_resources(config, db, reactor, counters=counters,
-                                     forget_keys=keys.forget)
+    extra: dict = make_web_resources(config, db, reactor, forget_keys=keys.forget,
+                                     counters=counters)
     root = Root(push.resource(), health, extra)
     site = make_site(root, config.access_log)
     if config.processes > 1:
@@ -185,13 +240,13 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     if config.loglevel != "debug":
         reactor.callWhenRunning(apply_loglevel, config.loglevel)
     return ServerParts(config, db, database_service, store, keys, push, health, root, site,
-                       top, extra)
+                       top, jobs, counters, extra)
 
 
 def makeService(options: Options, reactor: Any = None) -> service.IService:
     server_options = options.subOptions
     config = server_options["server_config"]
-    top = build_server(config, reactor).service
+    top = build_server(config, reactor, server_options["channel_specs"]).service
     if config.processes > 1 and not server_options["worker"]:
         if reactor is None:
             from twisted.internet import reactor as global_reactor

@@ -77,7 +77,7 @@ def database_url(request, tmp_path: Path) -> str:
 async def database(database_url: str, tmp_path: Path):
     """A migrated :class:`overc.storage.db.Database` on the real reactor."""
     from overc.storage.db import Database
-    from overc.storage.url import parse_database_url
+    from overc.core.dburl import parse_database_url
 
     db = Database(parse_database_url(database_url, tmp_path), reactor())
     await db.migrate()

@@ -8,10 +8,10 @@ from overc.config import (
     listen_is_loopback,
     load_config,
     load_config_file,
-    parse_duration,
 )
-from overc.passwords import hash_secret, verify_secret
-from overc.storage.url import MySQLTarget, SQLiteTarget
+from overc.core.dburl import MySQLTarget, SQLiteTarget
+from overc.core.durations import parse_duration
+from overc.core.passwords import hash_secret, verify_secret
 
 HASH = hash_secret("pw", iterations=1000)
 

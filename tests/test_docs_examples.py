@@ -24,19 +24,23 @@ PUBLIC_URL = "https://monitor.example.com/"
 
 
 def alerts():
-    from overc.notify.rules import AlertView
+    from overc.core.alerts import Alert
 
     return [
-        AlertView(7, 1767600902.5, "state", "WARN", 1, "web1", 10, "disk",
-                  'State changed: "OK" -> "WARN"', "WARN", "DISK WARNING - /var 91%"),
-        AlertView(8, 1767600903.0, "offline", "FAIL", 1, "web1", 11, "app",
-                  "No report for 75 s (period 60 s)", "OK", "it's <up> & \"running\"\nline 2"),
+        Alert(id=7, time=1767600902.5, kind="state", severity="WARN", server_id=1,
+              server_name="web1", service_id=10, service_name="disk",
+              message='State changed: "OK" -> "WARN"', state="WARN",
+              info="DISK WARNING - /var 91%"),
+        Alert(id=8, time=1767600903.0, kind="offline", severity="FAIL", server_id=1,
+              server_name="web1", service_id=11, service_name="app",
+              message="No report for 75 s (period 60 s)", state="OK",
+              info="it's <up> & \"running\"\nline 2"),
     ]
 
 
 def delivery(alert_list, kind: str = "alert", notification_id: int = 42):
     """The stdin text and the environment a command channel delivery sets."""
-    from overc.notify.rules import command_environment, notification_text
+    from overc.core.notification_text import command_environment, notification_text
 
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     env.update(command_environment(alert_list, PUBLIC_URL))
@@ -115,11 +119,11 @@ def test_mail_sh_hands_one_message_to_sendmail(tmp_path):
 
 
 def test_mail_sh_subject_is_one_line_and_a_repeat_says_so(tmp_path):
-    from overc.notify.rules import AlertView
+    from overc.core.alerts import Alert
 
     program = fake_sendmail(tmp_path)
-    evil = AlertView(9, 0.0, "api", "FAIL", 1, "web1", None, None,
-                     "down\rBcc: everyone@example.com", None, None)
+    evil = Alert(id=9, time=0.0, kind="api", severity="FAIL", server_id=1, server_name="web1",
+                 service_id=None, service_name=None, message="down\rBcc: everyone@example.com")
     text, env = delivery([evil], kind="repeat")
     env["SENDMAIL"] = str(program)
     done = run_script("mail.sh", ["ops@example.com"], text, env, tmp_path)
@@ -141,7 +145,8 @@ def test_mail_sh_refuses_what_is_not_a_plain_address(tmp_path, address):
 
 
 def test_slack_template_renders_valid_json_with_the_text_escaped_for_slack(tmp_path):
-    from overc.notify.channels import build_channel, parse_channel
+    from overc.notify.channel_config import parse_channel
+    from overc.notify.factory import build_channel
 
     spec = parse_channel("slack", {"url": "https://hooks.slack.com/services/T/B/X",
                                    "template": "./alert.d/slack.json.j2"},
@@ -181,7 +186,7 @@ def test_ini_snippet_loads(snippet, tmp_path):
         assert config.services
         return
     from overc.config import load_config
-    from overc.notify.channels import parse_channels
+    from overc.notify.channel_config import parse_channels
 
     config = load_config(snippet, source="snippet.ini", base_dir=ALERT_D.parent, environ={})
     parse_channels(config)

@@ -5,11 +5,11 @@ import pytest
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 
-from overc.groupcommit import GroupCommit
-from overc.passwords import hash_secret
-from overc.payload import ServerIdentity
-from overc.serverkeys import InvalidKey, ServerKeys
-from overc.storage.db import DatabaseUnavailable
+from overc.ingest.groupcommit import GroupCommit
+from overc.core.passwords import hash_secret
+from overc.core.payload import ServerIdentity
+from overc.ingest.serverkeys import InvalidKey, ServerKeys
+from overc.core.errors import DatabaseUnavailable
 from overc.storage.store import ServerRecord
 
 
@@ -132,15 +132,15 @@ def test_trust_on_first_use_then_cached_verification(monkeypatch):
     assert run(keys.authenticate(web1, "1.2.3.4")) == 1
     assert store.lookups == 1  # the second call was served from the cache
     hashed = []
-    import overc.serverkeys
+    import overc.ingest.serverkeys
 
-    monkeypatch.setattr(overc.serverkeys, "verify_secret",
+    monkeypatch.setattr(overc.ingest.serverkeys, "verify_secret",
                         lambda *a: hashed.append(a) or True)
     clock.advance(61)
     assert run(keys.authenticate(web1, "1.2.3.4")) == 1
     assert store.lookups == 2 and hashed == []  # re-read the stored hash, did not re-hash
     with pytest.raises(InvalidKey):  # another key is still checked in full
-        monkeypatch.setattr(overc.serverkeys, "verify_secret", lambda *a: False)
+        monkeypatch.setattr(overc.ingest.serverkeys, "verify_secret", lambda *a: False)
         run(keys.authenticate(ServerIdentity("web1", "other"), "1.2.3.4"))
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from overc.payload import (
+from overc.core.payload import (
     MAX_PERIOD,
     ValidationError,
     parse_alerts,

@@ -8,10 +8,10 @@ from treq.testing import StubTreq
 from twisted.internet.task import Clock
 
 from overc.api.push import PushAPI
-from overc.groupcommit import GroupCommit
-from overc.metrics import Counters
-from overc.serverkeys import InvalidKey
-from overc.storage.db import DatabaseUnavailable
+from overc.ingest.groupcommit import GroupCommit
+from overc.core.counters import Counters
+from overc.ingest.serverkeys import InvalidKey
+from overc.core.errors import DatabaseUnavailable
 from twisted.web.resource import Resource
 
 from overc.web.root import Root

@@ -47,11 +47,11 @@ def test_refuses_to_listen_beyond_loopback_without_users(tmp_path):
 
 
 def test_password_hash_command(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "overc.passwords", "admin"], input="hunter2\n",
+    result = subprocess.run([sys.executable, "-m", "overc.passwd", "admin"], input="hunter2\n",
                             env=ENV, capture_output=True, text=True)
     user, _, hashed = result.stdout.strip().partition(":")
     assert result.returncode == 0 and user == "admin"
-    from overc.passwords import verify_secret
+    from overc.core.passwords import verify_secret
 
     assert verify_secret("hunter2", hashed) and not verify_secret("hunter3", hashed)
     config = tmp_path / "s.ini"

@@ -1,8 +1,8 @@
 """State aliases (1.x compatible) and the Nagios perfdata grammar."""
 import pytest
 
-from overc.perfdata import Metric, parse_metric, parse_perfdata, parse_plugin_output
-from overc.states import map_state
+from overc.core.perfdata import Metric, parse_metric, parse_perfdata, parse_plugin_output
+from overc.core.states import map_state
 
 
 @pytest.mark.parametrize("sent, state", [

@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from overc.config import Grace
-from overc.payload import AlertRequest, Report
-from overc.perfdata import Metric
+from overc.core.counters import Counters
+from overc.core.durations import Grace
+from overc.core.payload import AlertRequest, Report
+from overc.core.perfdata import Metric
 from overc.storage.db import Cursor, load_migrations, split_statements
 from overc.storage.store import IngestItem, ServerGone, Store
 
@@ -49,7 +50,7 @@ def test_migration_files_split_into_statements():
 
 @pytest_twisted.ensureDeferred
 async def test_register_is_first_come(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     first, created = await store.register_server("web1", "h1", "10.0.0.1", T0)
     again, created_again = await store.register_server("web1", "h2", "10.0.0.2", T0)
     assert created and not created_again and again == first and first.key_hash == "h1"
@@ -60,7 +61,7 @@ async def test_register_is_first_come(database):
 
 @pytest_twisted.ensureDeferred
 async def test_ingest_writes_state_history_perfdata_and_alerts(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     server_id = await new_server(store)
     metric = Metric("/var", 91.0, "%", "90", "95", 0.0, 100.0)
     results = await store.ingest([IngestItem(server_id, "10.0.0.9", T0, reports=[
@@ -82,7 +83,7 @@ async def test_ingest_writes_state_history_perfdata_and_alerts(database):
 
 @pytest_twisted.ensureDeferred
 async def test_many_requests_in_one_batch_fold_in_order(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     a, b = await new_server(store, "a"), await new_server(store, "b")
     items = [
         IngestItem(a, "1", T0, reports=[Report("svc", "OK", "1", 60)]),
@@ -102,7 +103,7 @@ async def test_many_requests_in_one_batch_fold_in_order(database):
 
 @pytest_twisted.ensureDeferred
 async def test_late_report_goes_to_history_only(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     server_id = await new_server(store)
     await store.ingest([IngestItem(server_id, "1", T0, reports=[Report("app", "OK", "now", 60)])])
     await store.ingest([IngestItem(server_id, "1", T0 + 5, reports=[
@@ -116,7 +117,7 @@ async def test_late_report_goes_to_history_only(database):
 
 @pytest_twisted.ensureDeferred
 async def test_stale_service_reports_online_and_ack_ends_on_change(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     server_id = await new_server(store)
     await store.ingest([IngestItem(server_id, "1", T0, reports=[Report("app", "FAIL", "", 60)])])
     await rows(database, "UPDATE services SET stale = 1, acked = 1")
@@ -132,7 +133,7 @@ async def test_stale_service_reports_online_and_ack_ends_on_change(database):
 
 @pytest_twisted.ensureDeferred
 async def test_api_alerts_create_their_service_without_period(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     server_id = await new_server(store)
     await store.ingest([IngestItem(server_id, "1", T0, alerts=[
         AlertRequest("System down"), AlertRequest("Cannot check", "queue")])])
@@ -145,7 +146,7 @@ async def test_api_alerts_create_their_service_without_period(database):
 
 @pytest_twisted.ensureDeferred
 async def test_unicode_and_near_equal_names_stay_distinct(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     server_id = await new_server(store, "сервер-1 🚀")
     names = ["app", "app ", "App", "прил", "😀" * 16]
     await store.ingest([IngestItem(server_id, "1", T0, reports=[
@@ -157,7 +158,7 @@ async def test_unicode_and_near_equal_names_stay_distinct(database):
 
 @pytest_twisted.ensureDeferred
 async def test_deleted_server_fails_only_its_own_item(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     a, b = await new_server(store, "a"), await new_server(store, "b")
     await rows(database, "DELETE FROM servers WHERE id = ?", b)
     results = await store.ingest([
@@ -170,7 +171,7 @@ async def test_deleted_server_fails_only_its_own_item(database):
 
 @pytest_twisted.ensureDeferred
 async def test_deleting_a_server_removes_its_data(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     server_id = await new_server(store)
     await store.ingest([IngestItem(server_id, "1", T0, reports=[
         Report("d", "WARN", "x", 60, metrics=(Metric("a", 1.0),))])])
@@ -184,7 +185,7 @@ async def test_batch_cost_is_a_fixed_number_of_statements(database, monkeypatch)
     """Group commit only pays if a batch of N requests is not N round trips to MariaDB."""
     if database.dialect.name != "mysql":
         pytest.skip("SQLite runs in-process: no round trips to count")
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     ids = [await new_server(store, f"s{n}") for n in range(60)]
     report = [Report("app", "OK", "", 60), Report("disk", "WARN", "d", 60,
                                                   metrics=(Metric("a", 1.0),))]
@@ -206,7 +207,7 @@ async def test_batch_cost_is_a_fixed_number_of_statements(database, monkeypatch)
 
 @pytest_twisted.ensureDeferred
 async def test_api_alert_snapshots_the_services_current_state(database):
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     server_id = await new_server(store)
     await store.ingest([IngestItem(server_id, "1", T0, reports=[
         Report("queue", "WARN", "3000 items", 60)])])
@@ -225,7 +226,7 @@ async def test_a_registration_race_returns_the_winner(database, monkeypatch):
     """Two requests (or processes) read "no such server", then both insert it."""
     import overc.storage.store as store_module
 
-    store = Store(database, Grace())
+    store = Store(database, Grace(), Counters())
     winner, _ = await store.register_server("web1", "h1", "10.0.0.1", T0)
     real = store_module._txn_get_server
     calls = []

@@ -15,9 +15,9 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from overc.groupcommit import GroupCommit
-from overc.metrics import Counters
-from overc.payload import (
+from overc.core.counters import Counters
+from overc.core.errors import DatabaseUnavailable
+from overc.core.payload import (
     ServerIdentity,
     ValidationError,
     parse_alerts,
@@ -25,8 +25,8 @@ from overc.payload import (
     parse_server,
     parse_status,
 )
-from overc.serverkeys import InvalidKey, ServerKeys
-from overc.storage.db import DatabaseUnavailable
+from overc.ingest.groupcommit import GroupCommit
+from overc.ingest.serverkeys import InvalidKey, ServerKeys
 from overc.storage.store import IngestItem, ServerGone
 from overc.web.http import json_body, json_error
 

@@ -19,8 +19,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
 from overc.api.openapi import openapi_document
+from overc.core.errors import DatabaseUnavailable
 from overc.api.shapes import alert_json, server_json, service_json, state_json
-from overc.storage.db import DatabaseUnavailable
 from overc.storage.queries import Queries
 from overc.storage.read_alerts import AlertFilter
 from overc.web.auth import Auth, Identity

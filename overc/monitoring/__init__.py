@@ -1,1 +1,1 @@
-"""The watchdog (missed periods, restart awareness), retention, and their composition."""
+"""The watchdog (missed periods, restart awareness) and retention: jobs every process runs."""

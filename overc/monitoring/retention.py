@@ -7,15 +7,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from overc.monitoring.timer import RepeatingJob
-from overc.storage.alerting import AlertingStore
+from overc.runtime.repeating import RepeatingJob
+from overc.storage.retention_store import HISTORY, RetentionStore
 
 log = Logger()
-TABLES = ("perfdata", "states", "notifications", "alerts")
 
 
 class Retention(RepeatingJob):
-    def __init__(self, store: AlertingStore, clock: IReactorTime, *, retention: float,
+    def __init__(self, store: RetentionStore, clock: IReactorTime, *, retention: float,
                  interval: float = 60.0, batch: int = 1000, max_batches: int = 50,
                  pause: float = 0.05) -> None:
         super().__init__("retention", self.purge, clock, interval)
@@ -30,7 +29,7 @@ class Retention(RepeatingJob):
         """One run: up to ``max_batches`` batches per table, a short pause between batches."""
         cutoff = self.clock.seconds() - self.retention
         deleted: dict[str, int] = {}
-        for table in TABLES:
+        for table in HISTORY:
             total = 0
             for _ in range(self.max_batches):
                 count = await self.store.purge(cutoff, table, self.batch)
@@ -45,7 +44,7 @@ class Retention(RepeatingJob):
         return deleted
 
 
-def _sleep(clock: IReactorTime, seconds: float) -> Deferred:
-    d: Deferred = Deferred()
+def _sleep(clock: IReactorTime, seconds: float) -> Deferred[None]:
+    d: Deferred[None] = Deferred()
     clock.callLater(seconds, d.callback, None)
     return d

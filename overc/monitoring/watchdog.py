@@ -7,31 +7,30 @@ deadline)`` index, so its cost follows the services that expire, not the service
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from overc.config import Grace
-from overc.metrics import Counters, counters as default_counters
-from overc.monitoring.rules import away_threshold
-from overc.monitoring.timer import RepeatingJob
-from overc.storage.alerting import AlertingStore, TickResult
+from overc.core.counters import Counters
+from overc.core.durations import Grace
+from overc.core.watchdog_rules import away_threshold
+from overc.runtime.repeating import RepeatingJob
+from overc.storage.watchdog_store import TickResult, WatchdogStore
 
 log = Logger()
 
 
 class Watchdog(RepeatingJob):
-    def __init__(self, store: AlertingStore, clock: IReactorTime, *, interval: float = 1.0,
-                 grace: Grace = Grace(), batch: int = 5000,
-                 on_expired: Callable[[TickResult], None] | None = None,
-                 counters: Counters | None = None) -> None:
+    def __init__(self, store: WatchdogStore, clock: IReactorTime, *, counters: Counters,
+                 interval: float = 1.0, grace: Grace = Grace(), batch: int = 5000,
+                 on_expired: Callable[[TickResult], None] | None = None) -> None:
         super().__init__("watchdog", self.tick, clock, interval)
         self.store = store
         self.grace = grace
         self.batch = batch
         self.on_expired = on_expired
-        self.counters = counters if counters is not None else default_counters
+        self.counters = counters
         self.expired_total = 0
         self.refreshed_total = 0
 
@@ -63,7 +62,7 @@ class Watchdog(RepeatingJob):
             if len(result.expired) < self.batch:
                 return result
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """For ``/healthz``: ok while ticks succeed; the time of the last successful one."""
         now = self.clock.seconds()
         since = self.last_ok if self.last_ok is not None else self.started_at

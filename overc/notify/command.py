@@ -16,8 +16,9 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from overc.notify.channels import ChannelSpec, DeliveryError, render_body
-from overc.notify.rules import AlertView, command_environment
+from overc.core.alerts import Alert
+from overc.core.notification_text import command_environment
+from overc.notify.base import ChannelSpec, DeliveryError, render_body
 
 log = Logger()
 OUTPUT_CAP = 4096  # enough of the channel's output to explain a failure
@@ -31,6 +32,7 @@ class _ChannelProcess(ProcessProtocol):
         self.exited: Deferred[BaseException] = Deferred()
 
     def connectionMade(self) -> None:
+        assert self.transport is not None  # set by spawnProcess before this call
         self.transport.write(self.stdin)
         self.transport.closeStdin()
 
@@ -41,8 +43,10 @@ class _ChannelProcess(ProcessProtocol):
 
     def processExited(self, reason: Failure) -> None:
         # Exited, not ended: a grandchild still holding our pipes must not hold the delivery.
+        assert self.transport is not None
         self.transport.loseConnection()
         # The exception, not the Failure: a Failure given to callback() would errback.
+        assert reason.value is not None
         self.exited.callback(reason.value)
 
 
@@ -66,7 +70,7 @@ class CommandChannel:
             raise DeliveryError(f"command not found on PATH: {program}")
         return found
 
-    async def send(self, alerts: Sequence[AlertView], kind: str,
+    async def send(self, alerts: Sequence[Alert], kind: str,
                    notification_id: int | None = None) -> None:
         executable = self._executable()
         env = dict(os.environ)

@@ -1,7 +1,7 @@
 """The dispatcher: turns alerts into notifications and delivers them, in every OverC process.
 
 Each run (1) dispatches new alerts in one transaction (grouping, silences, repeats: see
-:mod:`overc.storage.alerting`), then (2) leases as many due notifications as it has free
+:mod:`overc.storage.dispatch_store`), then (2) leases as many due notifications as it has free
 delivery slots and delivers them in parallel. Leases live in the database, so two processes
 never deliver the same notification, and one killed mid-delivery only delays it until its
 lease expires. Failures are retried on the backoff schedule; a channel that fails for good
@@ -12,17 +12,19 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Sequence
+from typing import Any, Sequence
 
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from overc.metrics import Counters, counters as default_counters
-from overc.monitoring.timer import RepeatingJob
-from overc.notify.channels import Channel
-from overc.notify.rules import next_attempt
-from overc.storage.alerting import AlertingStore, Claimed
+from overc.core.alerts import INTERNAL
+from overc.core.counters import Counters
+from overc.core.routing import next_attempt
+from overc.notify.base import Channel
+from overc.runtime.repeating import RepeatingJob
+from overc.storage.delivery_store import Claimed, DeliveryStore
+from overc.storage.dispatch_store import DispatchStore
 
 log = Logger()
 
@@ -33,12 +35,13 @@ def process_owner() -> str:
 
 
 class Dispatcher(RepeatingJob):
-    def __init__(self, store: AlertingStore, clock: IReactorTime, channels: Sequence[Channel],
-                 *, interval: float = 1.0, max_in_flight: int = 16, batch: int = 1000,
-                 owner: str | None = None, stop_grace: float = 5.0,
-                 counters: Counters | None = None) -> None:
+    def __init__(self, dispatch: DispatchStore, delivery: DeliveryStore, clock: IReactorTime,
+                 channels: Sequence[Channel], *, counters: Counters, interval: float = 1.0,
+                 max_in_flight: int = 16, batch: int = 1000, owner: str | None = None,
+                 stop_grace: float = 5.0) -> None:
         super().__init__("notifications", self.run_once, clock, interval)
-        self.store = store
+        self.dispatch_store = dispatch
+        self.delivery_store = delivery
         self.channels = {channel.spec.name: channel for channel in channels}
         self.routes = [channel.spec.route for channel in channels]
         self.leases = {channel.spec.name: channel.spec.lease for channel in channels}
@@ -46,17 +49,17 @@ class Dispatcher(RepeatingJob):
         self.batch = batch
         self.owner = owner or process_owner()
         self.stop_grace = stop_grace
-        self.metrics = counters if counters is not None else default_counters
+        self.metrics = counters
         self.in_flight: dict[int, Deferred] = {}
         self.peak_in_flight = 0
         self.counts = {"sent": 0, "retry": 0, "failed": 0, "lost": 0}
         self._reserved = 0  # slots promised to a claim that is still in the database
-        self._refill = None
+        self._refill: IDelayedCall | None = None
 
     async def run_once(self) -> int:
         """Dispatch what is new, then start deliveries; return how many were started."""
         for _ in range(20):
-            result = await self.store.dispatch(self.clock.seconds(), self.routes,
+            result = await self.dispatch_store.dispatch(self.clock.seconds(), self.routes,
                                                limit=self.batch)
             if not result.more:
                 break
@@ -69,7 +72,8 @@ class Dispatcher(RepeatingJob):
             return 0
         self._reserved += free
         try:
-            claimed = await self.store.claim(self.clock.seconds(), self.owner, self.leases, free)
+            claimed = await self.delivery_store.claim(self.clock.seconds(), self.owner,
+                                                      self.leases, free)
         finally:
             self._reserved -= free
         for item in claimed:
@@ -101,13 +105,13 @@ class Dispatcher(RepeatingJob):
             retry_at = None if error is None else next_attempt(now, item.attempts, spec.retries)
             internal = None
             if error is not None and retry_at is None:
-                if not all(a.kind == "internal" for a in item.alerts):
+                if not all(a.kind == INTERNAL for a in item.alerts):
                     internal = (
                         f'Channel "{spec.name}" failed for good after {item.attempts} attempts:'
-                        f" {error} ({len(item.alerts)} alert(s) of {item.alerts[0].server}"
+                        f" {error} ({len(item.alerts)} alert(s) of {item.alerts[0].server_name}"
                         " not delivered through it)"
                     )
-            kept = await self.store.finish(item, self.owner, now, error=error,
+            kept = await self.delivery_store.finish(item, self.owner, now, error=error,
                                            retry_at=retry_at, internal_message=internal)
             result = ("lost" if not kept else "sent" if error is None
                       else "retry" if retry_at is not None else "failed")
@@ -135,7 +139,7 @@ class Dispatcher(RepeatingJob):
             self.in_flight.pop(item.id, None)
             self._schedule_fill()
 
-    def stopService(self):
+    def stopService(self) -> Deferred[Any] | None:
         """Give running deliveries a few seconds to finish and be recorded; whatever is still
         running keeps its lease and is delivered again by a process that runs on."""
         if self._refill is not None and self._refill.active():

@@ -11,8 +11,9 @@ from typing import Any, Sequence
 
 from twisted.mail.smtp import sendmail
 
-from overc.notify.channels import ChannelSpec, DeliveryError, render_body, within
-from overc.notify.rules import AlertView, notification_subject
+from overc.core.alerts import Alert
+from overc.core.notification_text import notification_subject
+from overc.notify.base import ChannelSpec, DeliveryError, render_body, within
 
 
 class SMTPChannel:
@@ -21,7 +22,7 @@ class SMTPChannel:
         self.reactor = reactor
         self.public_url = public_url
 
-    def message(self, alerts: Sequence[AlertView], kind: str,
+    def message(self, alerts: Sequence[Alert], kind: str,
                 notification_id: int | None = None) -> bytes:
         msg = EmailMessage()
         subject = notification_subject(alerts)
@@ -38,7 +39,7 @@ class SMTPChannel:
         msg.set_content(body)
         return msg.as_bytes()
 
-    async def send(self, alerts: Sequence[AlertView], kind: str,
+    async def send(self, alerts: Sequence[Alert], kind: str,
                    notification_id: int | None = None) -> None:
         d = sendmail(
             self.spec.smtp_host, self.spec.sender, list(self.spec.recipients),

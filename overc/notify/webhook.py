@@ -11,8 +11,9 @@ from typing import Any, Sequence
 
 import jinja2
 
-from overc.notify.channels import ChannelSpec, DeliveryError, within
-from overc.notify.rules import AlertView, notification_json
+from overc.core.alerts import Alert
+from overc.core.notification_text import notification_json
+from overc.notify.base import ChannelSpec, DeliveryError, within
 
 
 def default_client(reactor: Any) -> Any:
@@ -45,7 +46,7 @@ class WebhookChannel:
             )
             self.template = env.get_template(spec.template.name)
 
-    def body(self, alerts: Sequence[AlertView], kind: str,
+    def body(self, alerts: Sequence[Alert], kind: str,
              notification_id: int | None = None) -> bytes:
         payload = notification_json(alerts, channel=self.spec.name, kind=kind,
                                     public_url=self.public_url, notification_id=notification_id)
@@ -53,7 +54,7 @@ class WebhookChannel:
             return json.dumps(payload, ensure_ascii=False).encode("utf-8")
         return self.template.render(**payload).encode("utf-8")
 
-    async def send(self, alerts: Sequence[AlertView], kind: str,
+    async def send(self, alerts: Sequence[Alert], kind: str,
                    notification_id: int | None = None) -> None:
         try:
             data = self.body(alerts, kind, notification_id)

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import sqlite3
 from importlib import resources
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from twisted.enterprise import adbapi
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
+from overc.core.dburl import MySQLTarget, SQLiteTarget
+from overc.core.errors import DatabaseUnavailable
 from overc.storage.dialect import Dialect, MySQLDialect, SQLiteDialect
-from overc.storage.url import MySQLTarget, SQLiteTarget
 
 T = TypeVar("T")
 _FOUND_ROWS = 2  # pymysql.constants.CLIENT.FOUND_ROWS
 log = Logger()
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached now; nothing was stored. Retry later."""
 
 
 def _sqlite_open(connection: sqlite3.Connection) -> None:
@@ -140,7 +137,7 @@ class Cursor:
         self.raw = raw
         self.dialect = dialect
 
-    def execute(self, statement: str, params: tuple | list = ()) -> "Cursor":
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> "Cursor":
         self.raw.execute(self.dialect.sql(statement), tuple(params))
         return self
 
@@ -197,6 +194,11 @@ def _txn_best_collation(cursor: Cursor) -> str:
     return "utf8mb4_bin"
 
 
+def _schema_version(cursor: Cursor) -> int:
+    row = cursor.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return (row[0] if row is not None else None) or 0
+
+
 def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
     cursor.execute(
         cursor.dialect.format_ddl(
@@ -205,8 +207,7 @@ def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
             "{table_options}"
         )
     )
-    cursor.execute("SELECT MAX(version) FROM schema_version")
-    current = cursor.fetchone()[0] or 0
+    current = _schema_version(cursor)
     known = max((v for v, _, _ in migrations), default=0)
     if current > known:
         raise RuntimeError(
@@ -217,8 +218,7 @@ def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
         # Several processes may start at once on one database: one migrates, the others wait.
         cursor.execute("SELECT GET_LOCK('overc_migrate', 60)")
         cursor.fetchall()
-        cursor.execute("SELECT MAX(version) FROM schema_version")
-        current = cursor.fetchone()[0] or 0
+        current = _schema_version(cursor)
     import time
 
     for version, name, script in migrations:

@@ -24,7 +24,7 @@ class Dialect:
     def format_ddl(self, statement: str) -> str:
         return statement.format(**self.ddl)
 
-    def begin(self, cursor) -> None:
+    def begin(self, cursor: Any) -> None:
         """Start a write transaction (called first in every interaction)."""
 
     def is_unavailable(self, error: BaseException) -> bool:
@@ -78,7 +78,7 @@ class SQLiteDialect(Dialect):
         "table_options": "",
     }
 
-    def begin(self, cursor) -> None:
+    def begin(self, cursor: Any) -> None:
         # IMMEDIATE takes the write lock up front: a transaction that reads, then writes, can
         # never fail half-way with SQLITE_BUSY when a second process shares the file.
         cursor.execute("BEGIN IMMEDIATE")

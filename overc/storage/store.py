@@ -3,19 +3,21 @@
 ``ingest`` takes the reports of many concurrent requests and commits them in ONE transaction
 (the group commit behind a 200): one read of the services involved, then a handful of
 ``executemany`` writes, whatever the number of requests in the batch. The rules of what a
-report changes live in :mod:`overc.rules`; this module only moves rows.
+report changes live in :mod:`overc.core.snapshot`; this module only moves rows.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from overc.config import Grace
-from overc.metrics import Counters
-from overc.metrics import counters as default_counters
-from overc.payload import AlertRequest, Report
-from overc.rules import API, ServiceSnapshot, apply_report
-from overc.states import FAIL
-from overc.storage.db import Cursor, Database, DatabaseUnavailable
+from overc.core.alerts import API
+from overc.core.counters import Counters
+from overc.core.durations import Grace
+from overc.core.errors import DatabaseUnavailable
+from overc.core.payload import AlertRequest, Report
+from overc.core.snapshot import ServiceSnapshot, apply_report
+from overc.core.states import FAIL
+from overc.storage.db import Cursor, Database
+from overc.storage.rows import chunks, marks
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,10 @@ class ServerGone(Exception):
 class Store:
     """Plain-value methods, one transaction each, over a :class:`Database`."""
 
-    def __init__(self, db: Database, grace: Grace, counters: Counters | None = None) -> None:
+    def __init__(self, db: Database, grace: Grace, counters: Counters) -> None:
         self.db = db
         self.grace = grace
-        self.counters = counters if counters is not None else default_counters
+        self.counters = counters
 
     async def get_server(self, name: str) -> ServerRecord | None:
         return await self.db.run(_txn_get_server, name)
@@ -77,7 +79,10 @@ def _txn_get_server(cursor: Cursor, name: str) -> ServerRecord | None:
     row = cursor.execute(
         "SELECT id, name, key_hash FROM servers WHERE name = ?", (name,)
     ).fetchone()
-    return ServerRecord(*row) if row else None
+    if row is None:
+        return None
+    server_id, server_name, key_hash = row
+    return ServerRecord(server_id, server_name, key_hash)
 
 
 def _txn_register_server(cursor: Cursor, name: str, key_hash: str, ip: str, now: float
@@ -90,11 +95,6 @@ def _txn_register_server(cursor: Cursor, name: str, key_hash: str, ip: str, now:
         (name, key_hash, ip, now, now),
     )
     return ServerRecord(cursor.lastrowid, name, key_hash), True
-
-
-def _chunks(values: list, size: int = 500):
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
@@ -113,10 +113,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
         alive = set(seen)
     else:
         alive = set()
-        for chunk in _chunks(sorted(seen)):
-            marks = ", ".join("?" * len(chunk))
-            cursor.execute(f"SELECT id FROM servers WHERE id IN ({marks})", chunk)
-            alive.update(row[0] for row in cursor.fetchall())
+        for chunk in chunks(sorted(seen)):
+            cursor.execute(f"SELECT id FROM servers WHERE id IN ({marks(chunk)})", chunk)
+            alive.update(server_id for (server_id,) in cursor.fetchall())
     results: list[Exception | None] = [
         None if item.server_id in alive else ServerGone() for item in items
     ]
@@ -143,7 +142,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
             )
             _load_services(cursor, missing, services, lock)
 
-    history, perfdata, alerts = [], [], []
+    history: list[tuple] = []
+    perfdata: list[tuple] = []
+    alerts: list[list] = []  # lists: _fill_info completes the info of API alerts in place
     api_alerts: list[int] = []  # their snapshot needs the info text, which is not preloaded
     touched: dict[tuple[int, str], ServiceSnapshot] = {}
     for item in live:
@@ -159,8 +160,8 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
                 for m in report.metrics
             )
             for alert in outcome.alerts:
-                alerts.append((item.server_id, service_id, item.now, alert.kind, alert.severity,
-                               alert.message, report.state, report.info))
+                alerts.append([item.server_id, service_id, item.now, alert.kind, alert.severity,
+                               alert.message, report.state, report.info])
             if outcome.current_changed:
                 services[key] = [service_id, outcome.service]
                 touched[key] = outcome.service
@@ -205,18 +206,24 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
     return results, len(alerts)
 
 
+# Positions in a row of the alerts INSERT (server_id, service_id, ..., state, info).
+_SERVICE_ID, _INFO = 1, 7
+
+
 def _fill_info(cursor: Cursor, rows: list[list], touched: dict, services: dict) -> None:
     """API alerts snapshot their service's info: read it for the services this batch did not
     just report (rare: alerts naming a service). Row layout as in the alerts INSERT."""
     by_id = {services[key][0]: snapshot.info for key, snapshot in touched.items()}
-    wanted = sorted({row[1] for row in rows if row[1] is not None and row[1] not in by_id})
-    for chunk in _chunks(wanted):
-        cursor.execute(f"SELECT id, info FROM services WHERE id IN ({', '.join('?' * len(chunk))})",
-                       chunk)
+    wanted = sorted({
+        row[_SERVICE_ID] for row in rows
+        if row[_SERVICE_ID] is not None and row[_SERVICE_ID] not in by_id
+    })
+    for chunk in chunks(wanted):
+        cursor.execute(f"SELECT id, info FROM services WHERE id IN ({marks(chunk)})", chunk)
         by_id.update(cursor.fetchall())
     for row in rows:
-        if row[1] is not None:
-            row[7] = by_id.get(row[1])
+        if row[_SERVICE_ID] is not None:
+            row[_INFO] = by_id.get(row[_SERVICE_ID])
 
 
 def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> int:
@@ -225,7 +232,7 @@ def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> 
     Returns the number of servers found (rows matched: pymysql is told FOUND_ROWS)."""
     rows = sorted(seen.items())
     matched = 0
-    for chunk in _chunks(rows, 300):
+    for chunk in chunks(rows, 300):
         ip_case = " ".join("WHEN ? THEN ?" for _ in chunk)
         params: list = []
         for server_id, (ip, _) in chunk:
@@ -236,7 +243,7 @@ def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> 
         cursor.execute(
             f"UPDATE servers SET ip = CASE id {ip_case} END,"
             f" last_seen = CASE id {ip_case} END"
-            f" WHERE id IN ({', '.join('?' * len(chunk))})",
+            f" WHERE id IN ({marks(chunk)})",
             params,
         )
         matched += cursor.rowcount
@@ -250,20 +257,21 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
     One query per 500 keys: ``server_id IN (...) AND name IN (...)`` uses the unique index and
     may return a few extra pairs, which are filtered here by exact match.
     """
-    for chunk in _chunks(keys):
+    for chunk in chunks(keys):
         wanted = set(chunk)
         server_ids = sorted({server_id for server_id, _ in chunk})
         names = sorted({name for _, name in chunk})
         cursor.execute(
             "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked"
-            f" FROM services WHERE server_id IN ({', '.join('?' * len(server_ids))})"
-            f" AND name IN ({', '.join('?' * len(names))}){lock}",
+            f" FROM services WHERE server_id IN ({marks(server_ids)})"
+            f" AND name IN ({marks(names)}){lock}",
             [*server_ids, *names],
         )
-        for row in cursor.fetchall():
-            key = (row[1], row[2])
+        for (service_id, server_id, name, state, period, last_time, deadline, stale,
+             acked) in cursor.fetchall():
+            key = (server_id, name)
             if key in wanted:
-                into[key] = [row[0], ServiceSnapshot(
-                    state=row[3], period=row[4], last_time=row[5], deadline=row[6],
-                    stale=bool(row[7]), acked=bool(row[8]),
+                into[key] = [service_id, ServiceSnapshot(
+                    state=state, period=period, last_time=last_time, deadline=deadline,
+                    stale=bool(stale), acked=bool(acked),
                 )]

@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
-from overc.passwords import verify_secret
+from overc.core.passwords import verify_secret
 from overc.storage.db import Database
 from overc.storage.sessions import SessionRevocations
 from overc.storage.settings import get_or_create_setting

@@ -4,7 +4,7 @@ Per-service gauges come from the database at scrape time (any process answers fo
 perfdata of each service's latest report becomes gauges (a metric the plugin stops reporting
 disappears with its next report), and OverC's own counters (reports, alerts, notifications by
 result) are per process, counted by whoever does the work into the injected
-:class:`~overc.metrics.Counters`: Prometheus sums them across processes.
+:class:`~overc.core.counters.Counters`: Prometheus sums them across processes.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from overc.metrics import Counters
+from overc.core.counters import Counters
 from overc.storage.db import DatabaseUnavailable
 from overc.storage.queries import Queries
 from overc.storage.read_metrics import MetricsSnapshot

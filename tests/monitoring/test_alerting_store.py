@@ -1,4 +1,4 @@
-"""The alerting store on real databases (SQLite file and a fresh MariaDB database each test):
+"""The watchdog, dispatch, delivery and retention stores on real databases (SQLite file and a fresh MariaDB database each test):
 stale claims, restart awareness, dispatch with grouping, silences, acks, repeats, leases,
 retries, internal alerts, retention. Services and state alerts come from the real ingest."""
 from __future__ import annotations
@@ -8,11 +8,17 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 
-from overc.config import Grace
-from overc.payload import AlertRequest, Report
-from overc.notify.rules import Route
-from overc.storage.alerting import AlertingStore
+from overc.core.counters import Counters
+from overc.core.durations import Grace
+from overc.core.payload import AlertRequest, Report
+from overc.core.routing import Route
+from overc.storage.delivery_store import DeliveryStore
+from overc.storage.dispatch_store import DispatchStore
+from overc.storage.retention_store import RetentionStore
 from overc.storage.store import IngestItem, Store
+from overc.storage.watchdog_store import WatchdogStore
+
+from alerting_tables import AlertingTables
 
 GRACE = Grace()  # 10 %, at least 1 s
 
@@ -20,8 +26,12 @@ GRACE = Grace()  # 10 %, at least 1 s
 class World:
     def __init__(self, db):
         self.db = db
-        self.ingest = Store(db, GRACE)
-        self.store = AlertingStore(db)
+        self.ingest = Store(db, GRACE, Counters())
+        self.watchdog = WatchdogStore(db)
+        self.dispatch = DispatchStore(db)
+        self.delivery = DeliveryStore(db)
+        self.retention = RetentionStore(db)
+        self.tables = AlertingTables(db)
         self.servers: dict[str, int] = {}
 
     async def server(self, name: str, now: float = 1000.0) -> int:
@@ -40,7 +50,7 @@ class World:
         assert result == [None]
 
     async def tick(self, now: float, interval: float = 1000.0):
-        return await self.store.watchdog_tick(now, interval=interval, grace=GRACE)
+        return await self.watchdog.watchdog_tick(now, interval=interval, grace=GRACE)
 
 
 @pytest_twisted.async_yield_fixture
@@ -48,7 +58,7 @@ async def world(database_url, tmp_path):
     from twisted.internet import reactor
 
     from overc.storage.db import Database
-    from overc.storage.url import parse_database_url
+    from overc.core.dburl import parse_database_url
 
     db = Database(parse_database_url(database_url, tmp_path), reactor)
     await db.migrate()
@@ -64,14 +74,14 @@ async def test_overdue_service_goes_stale_once_with_one_offline_alert(world):
     result = await world.tick(1066.5)
     assert len(result.expired) == 2
     assert (await world.tick(1067.0)).expired == []  # stale already: no second alert
-    offline = await world.store.alerts(kind="offline")
-    assert [(a.service, a.severity, a.message, a.state) for a in offline] == [
+    offline = await world.tables.alerts(kind="offline")
+    assert [(a.service_name, a.severity, a.message, a.state) for a in offline] == [
         ("app", "FAIL", "No report for 66 s (period 60 s)", "OK"),
         ("disk", "FAIL", "No report for 66 s (period 60 s)", "OK"),
     ]
     # reporting again makes it fresh (ingest: online alert), and it can expire again later
     await world.report("web1", 1100.0, ("app", "OK"))
-    assert [a.service for a in await world.store.alerts(kind="online")] == ["app"]
+    assert [a.service_name for a in await world.tables.alerts(kind="online")] == ["app"]
     assert (await world.tick(1100.5)).expired == []
     assert len((await world.tick(1167.0)).expired) == 1
 
@@ -87,7 +97,7 @@ async def test_restart_awareness_gives_one_fresh_period(world):
     for now in range(1510, 1570, 10):  # the fresh period: 1500 + 60 + 6
         assert (await world.tick(float(now), interval=10.0)).expired == []
     assert len((await world.tick(1570.0, interval=10.0)).expired) == 1
-    assert len(await world.store.alerts(kind="offline")) == 1
+    assert len(await world.tables.alerts(kind="offline")) == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -106,15 +116,15 @@ async def test_alerts_of_one_server_pending_together_make_one_notification_per_c
     await world.report("web2", 1000.0, ("app", "OK"))
     await world.tick(1000.0)
     await world.tick(1067.0)
-    result = await world.store.dispatch(1067.0, ROUTES)
+    result = await world.dispatch.dispatch(1067.0, ROUTES)
     assert (result.alerts, result.notifications) == (6, 6)  # 2 servers x 3 channels
-    notes = await world.store.notifications()
+    notes = await world.tables.notifications()
     web1 = world.servers["web1"]
     assert sorted((n.channel, len(n.alert_ids)) for n in notes if n.server_id == web1) == [
         ("all", 5), ("ops", 5), ("pager", 5)]
     # nothing new: dispatch is idempotent
-    assert (await world.store.dispatch(1068.0, ROUTES)).alerts == 0
-    claimed = await world.store.claim(1068.0, "p1", {"ops": 30.0}, limit=10)
+    assert (await world.dispatch.dispatch(1068.0, ROUTES)).alerts == 0
+    claimed = await world.delivery.claim(1068.0, "p1", {"ops": 30.0}, limit=10)
     assert sorted(len(c.alerts) for c in claimed) == [1, 5]
     assert {c.alerts[0].kind for c in claimed} == {"offline"}
 
@@ -123,10 +133,10 @@ async def test_alerts_of_one_server_pending_together_make_one_notification_per_c
 async def test_recovery_goes_only_to_channels_told_of_the_problem(world):
     await world.report("web1", 1000.0, ("app", "OK"))
     await world.report("web1", 1001.0, ("app", "WARN"))
-    await world.store.dispatch(1001.0, ROUTES)  # WARN: ops and all, not pager
+    await world.dispatch.dispatch(1001.0, ROUTES)  # WARN: ops and all, not pager
     await world.report("web1", 1002.0, ("app", "OK"))
-    await world.store.dispatch(1002.0, ROUTES)
-    notes = await world.store.notifications()
+    await world.dispatch.dispatch(1002.0, ROUTES)
+    notes = await world.tables.notifications()
     assert sorted(n.channel for n in notes) == ["all", "all", "ops", "ops"]
 
 
@@ -134,24 +144,24 @@ async def test_recovery_goes_only_to_channels_told_of_the_problem(world):
 async def test_silence_holds_then_notifies_active_problems_once(world):
     await world.report("web1", 1000.0, ("app", "OK"), ("db", "OK"))
     app, db = await _service_ids(world)
-    await world.store.set_silence(service_id=app, until=2000.0, reason="maintenance")
-    await world.store.set_silence(server_id=world.servers["web1"], until=1500.0)
+    await world.tables.set_silence(service_id=app, until=2000.0, reason="maintenance")
+    await world.tables.set_silence(server_id=world.servers["web1"], until=1500.0)
     await world.report("web1", 1001.0, ("app", "WARN"), ("db", "FAIL"))
     await world.report("web1", 1002.0, ("app", "FAIL"), ("db", "OK"))
-    result = await world.store.dispatch(1003.0, ROUTES)
+    result = await world.dispatch.dispatch(1003.0, ROUTES)
     assert (result.held, result.notifications) == (4, 0)
     # the server silence ends at 1500: db recovered meanwhile and nobody was told -> nothing
-    result = await world.store.dispatch(1600.0, ROUTES)
+    result = await world.dispatch.dispatch(1600.0, ROUTES)
     assert (result.released, result.notifications) == (0, 0)
     # app's own silence ends at 2000: it still fails -> its newest alert, once
-    result = await world.store.dispatch(2001.0, ROUTES)
+    result = await world.dispatch.dispatch(2001.0, ROUTES)
     assert result.released == 1
-    notes = await world.store.notifications()
+    notes = await world.tables.notifications()
     assert sorted(n.channel for n in notes) == ["all", "ops", "pager"]
     assert {len(n.alert_ids) for n in notes} == {1}
-    sent = [a for a in await world.store.alerts() if a.id == notes[0].alert_ids[0]]
+    sent = [a for a in await world.tables.alerts() if a.id == notes[0].alert_ids[0]]
     assert sent[0].message == 'State changed: "WARN" -> "FAIL"'
-    assert (await world.store.dispatch(2002.0, ROUTES)).notifications == 0
+    assert (await world.dispatch.dispatch(2002.0, ROUTES)).notifications == 0
 
 
 @pytest_twisted.ensureDeferred
@@ -160,20 +170,20 @@ async def test_repeat_until_acknowledged_and_again_after_a_state_change(world):
     await world.report("web1", 1000.0, ("app", "OK"))
     (app,) = await _service_ids(world)
     await world.report("web1", 1001.0, ("app", "FAIL"))
-    await world.store.dispatch(1001.0, routes)
-    assert (await world.store.dispatch(1050.0, routes)).repeats == 0
-    assert (await world.store.dispatch(1062.0, routes)).repeats == 1
-    assert (await world.store.dispatch(1100.0, routes)).repeats == 0
-    await world.store.set_acknowledged(app, True, "on it")
-    assert (await world.store.dispatch(1130.0, routes)).repeats == 0
-    assert (await world.store.dispatch(1500.0, routes)).repeats == 0
+    await world.dispatch.dispatch(1001.0, routes)
+    assert (await world.dispatch.dispatch(1050.0, routes)).repeats == 0
+    assert (await world.dispatch.dispatch(1062.0, routes)).repeats == 1
+    assert (await world.dispatch.dispatch(1100.0, routes)).repeats == 0
+    await world.tables.set_acknowledged(app, True, "on it")
+    assert (await world.dispatch.dispatch(1130.0, routes)).repeats == 0
+    assert (await world.dispatch.dispatch(1500.0, routes)).repeats == 0
     await world.report("web1", 1501.0, ("app", "WARN"))  # a state change ends the ack
-    assert (await world.store.dispatch(1501.0, routes)).notifications == 1
-    assert (await world.store.dispatch(1562.0, routes)).repeats == 1
+    assert (await world.dispatch.dispatch(1501.0, routes)).notifications == 1
+    assert (await world.dispatch.dispatch(1562.0, routes)).repeats == 1
     await world.report("web1", 1563.0, ("app", "OK"))
-    await world.store.dispatch(1563.0, routes)  # the recovery
-    assert (await world.store.dispatch(2000.0, routes)).repeats == 0
-    kinds = [n.kind for n in await world.store.notifications()]
+    await world.dispatch.dispatch(1563.0, routes)  # the recovery
+    assert (await world.dispatch.dispatch(2000.0, routes)).repeats == 0
+    kinds = [n.kind for n in await world.tables.notifications()]
     assert kinds == ["alert", "repeat", "alert", "repeat", "alert"]
 
 
@@ -181,18 +191,18 @@ async def test_repeat_until_acknowledged_and_again_after_a_state_change(world):
 async def test_leases_expire_so_a_dead_process_leaves_nothing_claimed(world):
     await world.report("web1", 1000.0, ("app", "OK"))
     await world.report("web1", 1001.0, ("app", "FAIL"))
-    await world.store.dispatch(1001.0, (Route("ops"),))
-    (first,) = await world.store.claim(1001.0, "A", {"ops": 10.0}, limit=5)
-    assert await world.store.claim(1005.0, "B", {"ops": 10.0}, limit=5) == []
-    (taken,) = await world.store.claim(1012.0, "B", {"ops": 10.0}, limit=5)
+    await world.dispatch.dispatch(1001.0, (Route("ops"),))
+    (first,) = await world.delivery.claim(1001.0, "A", {"ops": 10.0}, limit=5)
+    assert await world.delivery.claim(1005.0, "B", {"ops": 10.0}, limit=5) == []
+    (taken,) = await world.delivery.claim(1012.0, "B", {"ops": 10.0}, limit=5)
     assert (taken.id, taken.attempts) == (first.id, 2)
     # A comes back late: its outcome is not recorded over B's lease
-    assert not await world.store.finish(first, "A", 1013.0, error=None, retry_at=None)
-    assert await world.store.finish(taken, "B", 1013.0, error=None, retry_at=None)
-    attempts = await world.store.attempts(first.id)
+    assert not await world.delivery.finish(first, "A", 1013.0, error=None, retry_at=None)
+    assert await world.delivery.finish(taken, "B", 1013.0, error=None, retry_at=None)
+    attempts = await world.tables.attempts(first.id)
     assert [(a.owner, a.ok) for a in attempts] == [("A", False), ("B", True)]
     assert "lease expired" in attempts[0].error
-    (note,) = await world.store.notifications()
+    (note,) = await world.tables.notifications()
     assert note.status == "sent"
 
 
@@ -201,21 +211,21 @@ async def test_failed_for_good_raises_internal_alert_for_the_other_channels(worl
     routes = (Route("ops"), Route("mail"))
     await world.report("web1", 1000.0, ("app", "OK"))
     await world.report("web1", 1001.0, ("app", "FAIL"))
-    await world.store.dispatch(1001.0, routes)
-    claimed = await world.store.claim(1001.0, "A", {"ops": 10.0}, limit=5)
+    await world.dispatch.dispatch(1001.0, routes)
+    claimed = await world.delivery.claim(1001.0, "A", {"ops": 10.0}, limit=5)
     (item,) = claimed
-    assert await world.store.finish(item, "A", 1002.0, error="exit code 1", retry_at=1012.0)
-    assert await world.store.claim(1005.0, "A", {"ops": 10.0}, limit=5) == []
-    (item,) = await world.store.claim(1012.0, "A", {"ops": 10.0}, limit=5)
-    assert await world.store.finish(item, "A", 1013.0, error="exit code 1", retry_at=None,
+    assert await world.delivery.finish(item, "A", 1002.0, error="exit code 1", retry_at=1012.0)
+    assert await world.delivery.claim(1005.0, "A", {"ops": 10.0}, limit=5) == []
+    (item,) = await world.delivery.claim(1012.0, "A", {"ops": 10.0}, limit=5)
+    assert await world.delivery.finish(item, "A", 1013.0, error="exit code 1", retry_at=None,
                                     internal_message='Channel "ops" failed for good')
-    result = await world.store.dispatch(1014.0, routes)
+    result = await world.dispatch.dispatch(1014.0, routes)
     assert result.alerts == 1
-    notes = await world.store.notifications()
+    notes = await world.tables.notifications()
     assert [(n.channel, n.status) for n in notes if n.channel == "ops"] == [("ops", "failed")]
     internal = [n for n in notes if n.kind == "alert" and len(notes) and n.id == notes[-1].id]
     assert internal[0].channel == "mail"
-    (alert,) = await world.store.alerts(kind="internal")
+    (alert,) = await world.tables.alerts(kind="internal")
     assert (alert.severity, alert.skip_channel) == ("FAIL", "ops")
 
 
@@ -223,13 +233,13 @@ async def test_failed_for_good_raises_internal_alert_for_the_other_channels(worl
 async def test_retention_purges_old_rows_in_batches(world):
     for t in range(10):
         await world.report("web1", 1000.0 + t, ("app", "OK" if t % 2 else "FAIL"))
-    await world.store.dispatch(1010.0, (Route("ops"),))
-    counts = [await world.store.purge(1005.0, "states", 2) for _ in range(4)]
+    await world.dispatch.dispatch(1010.0, (Route("ops"),))
+    counts = [await world.retention.purge(1005.0, "states", 2) for _ in range(4)]
     assert counts == [2, 2, 1, 0]
-    assert await world.store.purge(1005.0, "alerts", 100) == 5
-    assert await world.store.purge(1005.0, "notifications", 100) == 0  # not finished yet
+    assert await world.retention.purge(1005.0, "alerts", 100) == 5
+    assert await world.retention.purge(1005.0, "notifications", 100) == 0  # not finished yet
     with pytest.raises(ValueError):
-        await world.store.purge(1005.0, "servers", 1)
+        await world.retention.purge(1005.0, "servers", 1)
 
 
 @pytest_twisted.ensureDeferred
@@ -239,29 +249,28 @@ async def test_two_pools_racing_claim_everything_exactly_once(world, database_ur
     from twisted.internet import reactor
 
     from overc.storage.db import Database
-    from overc.storage.url import parse_database_url
+    from overc.core.dburl import parse_database_url
 
     other_db = Database(parse_database_url(database_url, tmp_path), reactor)
-    other = AlertingStore(other_db)
+    other = World(other_db)
     try:
         for server in range(4):
             await world.report(f"h{server}", 1000.0, *[(f"s{i}", "OK") for i in range(50)])
         await world.tick(1000.0)
         for now in (1067.0, 1068.0):
-            await gatherResults([Deferred.fromCoroutine(s.watchdog_tick(
-                now, interval=1000.0, grace=GRACE)) for s in (world.store, other)])
-        assert len(await world.store.alerts(kind="offline")) == 200
+            await gatherResults([Deferred.fromCoroutine(s.watchdog.watchdog_tick(
+                now, interval=1000.0, grace=GRACE)) for s in (world, other)])
+        assert len(await world.tables.alerts(kind="offline")) == 200
         routes = (Route("ops"),)
-        await gatherResults([Deferred.fromCoroutine(s.dispatch(1069.0, routes, limit=30))
-                             for s in (world.store, other, world.store, other)])
-        while (await world.store.dispatch(1069.0, routes, limit=30)).alerts:
+        await gatherResults([Deferred.fromCoroutine(s.dispatch.dispatch(1069.0, routes, limit=30))
+                             for s in (world, other, world, other)])
+        while (await world.dispatch.dispatch(1069.0, routes, limit=30)).alerts:
             pass
-        notes = await world.store.notifications()
+        notes = await world.tables.notifications()
         covered = sorted(a for n in notes for a in n.alert_ids)
-        assert covered == sorted(a.id for a in await world.store.alerts(kind="offline"))
-        claims = await gatherResults([Deferred.fromCoroutine(s.claim(
-            1070.0, name, {"ops": 30.0}, limit=100)) for s, name in ((world.store, "A"),
-                                                                       (other, "B"))])
+        assert covered == sorted(a.id for a in await world.tables.alerts(kind="offline"))
+        claims = await gatherResults([Deferred.fromCoroutine(s.delivery.claim(
+            1070.0, name, {"ops": 30.0}, limit=100)) for s, name in ((world, "A"), (other, "B"))])
         ids = [c.id for batch in claims for c in batch]
         assert sorted(ids) == sorted(n.id for n in notes)  # each claimed once, none twice
     finally:

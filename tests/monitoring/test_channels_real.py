@@ -15,16 +15,20 @@ from twisted.mail import smtp
 from twisted.web import resource, server
 from zope.interface import implementer
 
-from overc.notify.channels import DeliveryError, build_channel, parse_channel
-from overc.notify.rules import AlertView
+from overc.core.alerts import Alert
+from overc.notify.base import DeliveryError
+from overc.notify.channel_config import parse_channel
+from overc.notify.factory import build_channel
 
 from helpers import reactor
 
 ALERTS = [
-    AlertView(1, 0.0, "state", "WARN", 1, "web1", 10, "disk", 'State changed: "OK" -> "WARN"',
-              "WARN", "DISK WARNING - /var 91%"),
-    AlertView(2, 0.0, "offline", "FAIL", 1, "web1", 11, "app", "No report for 75 s (period 60 s)",
-              "OK", "up 32h"),
+    Alert(id=1, time=0.0, kind="state", severity="WARN", server_id=1, server_name="web1",
+          service_id=10, service_name="disk", message='State changed: "OK" -> "WARN"',
+          state="WARN", info="DISK WARNING - /var 91%"),
+    Alert(id=2, time=0.0, kind="offline", severity="FAIL", server_id=1, server_name="web1",
+          service_id=11, service_name="app", message="No report for 75 s (period 60 s)",
+          state="OK", info="up 32h"),
 ]
 TEXT_ONE = ('web1 disk: [service:state/WARN] State changed: "OK" -> "WARN"\n'
             "Current: WARN: DISK WARNING - /var 91%\n")

@@ -9,16 +9,19 @@ from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from overc.config import Grace
-from overc.metrics import Counters
-from overc.monitoring.timer import RepeatingJob
+from overc.core.alerts import Alert
+from overc.core.counters import Counters
+from overc.core.durations import Grace
+from overc.core.errors import DatabaseUnavailable
 from overc.monitoring.watchdog import Watchdog
-from overc.notify.channels import DeliveryError, parse_channel
+from overc.notify.base import DeliveryError
+from overc.notify.channel_config import parse_channel
 from overc.notify.command import CommandChannel
 from overc.notify.dispatcher import Dispatcher
-from overc.notify.rules import AlertView
-from overc.storage.alerting import Claimed, DispatchResult, TickResult
-from overc.storage.db import DatabaseUnavailable
+from overc.runtime.repeating import RepeatingJob
+from overc.storage.delivery_store import Claimed
+from overc.storage.dispatch_store import DispatchResult
+from overc.storage.watchdog_store import TickResult
 
 from helpers import FakeProcessReactor
 
@@ -103,7 +106,8 @@ def test_watchdog_drains_a_storm_and_reports_health():
 
 
 def alert(i=1, kind="state"):
-    return AlertView(i, 0.0, kind, "FAIL", 1, "web1", 10, "app", "m", "FAIL", "x")
+    return Alert(id=i, time=0.0, kind=kind, severity="FAIL", server_id=1, server_name="web1",
+                 service_id=10, service_name="app", message="m", state="FAIL", info="x")
 
 
 class FakeDispatchStore:
@@ -146,7 +150,7 @@ def test_dispatcher_bounds_parallel_deliveries_and_schedules_retries(tmp_path):
     store = FakeDispatchStore([claimed(i) for i in range(1, 6)] + [claimed(6, attempts=3),
                                                                   claimed(7, 3, "internal")])
     metrics = Counters()
-    dispatcher = Dispatcher(store, clock, [channel], max_in_flight=3, owner="me",
+    dispatcher = Dispatcher(store, store, clock, [channel], max_in_flight=3, owner="me",
                             counters=metrics)
     dispatcher.startService()
     assert len(channel.pending) == 3 and dispatcher.peak_in_flight == 3

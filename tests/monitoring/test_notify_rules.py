@@ -7,21 +7,23 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from overc.config import ConfigError, Grace, load_config
-from overc.monitoring.rules import fresh_deadline, heartbeat_due, offline_message, was_away
-from overc.notify.channels import parse_channel, parse_channels
-from overc.notify.rules import (
-    AlertView, HeldAlert, Route, backoff_delay, command_environment, decide_release,
-    decide_repeat, group_by_server, next_attempt, notification_json, notification_text,
-    route_alert, severity_rank,
-)
+from overc.config import ConfigError, load_config
+from overc.core.alerts import Alert, severity_rank
+from overc.core.durations import Grace
+from overc.core.notification_text import command_environment, notification_json, notification_text
+from overc.core.repeats import HeldAlert, decide_release, decide_repeat
+from overc.core.routing import Route, backoff_delay, group_by_server, next_attempt, route_alert
+from overc.core.watchdog_rules import fresh_deadline, heartbeat_due, offline_message, was_away
+from overc.notify.channel_config import parse_channel, parse_channels
 
 
 def alert(id=1, kind="state", severity="WARN", server="web1", service="disk",
           message='State changed: "OK" -> "WARN"', state="WARN",
           info="DISK WARNING - /var 91%", server_id=1, service_id=10, skip=None):
-    return AlertView(id, 1000.0, kind, severity, server_id, server,
-                     service_id if service else None, service, message, state, info, skip)
+    return Alert(id=id, time=1000.0, kind=kind, severity=severity, server_id=server_id,
+                 server_name=server, service_id=service_id if service else None,
+                 service_name=service, message=message, state=state, info=info,
+                 skip_channel=skip)
 
 
 def test_single_alert_is_exactly_its_1x_block():

@@ -1,4 +1,4 @@
-"""The composed services (``make_services``) twice, on two connection pools to one database, in
+"""The composed background jobs (``make_background_jobs``) twice, on two connection pools to one database, in
 one reactor: reports from the real ingest, real timers, a real command channel and a real
 webhook receiver. Every alert reaches every channel that wants it exactly once."""
 from __future__ import annotations
@@ -11,12 +11,15 @@ from twisted.internet import defer
 from twisted.web import resource, server
 
 from overc.config import load_config
-from overc.monitoring.services import make_services
-from overc.payload import AlertRequest, Report
-from overc.storage.alerting import AlertingStore
+from overc.core.counters import Counters
+from overc.core.dburl import parse_database_url
+from overc.core.payload import AlertRequest, Report
+from overc.notify.channel_config import parse_channels
 from overc.storage.db import Database
 from overc.storage.store import IngestItem, Store
-from overc.storage.url import parse_database_url
+from overc.tap import make_background_jobs
+
+from alerting_tables import AlertingTables
 
 from helpers import reactor, until
 
@@ -54,11 +57,12 @@ async def test_two_service_sets_on_one_database_notify_each_alert_once(database_
     )
     dbs = [Database(parse_database_url(database_url, tmp_path), reactor()) for _ in range(2)]
     await dbs[0].migrate()
-    sets = [make_services(config, db, reactor()) for db in dbs]
-    ingest = Store(dbs[0], config.grace)
+    specs = parse_channels(config)
+    sets = [make_background_jobs(config, db, reactor(), specs, Counters()) for db in dbs]
+    ingest = Store(dbs[0], config.grace, Counters())
     try:
-        for services in sets:
-            for part in services:
+        for jobs in sets:
+            for part in jobs.all():
                 part.startService()
         now = reactor().seconds()
         server_ids = []
@@ -69,7 +73,7 @@ async def test_two_service_sets_on_one_database_notify_each_alert_once(database_
             reports.append(Report("db", "FAIL", "down", 3600))
             await ingest.ingest([IngestItem(record.id, "127.0.0.1", now, reports,
                                             [AlertRequest("System restarted")])])
-        store = AlertingStore(dbs[0])
+        store = AlertingTables(dbs[0])
 
         async def all_stale_and_delivered():
             offline = await store.alerts(kind="offline")
@@ -93,11 +97,11 @@ async def test_two_service_sets_on_one_database_notify_each_alert_once(database_
             if kinds == {"offline"}:
                 assert doc["count"] == 5 and doc["summary"].endswith("(5 offline)")
         assert len({doc["notification"] for doc in docs}) == len(docs)
-        assert sum(s[1].counts["sent"] for s in sets) == len(docs) + len(hook.bodies)
-        assert all(s[0].status()["ok"] for s in sets)
+        assert sum(s.dispatcher.counts["sent"] for s in sets) == len(docs) + len(hook.bodies)
+        assert all(s.watchdog.status()["ok"] for s in sets)
     finally:
-        for services in sets:
-            for part in services:
+        for jobs in sets:
+            for part in jobs.all():
                 await defer.maybeDeferred(part.stopService)
         for db in dbs:
             db.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest_twisted
 
 from overc.storage.db import Database
-from overc.storage.url import parse_database_url
+from overc.core.dburl import parse_database_url
 
 from helpers import reactor
 

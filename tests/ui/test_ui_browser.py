@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from overc.passwords import hash_secret
+from overc.core.passwords import hash_secret
 from realserver import running_server
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

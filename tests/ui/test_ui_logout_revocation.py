@@ -15,7 +15,7 @@ from twisted.internet import reactor
 
 from overc.storage.db import Database
 from overc.storage.sessions import PURGE_MARGIN, SessionRevocations
-from overc.storage.url import parse_database_url
+from overc.core.dburl import parse_database_url
 from overc.web.auth import REVOCATION_RECHECK, SESSION_SECONDS, _b64
 from ui_fakes import FORM, Harness, cookie_header, cookies_of, login_response
 

@@ -231,7 +231,7 @@ async def test_ui_actions(ui_db):
     assert (await h.queries.service(app)) is None
     response, body = await post(f"/ui/server/{web1}/reset-key")
     key = re.search(rb'id="new-key">([^<]+)<', body).group(1).decode()
-    from overc.passwords import verify_secret
+    from overc.core.passwords import verify_secret
     row = await ui_db.run(lambda c: c.execute("SELECT key_hash FROM servers WHERE id = ?",
                                               (web1,)).fetchone())
     assert verify_secret(key, row[0]) and h.forgotten == 2

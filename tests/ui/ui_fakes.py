@@ -14,8 +14,8 @@ from twisted.web.resource import Resource
 
 from overc.api.read import ReadAPI
 from overc.config import ServerConfig
-from overc.metrics import Counters
-from overc.passwords import hash_secret, verify_secret
+from overc.core.counters import Counters
+from overc.core.passwords import hash_secret, verify_secret
 from overc.storage.actions import Actions
 from overc.storage.queries import Queries
 from overc.ui.pages import UI

@@ -13,6 +13,8 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from overc.core.errors import DatabaseUnavailable
+
 Item = TypeVar("Item")
 log = Logger()
 
@@ -108,6 +110,4 @@ class GroupCommit(Generic[Item]):
 
 
 def _worth_splitting(error: Exception) -> bool:
-    from overc.storage.db import DatabaseUnavailable
-
     return not isinstance(error, DatabaseUnavailable)

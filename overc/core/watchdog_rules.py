@@ -1,11 +1,11 @@
 """Pure decisions of the watchdog: what an `offline` alert says, when OverC counts as having
-been away, the SQL expression for a fresh deadline.
+been away, and the fresh deadline restart awareness gives an overdue service.
 
 No clock, no database: ``now`` is an argument, so every rule is tested without a reactor.
 """
 from __future__ import annotations
 
-from overc.config import Grace
+from overc.core.durations import Grace
 
 
 def offline_message(now: float, last_time: float | None, period: float | None) -> str:
@@ -42,18 +42,7 @@ def heartbeat_due(now: float, last_tick: float, interval: float) -> bool:
     return now - last_tick >= away_threshold(interval) / 2.0
 
 
-def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
-    """A portable SQL expression for ``now + period + grace.for_period(period)``.
-
-    It lets restart awareness move every overdue deadline in one statement; the single
-    placeholder list is ``(now, ...)`` for the caller to prefix.
-    """
-    if grace.seconds is not None:
-        return "? + period + ?", (max(1.0, grace.seconds),)
-    fraction = grace.fraction or 0.0
-    return "? + period + CASE WHEN period * ? < 1 THEN 1 ELSE period * ? END", (fraction, fraction)
-
-
 def fresh_deadline(now: float, period: float, grace: Grace) -> float:
-    """What :func:`fresh_deadline_sql` computes, in Python (for tests and single rows)."""
+    """A restarted watch gives an overdue service one more period from ``now`` (the watchdog
+    store computes the same in SQL for every row at once)."""
     return now + period + grace.for_period(period)

@@ -1,13 +1,14 @@
-"""OverC's own per-process counters (reports, alerts, notifications, push requests).
+"""OverC's own per-process counters (reports, alerts, notifications) for ``/metrics``.
 
-Whoever does the work counts it; ``/metrics`` (:mod:`overc.web.metrics`) exposes them and
-Prometheus sums them across processes. The composition root creates one :class:`Counters` and
-injects it everywhere.
+One instance is made by the composition root and injected into whoever does the work; there is
+no module-level instance, so tests and several servers in one process never share counts.
 """
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
+
+LabelKey = tuple[tuple[str, str], ...]
 
 
 class Counters:
@@ -23,7 +24,7 @@ class Counters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+        self._values: dict[str, dict[LabelKey, float]] = defaultdict(dict)
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
@@ -31,11 +32,6 @@ class Counters:
             series = self._values[name]
             series[key] = series.get(key, 0) + amount
 
-    def snapshot(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    def snapshot(self) -> dict[str, dict[LabelKey, float]]:
         with self._lock:
             return {name: dict(series) for name, series in self._values.items()}
-
-
-#: Only the defaults of the watchdog, the notifier and the ingest store still use this (their
-#: owners switch them to the injected counters); the web side never does.
-counters = Counters()

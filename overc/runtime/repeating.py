@@ -10,11 +10,11 @@ from typing import Any, Awaitable, Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from overc.storage.db import DatabaseUnavailable
+from overc.core.errors import DatabaseUnavailable
 
 
 class RepeatingJob(Service):
@@ -34,8 +34,8 @@ class RepeatingJob(Service):
         self.last_error: str | None = None
         self.failures = 0
         self._loop: LoopingCall | None = None
-        self._running: Deferred | None = None
-        self._kicked = None
+        self._running: Deferred[None] | None = None
+        self._kicked: IDelayedCall | None = None
         self.started_at: float | None = None
 
     def startService(self) -> None:
@@ -52,8 +52,13 @@ class RepeatingJob(Service):
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         if self._running is not None:
-            waiting: Deferred = Deferred()
-            self._running.addBoth(lambda r: (waiting.callback(None), r)[1])
+            waiting: Deferred[None] = Deferred()
+
+            def release(result: object) -> object:
+                waiting.callback(None)
+                return result
+
+            self._running.addBoth(release)
             return waiting
         return None
 
@@ -62,13 +67,13 @@ class RepeatingJob(Service):
         if self.running and (self._kicked is None or not self._kicked.active()):
             self._kicked = self.clock.callLater(0, self._run)
 
-    def _run(self) -> Deferred:
+    def _run(self) -> Deferred[None]:
         if self._running is not None:
             return self._running
         d = ensureDeferred(self._guarded())
         self._running = d
 
-        def done(result):
+        def done(result: object) -> object:
             self._running = None
             return result
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
-from overc.perfdata import Metric, parse_plugin_output
-from overc.states import map_state
+from overc.core.perfdata import Metric, parse_plugin_output
+from overc.core.states import map_state
 
 MAX_NAME = 64
 MAX_KEY = 128
@@ -144,6 +144,15 @@ def _list(body: dict, key: str, maximum: int) -> list:
     return value
 
 
+def _objects(body: dict, key: str, maximum: int) -> Iterator[tuple[str, dict]]:
+    """``(path, item)`` for each item of the list ``body[key]``, every one an object."""
+    for index, item in enumerate(_list(body, key, maximum)):
+        path = f"{key}[{index}]"
+        if not isinstance(item, dict):
+            raise ValidationError(f"{path} must be an object", path)
+        yield path, item
+
+
 def _time(value: Any, path: str, now: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(f"{path} must be a Unix time in seconds", path)
@@ -162,10 +171,7 @@ def parse_status(body: dict[str, Any], now: float) -> tuple[ServerIdentity, list
         raise ValidationError("period is required", "period")
     period = parse_period(body["period"], "period")
     reports = []
-    for index, item in enumerate(_list(body, "services", MAX_SERVICES)):
-        path = f"services[{index}]"
-        if not isinstance(item, dict):
-            raise ValidationError(f"{path} must be an object", path)
+    for path, item in _objects(body, "services", MAX_SERVICES):
         name = _string(item, "name", f"{path}.name", minimum=1, maximum=MAX_NAME)
         sent_state = _string(item, "state", f"{path}.state", minimum=0, maximum=MAX_STATE)
         info = _string(item, "info", f"{path}.info", minimum=0, maximum=MAX_INFO,
@@ -187,10 +193,7 @@ def parse_alerts(body: dict[str, Any]) -> tuple[ServerIdentity, list[AlertReques
     """Validate a ``/api/set/alerts`` body; ``title`` is accepted and ignored (1.x)."""
     server = parse_server(body)
     alerts = []
-    for index, item in enumerate(_list(body, "alerts", MAX_ALERTS)):
-        path = f"alerts[{index}]"
-        if not isinstance(item, dict):
-            raise ValidationError(f"{path} must be an object", path)
+    for path, item in _objects(body, "alerts", MAX_ALERTS):
         message = _string(item, "message", f"{path}.message", minimum=1, maximum=MAX_MESSAGE)
         service = _string(item, "service", f"{path}.service", minimum=1, maximum=MAX_NAME,
                           required=False)

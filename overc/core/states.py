@@ -1,7 +1,12 @@
-"""Service states and the names clients may use for them (OverC 1.x aliases included)."""
+"""Service states and the names clients may use for them (OverC 1.x aliases included).
+
+The one spelling of the state tuple: alert severities, channel filters and metrics codes all
+use :data:`STATES` and its order.
+"""
 from __future__ import annotations
 
 OK, WARN, FAIL, UNK = "OK", "WARN", "FAIL", "UNK"
+#: 1.x order (``state_t``): UNK ranks above FAIL, so ``min-severity = FAIL`` still gets UNK.
 STATES = (OK, WARN, FAIL, UNK)
 
 _ALIASES = {

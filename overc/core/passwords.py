@@ -4,16 +4,14 @@ One format for both UI passwords and server keys, so a hash names its own algori
 old hashes keep verifying when the default cost rises. PBKDF2-SHA256 from the standard library:
 no native dependency, and hashlib releases the GIL while it works (we verify in pool threads).
 
-``overc-passwd`` (or ``python -m overc.passwords``) prints a hash for ``[ui] users``.
+``overc-passwd`` (:mod:`overc.passwd`) prints a hash for ``[ui] users``.
 """
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import hmac
 import os
-import sys
 
 ALGORITHM = "pbkdf2_sha256"
 PASSWORD_ITERATIONS = 240_000
@@ -58,30 +56,3 @@ def is_hash(text: str) -> bool:
     """Whether ``text`` looks like a hash we made (config validation)."""
     parts = text.split("$")
     return len(parts) == 4 and parts[0] == ALGORITHM and parts[1].isdigit()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the hash of a password read from the terminal (or one line of stdin)."""
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("-h", "--help"):
-        print("usage: overc-passwd [USER]\n"
-              "Reads a password (twice on a terminal) and prints the value for [ui] users.")
-        return 0
-    user = args[0] if args else None
-    if sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            print("overc-passwd: the passwords differ", file=sys.stderr)
-            return 2
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        print("overc-passwd: empty password", file=sys.stderr)
-        return 2
-    encoded = hash_secret(password)
-    print(f"{user}:{encoded}" if user else encoded)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,18 +1,21 @@
-"""``[alert:<name>]`` sections: validated into :class:`ChannelSpec` and built into channels.
+"""``[alert:<name>]`` sections validated into :class:`~overc.notify.base.ChannelSpec`.
 
-Validation is pure and names file, section and key in every error, so a typo stops the start
-with one readable line instead of surfacing as a failed delivery at 3 a.m.
+Validation names file, section and key in every error, so a typo stops the start with one
+readable line instead of surfacing as a failed delivery at 3 a.m. The composition root parses
+once and hands the specs on.
 """
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
-from overc.config import ConfigError, ServerConfig, parse_duration
-from overc.notify.rules import SEVERITIES, AlertView, Route, parse_globs
+from overc.config import ConfigError, ServerConfig
+from overc.core.alerts import SEVERITIES
+from overc.core.durations import parse_duration
+from overc.core.routing import parse_globs
+from overc.notify.base import ChannelSpec
 
 KINDS = ("command", "url", "smtp")
 COMMON_KEYS = ("min-severity", "servers", "services", "timeout", "retries", "repeat")
@@ -21,56 +24,6 @@ KIND_KEYS = {
     "url": ("url", "template", "headers", "format"),
     "smtp": ("smtp", "from", "to", "format"),
 }
-
-
-class DeliveryError(Exception):
-    """A channel could not deliver; the message is recorded as the attempt's error."""
-
-
-class Channel(Protocol):
-    spec: "ChannelSpec"
-
-    async def send(self, alerts: Sequence[AlertView], kind: str,
-                   notification_id: int | None = None) -> None:
-        """Deliver one notification; raise :class:`DeliveryError` (or any error) on failure.
-
-        ``notification_id`` is the same on every attempt of one notification: it is handed to
-        the receiver (``OVERC_NOTIFICATION_ID``, ``X-OverC-Notification``, ``Message-ID``) so a
-        delivery repeated after a crash can be recognised.
-        """
-
-
-@dataclass(frozen=True)
-class ChannelSpec:
-    name: str
-    kind: str  # command | url | smtp
-    base_dir: Path
-    command: tuple[str, ...] = ()
-    format: str = "text"
-    url: str = ""
-    template: Path | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    smtp_host: str = ""
-    smtp_port: int = 25
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    sender: str = ""
-    recipients: tuple[str, ...] = ()
-    min_severity: str = "WARN"
-    servers: tuple[str, ...] = ()
-    services: tuple[str, ...] = ()
-    timeout: float = 30.0
-    retries: int = 5
-    repeat: float | None = None
-
-    @property
-    def route(self) -> Route:
-        return Route(self.name, self.min_severity, self.servers, self.services, self.repeat)
-
-    @property
-    def lease(self) -> float:
-        """How long a delivery may hold its claim: the timeout, the kill grace and a margin."""
-        return self.timeout + 10.0
 
 
 def parse_channel(name: str, raw: Mapping[str, str], *, source: str, base_dir: Path
@@ -163,7 +116,8 @@ def parse_channel(name: str, raw: Mapping[str, str], *, source: str, base_dir: P
     return ChannelSpec(**values)
 
 
-def _parse_headers(text: str, fail) -> dict[str, str]:
+def _parse_headers(text: str, fail: Callable[[str | None, str], ConfigError]
+                   ) -> dict[str, str]:
     """One ``Name: value`` per line (an INI value may span indented lines)."""
     headers: dict[str, str] = {}
     for line in text.splitlines():
@@ -182,52 +136,3 @@ def parse_channels(config: ServerConfig) -> list[ChannelSpec]:
         parse_channel(name, raw, source=config.source, base_dir=config.base_dir)
         for name, raw in sorted(config.channels.items())
     ]
-
-
-def build_channel(spec: ChannelSpec, *, reactor: Any, public_url: str,
-                  http_client: Any = None) -> Channel:
-    """The live channel for a spec; ``http_client`` is a treq ``HTTPClient`` (or StubTreq)."""
-    if spec.kind == "command":
-        from overc.notify.command import CommandChannel
-
-        return CommandChannel(spec, reactor, public_url=public_url)
-    if spec.kind == "url":
-        from overc.notify.webhook import WebhookChannel, default_client
-
-        return WebhookChannel(spec, http_client or default_client(reactor), reactor,
-                              public_url=public_url)
-    from overc.notify.smtp import SMTPChannel
-
-    return SMTPChannel(spec, reactor, public_url=public_url)
-
-
-def render_body(spec: ChannelSpec, alerts: Sequence[AlertView], kind: str,
-                public_url: str, notification_id: int | None = None) -> bytes:
-    """The 1.x text (default) or ``format = json`` body of one notification."""
-    import json
-
-    from overc.notify.rules import notification_json, notification_text
-
-    if spec.format == "json":
-        payload = notification_json(alerts, channel=spec.name, kind=kind, public_url=public_url,
-                                    notification_id=notification_id)
-        return json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    return notification_text(alerts).encode("utf-8")
-
-
-async def within(d: Any, seconds: float, clock: Any) -> Any:
-    """Await ``d``, cancelling it after ``seconds``; a timeout is one clear DeliveryError
-    (whatever the cancelled client wraps the cancellation in)."""
-    timed_out: list[bool] = []
-
-    def on_timeout(result: Any, timeout: float) -> Any:
-        timed_out.append(True)
-        return result
-
-    d.addTimeout(seconds, clock, onTimeoutCancel=on_timeout)
-    try:
-        return await d
-    except Exception:
-        if timed_out:
-            raise DeliveryError(f"no answer within {seconds:g} s") from None
-        raise

@@ -1,8 +1,8 @@
 """Alert decisions and deadlines (SPEC 2) as pure functions."""
 import pytest
 
-from overc.config import Grace, parse_grace
-from overc.rules import ServiceSnapshot, apply_report, compute_deadline
+from overc.core.durations import Grace, parse_grace
+from overc.core.snapshot import ServiceSnapshot, apply_report, compute_deadline
 
 GRACE = Grace()  # 10 %, at least 1 s
 

@@ -1,16 +1,15 @@
-"""Monitoring rules (SPEC section 2) as pure functions: what a report changes and which alerts
-it raises. The store folds a batch of reports through :func:`apply_report` inside one
-transaction; everything here is testable without a database or a clock.
+"""What a report changes (SPEC section 2), as pure functions over a service snapshot.
+
+The ingest store folds a batch of reports through :func:`apply_report` inside one transaction;
+the rules stay here so they are tested without a database or a clock.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from overc.config import Grace
-from overc.states import OK
-
-# Alert kinds and the 1.x channel/event pair each one is shown as in notifications.
-STATE, OFFLINE, ONLINE, API, INTERNAL = "state", "offline", "online", "api", "internal"
+from overc.core.alerts import ONLINE, STATE
+from overc.core.durations import Grace
+from overc.core.states import OK
 
 
 @dataclass(frozen=True)

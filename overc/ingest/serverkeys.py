@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from overc.passwords import KEY_ITERATIONS, hash_secret, verify_secret
-from overc.payload import ServerIdentity
+from overc.core.passwords import KEY_ITERATIONS, hash_secret, verify_secret
+from overc.core.payload import ServerIdentity
 from overc.storage.store import Store
 
 log = Logger()
+T = TypeVar("T")
 
 
 class InvalidKey(Exception):
@@ -80,7 +82,8 @@ class ServerKeys:
 
     async def _check(self, identity: ServerIdentity, ip: str, now: float
                      ) -> tuple[int | None, str | None]:
-        """Full check: ``(server id or None if refused, the stored hash it was checked against)``."""
+        """Full check: ``(server id, or None if refused; the stored hash it was checked
+        against)``."""
         record = await self.store.get_server(identity.name)
         if record is None:
             if not self.registration_open:
@@ -93,7 +96,7 @@ class ServerKeys:
         ok = await self._in_thread(verify_secret, identity.key, record.key_hash)
         return (record.id if ok else None), record.key_hash
 
-    async def _in_thread(self, function, *args):
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         """Hashing is slow on purpose: keep it off the reactor thread when there is a pool."""
         reactor = self.reactor
         if IReactorThreads.providedBy(reactor):

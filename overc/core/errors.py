@@ -1,0 +1,6 @@
+"""Errors every layer shares: storage raises them, services and the web layer catch them."""
+from __future__ import annotations
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached now; nothing was stored. Retry later."""

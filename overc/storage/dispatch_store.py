@@ -1,0 +1,210 @@
+"""The dispatcher's storage: new alerts become notifications, grouped per server and channel.
+
+One dispatch is one transaction serialized across processes by the ``coordination`` row: it
+holds silenced alerts, releases what a finished silence still owes, routes the new alerts
+(rules from :mod:`overc.core.routing` and :mod:`overc.core.repeats`), and queues due repeats.
+This module only moves rows; delivery of the notifications is :mod:`overc.storage.delivery_store`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from overc.core.repeats import HeldAlert, RepeatAction, decide_release, decide_repeat, is_silenced
+from overc.core.routing import Route, group_by_server, route_alert
+from overc.core.states import OK
+from overc.storage.alert_tables import (
+    ALERT, ALERT_FROM, Dispatch, Job, create_notification, lock_job, read_alert,
+)
+from overc.storage.db import Cursor, Database
+from overc.storage.rows import Columns, chunks, marks
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    notifications: int = 0
+    alerts: int = 0
+    held: int = 0
+    released: int = 0
+    repeats: int = 0
+    more: bool = False  # the batch was full: call again
+
+
+class DispatchStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def dispatch(self, now: float, routes: Sequence[Route], *,
+                       limit: int = 1000) -> DispatchResult:
+        """Turn new alerts into notifications (grouped per server and channel), hold silenced
+        ones, release what a finished silence still needs, and queue due repeats."""
+        return await self.db.run(_txn_dispatch, now, tuple(routes), limit)
+
+
+def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
+                  limit: int) -> DispatchResult:
+    # Nothing new, nothing held, no repeat due (the usual second): a read-only answer.
+    waiting = f"{Dispatch.PENDING.value}, {Dispatch.HELD.value}"
+    if (
+        cursor.execute(f"SELECT 1 FROM alerts WHERE dispatched IN ({waiting}) LIMIT 1"
+                       ).fetchone() is None
+        and cursor.execute("SELECT 1 FROM channel_problems WHERE repeat_due <= ? LIMIT 1",
+                           (now,)).fetchone() is None
+    ):
+        return DispatchResult()
+    lock_job(cursor, Job.DISPATCH, now)
+    released = _release_silences(cursor, now, limit)
+    by_name = {route.name: route for route in routes}
+
+    rows = cursor.execute(
+        f"SELECT {ALERT.sql}, s.silenced_until, v.silenced_until{ALERT_FROM}"
+        f" WHERE a.dispatched = {Dispatch.PENDING.value} ORDER BY a.id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    alerts = [read_alert(row) for row in rows]
+    silences = [tuple(row[len(ALERT.names):]) for row in rows]  # (server's, service's)
+    held = [a.id for a, until in zip(alerts, silences) if is_silenced(now, *until)]
+    held_set = set(held)
+    live = [a for a in alerts if a.id not in held_set]
+
+    told = _told(cursor, sorted({a.service_id for a in live if a.service_id is not None}))
+    channels_of: dict[int, list[str]] = {}
+    for alert in live:
+        already = told.get(alert.service_id, set()) if alert.service_id is not None else set()
+        names = route_alert(routes, alert, already)
+        channels_of[alert.id] = names
+        if alert.service_id is None:
+            continue
+        if alert.is_problem:
+            for name in names:
+                repeat = by_name[name].repeat
+                _remember_problem(cursor, name, alert.service_id, alert.id,
+                                  now + repeat if repeat else None)
+                told.setdefault(alert.service_id, set()).add(name)
+        elif alert.state is None or alert.state.upper() == OK:
+            # Recovered: forget who was told, so the next problem starts afresh.
+            cursor.execute("DELETE FROM channel_problems WHERE service_id = ?",
+                           (alert.service_id,))
+            told.pop(alert.service_id, None)
+    groups = group_by_server(live, channels_of)
+    for (server_id, channel), members in groups.items():
+        create_notification(cursor, now, channel, server_id, "alert", [a.id for a in members])
+
+    repeats = _queue_repeats(cursor, now, by_name, limit)
+    _set_dispatched(cursor, [a.id for a in live], Dispatch.DISPATCHED)
+    _set_dispatched(cursor, held, Dispatch.HELD)
+    return DispatchResult(
+        notifications=len(groups) + repeats, alerts=len(live), held=len(held),
+        released=released, repeats=repeats, more=len(rows) >= limit,
+    )
+
+
+def _set_dispatched(cursor: Cursor, alert_ids: Sequence[int], status: Dispatch,
+                    only_from: Dispatch | None = None) -> None:
+    condition = "" if only_from is None else f" AND dispatched = {only_from.value}"
+    for chunk in chunks(alert_ids):
+        cursor.execute(
+            f"UPDATE alerts SET dispatched = {status.value} WHERE id IN ({marks(chunk)})"
+            + condition, chunk,
+        )
+
+
+def _told(cursor: Cursor, service_ids: Sequence[int]) -> dict[int, set[str]]:
+    """The channels already told about each service's current problem."""
+    told: dict[int, set[str]] = {}
+    for chunk in chunks(service_ids):
+        for channel, service_id in cursor.execute(
+            f"SELECT channel, service_id FROM channel_problems"
+            f" WHERE service_id IN ({marks(chunk)})", chunk
+        ).fetchall():
+            told.setdefault(service_id, set()).add(channel)
+    return told
+
+
+def _remember_problem(cursor: Cursor, channel: str, service_id: int, alert_id: int,
+                      repeat_due: float | None) -> None:
+    cursor.execute(
+        "UPDATE channel_problems SET alert_id = ?, repeat_due = ?"
+        " WHERE channel = ? AND service_id = ?",
+        (alert_id, repeat_due, channel, service_id),
+    )
+    if cursor.rowcount == 0:
+        cursor.execute(
+            "INSERT INTO channel_problems (channel, service_id, alert_id, repeat_due)"
+            " VALUES (?, ?, ?, ?)",
+            (channel, service_id, alert_id, repeat_due),
+        )
+
+
+_HELD = Columns(
+    "Held", id="a.id", service_id="a.service_id", server_until="s.silenced_until",
+    service_until="v.silenced_until", state="v.state", stale="v.stale", acked="v.acked",
+)
+
+
+def _release_silences(cursor: Cursor, now: float, limit: int) -> int:
+    """Held alerts whose silence is over: the newest per service that still matters goes back
+    to dispatch (notified once), the rest are marked superseded."""
+    rows = _HELD.read_all(cursor.execute(
+        f"SELECT {_HELD.sql}{ALERT_FROM}"
+        f" WHERE a.dispatched = {Dispatch.HELD.value} ORDER BY a.id LIMIT ?",
+        (limit,),
+    ).fetchall())
+    over = [row for row in rows if not is_silenced(now, row.server_until, row.service_until)]
+    if not over:
+        return 0
+    # One silence covers all the held alerts of a service, so they are all over together
+    # (short of the LIMIT cutting a service's alerts in two: the rest comes next tick).
+    held = [HeldAlert(row.id, row.service_id) for row in over]
+    status = {row.service_id: (row.state, bool(row.stale), bool(row.acked))
+              for row in over if row.service_id is not None}
+    told = set(_told(cursor, sorted(status)))
+    decision = decide_release(held, service_status=status, told_services=told)
+    _set_dispatched(cursor, decision.notify, Dispatch.PENDING, only_from=Dispatch.HELD)
+    _set_dispatched(cursor, decision.supersede, Dispatch.SUPERSEDED, only_from=Dispatch.HELD)
+    return len(decision.notify)
+
+
+_DUE_REPEAT = Columns(
+    "DueRepeat", channel="p.channel", service_id="p.service_id", alert_id="p.alert_id",
+    server_id="v.server_id", state="v.state", stale="v.stale", acked="v.acked",
+    service_until="v.silenced_until", server_until="s.silenced_until",
+)
+
+
+def _queue_repeats(cursor: Cursor, now: float, routes: dict[str, Route], limit: int) -> int:
+    rows = _DUE_REPEAT.read_all(cursor.execute(
+        f"SELECT {_DUE_REPEAT.sql} FROM channel_problems p"
+        " JOIN services v ON v.id = p.service_id JOIN servers s ON s.id = v.server_id"
+        " WHERE p.repeat_due <= ? ORDER BY p.repeat_due LIMIT ?",
+        (now, limit),
+    ).fetchall())
+    groups: dict[tuple[int, str], list[int]] = {}
+    for row in rows:
+        route = routes.get(row.channel)
+        decision = decide_repeat(
+            now, repeat=route.repeat if route else None, state=row.state,
+            stale=bool(row.stale), acked=bool(row.acked),
+            silenced=is_silenced(now, row.service_until, row.server_until),
+        )
+        key = (row.channel, row.service_id)
+        if decision.action == RepeatAction.DROP:
+            cursor.execute("DELETE FROM channel_problems WHERE channel = ? AND service_id = ?",
+                           key)
+            continue
+        cursor.execute(
+            "UPDATE channel_problems SET repeat_due = ? WHERE channel = ? AND service_id = ?",
+            (decision.next_due, *key),
+        )
+        if decision.action == RepeatAction.SEND:
+            groups.setdefault((row.server_id, row.channel), []).append(row.alert_id)
+    for (server_id, channel), alert_ids in groups.items():
+        present = [
+            alert_id for (alert_id,) in cursor.execute(
+                f"SELECT id FROM alerts WHERE id IN ({marks(alert_ids)})", alert_ids
+            ).fetchall()
+        ]
+        if present:  # the alert may have been purged by retention: nothing to repeat then
+            create_notification(cursor, now, channel, server_id, "repeat", sorted(present))
+    return len(groups)
+

@@ -1,0 +1,123 @@
+"""The watchdog's storage: find overdue services, mark them stale, raise one `offline` alert
+each, and give every overdue service a fresh period after OverC was away.
+
+One tick is one transaction serialized across processes by the ``coordination`` row (see
+:func:`overc.storage.alert_tables.lock_job`), so each stale transition happens once however
+many processes share the database. The common tick finds nothing and writes nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from overc.core.alerts import OFFLINE
+from overc.core.durations import Grace
+from overc.core.states import FAIL
+from overc.core.watchdog_rules import heartbeat_due, offline_message, was_away
+from overc.storage.alert_tables import Dispatch, Job, lock_job
+from overc.storage.db import Cursor, Database
+from overc.storage.rows import Columns, chunks, marks
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one watchdog tick did."""
+
+    expired: list[int] = field(default_factory=list)  # services that went stale
+    refreshed: int = 0  # services given a fresh period (restart awareness)
+    away_since: float | None = None  # last tick before the gap, when one was found
+
+
+class WatchdogStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def watchdog_tick(self, now: float, *, interval: float, grace: Grace,
+                            limit: int = 5000) -> TickResult:
+        """Restart awareness, then mark overdue services stale with one `offline` alert each."""
+        return await self.db.run(_txn_watchdog_tick, now, interval, grace, limit)
+
+
+def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
+    """:func:`overc.core.watchdog_rules.fresh_deadline` as one portable SQL expression.
+
+    It lets restart awareness move every overdue deadline in one statement; the placeholder
+    list is ``(now, ...)`` for the caller to prefix.
+    """
+    if grace.seconds is not None:
+        return "? + period + ?", (max(1.0, grace.seconds),)
+    fraction = grace.fraction or 0.0
+    return "? + period + CASE WHEN period * ? < 1 THEN 1 ELSE period * ? END", (fraction, fraction)
+
+
+_DUE = Columns("Due", id="id", server_id="server_id", period="period", last_time="last_time",
+               state="state", info="info")
+
+
+def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace,
+                       limit: int) -> TickResult:
+    # The common tick finds nothing: answer it read-only (no lock, no write, no disk flush).
+    last_seen = cursor.execute("SELECT last_tick FROM coordination WHERE id = ?",
+                               (Job.WATCHDOG.value,)).fetchone()
+    if last_seen is None:
+        raise RuntimeError("the coordination table has no watchdog row: run the migrations")
+    (seen_tick,) = last_seen
+    if not was_away(now, seen_tick, interval) and not heartbeat_due(now, seen_tick, interval):
+        due = cursor.execute(
+            "SELECT id FROM services WHERE stale = 0 AND deadline < ? LIMIT 1", (now,)
+        ).fetchone()
+        if due is None:
+            return TickResult()
+    last_tick = lock_job(cursor, Job.WATCHDOG, now)
+    refreshed = 0
+    away_since = None
+    if was_away(now, last_tick, interval):
+        # Nobody watched since last_tick (OverC down, or its database): agents could not report,
+        # so every overdue service gets one fresh period from now instead of an offline alert.
+        away_since = last_tick
+        expression, extra = fresh_deadline_sql(grace)
+        cursor.execute(
+            f"UPDATE services SET deadline = {expression} WHERE stale = 0 AND deadline < ?",
+            (now, *extra, now),
+        )
+        refreshed = max(0, cursor.rowcount)
+    # Through the (stale, deadline) index: cost follows the services that expire.
+    rows = _DUE.read_all(cursor.execute(
+        f"SELECT {_DUE.sql} FROM services"
+        " WHERE stale = 0 AND deadline < ? ORDER BY deadline LIMIT ?",
+        (now, limit),
+    ).fetchall())
+    if not rows:
+        return TickResult([], refreshed, away_since)
+    claimed: list[Any] = []  # _DUE rows
+    for chunk in chunks(rows):
+        ids = [row.id for row in chunk]
+        # The job lock makes this tick the only watchdog now; ingest only ever clears stale and
+        # moves deadlines, so a row this UPDATE skips got a report meanwhile.
+        cursor.execute(
+            f"UPDATE services SET stale = 1 WHERE id IN ({marks(ids)})"
+            " AND stale = 0 AND deadline < ?",
+            (*ids, now),
+        )
+        if cursor.rowcount == len(ids):
+            claimed.extend(chunk)
+            continue
+        stale_now = {
+            service_id for (service_id,) in cursor.execute(
+                f"SELECT id FROM services WHERE id IN ({marks(ids)}) AND stale = 1", ids
+            ).fetchall()
+        }
+        claimed.extend(row for row in chunk if row.id in stale_now)
+    # Only placeholders in VALUES: pymysql turns executemany into one multi-row INSERT then
+    # (a literal there makes it one round trip per row).
+    cursor.executemany(
+        "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info,"
+        " dispatched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (row.server_id, row.id, now, OFFLINE, FAIL,
+             offline_message(now, row.last_time, row.period), row.state, row.info,
+             Dispatch.PENDING.value)
+            for row in claimed
+        ],
+    )
+    return TickResult(sorted(row.id for row in claimed), refreshed, away_since)
