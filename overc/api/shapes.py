@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from overc.storage.read_alerts import AlertRow
+from overc.core.alerts import Alert
 from overc.storage.read_servers import ServerRow, ServiceRow
 from overc.storage.read_service import StateRow
 
@@ -35,7 +35,7 @@ def state_json(r: StateRow) -> dict[str, Any]:
     return {"id": r.id, "time": r.time, "state": r.state, "info": r.info, "late": r.late}
 
 
-def alert_json(a: AlertRow) -> dict[str, Any]:
+def alert_json(a: Alert) -> dict[str, Any]:
     return {
         "id": a.id, "server_id": a.server_id, "server_name": a.server_name,
         "service_id": a.service_id, "service_name": a.service_name,

@@ -7,7 +7,8 @@ dataclasses, never cursors, and carry no JSON shape (``overc.api`` builds its ow
 from __future__ import annotations
 
 from overc.storage.db import Database
-from overc.storage.read_alerts import AlertFilter, AlertRow, _txn_alerts
+from overc.core.alerts import Alert
+from overc.storage.read_alerts import AlertFilter, _txn_alerts
 from overc.storage.read_metrics import MetricsSnapshot, _txn_metrics
 from overc.storage.read_pulse import Pulse, _txn_pulse
 from overc.storage.read_servers import (
@@ -63,7 +64,7 @@ class Queries:
     ) -> list[PerfSeries]:
         return await self.db.run(_txn_perfdata_series, service_id, since, until, columns)
 
-    async def alerts(self, filt: AlertFilter) -> list[AlertRow]:
+    async def alerts(self, filt: AlertFilter) -> list[Alert]:
         return await self.db.run(_txn_alerts, filt)
 
     async def pulse(self) -> Pulse:

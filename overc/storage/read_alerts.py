@@ -1,27 +1,11 @@
 """The alert list as the alerts page, the server and service pages and the read API see it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from overc.core.alerts import Alert
 from overc.storage.db import Cursor
-
-
-@dataclass
-class AlertRow:
-    id: int
-    server_id: int
-    server_name: str
-    service_id: int | None
-    service_name: str | None
-    time: float
-    kind: str
-    severity: str
-    message: str
-    state: str | None
-    info: str | None
-    #: notification status -> how many deliveries of this alert have it
-    delivery: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,7 +21,7 @@ class AlertFilter:
     limit: int = 100
 
 
-def _txn_alerts(cursor: Cursor, filt: AlertFilter) -> list[AlertRow]:
+def _txn_alerts(cursor: Cursor, filt: AlertFilter) -> list[Alert]:
     """Newest alerts first, keyset-paginated on id, with their delivery counts."""
     where: list[str] = ["1 = 1"]
     params: list[Any] = []
@@ -63,22 +47,23 @@ def _txn_alerts(cursor: Cursor, filt: AlertFilter) -> list[AlertRow]:
         f" WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ?",
         params,
     ).fetchall()
-    alerts = [
-        AlertRow(id=alert_id, server_id=server_id, server_name=server_name,
-                 service_id=service_id, service_name=service_name, time=time, kind=kind,
-                 severity=severity, message=message, state=state, info=info)
-        for (alert_id, server_id, server_name, service_id, service_name, time, kind, severity,
-             message, state, info) in rows
-    ]
-    if alerts:
-        ids = [a.id for a in alerts]
+    # Delivery counts first: the alert model is immutable once built.
+    delivery: dict[int, dict[str, int]] = {row[0]: {} for row in rows}
+    if delivery:
+        ids = list(delivery)
         marks = ", ".join("?" for _ in ids)
-        by_id = {a.id: a for a in alerts}
         for alert_id, status, count in cursor.execute(
             "SELECT na.alert_id, n.status, COUNT(*) FROM notification_alerts na"
             " JOIN notifications n ON n.id = na.notification_id"
             f" WHERE na.alert_id IN ({marks}) GROUP BY na.alert_id, n.status",
             ids,
         ).fetchall():
-            by_id[alert_id].delivery[str(status)] = int(count)
-    return alerts
+            delivery[alert_id][str(status)] = int(count)
+    return [
+        Alert(id=alert_id, server_id=server_id, server_name=server_name,
+              service_id=service_id, service_name=service_name, time=time, kind=kind,
+              severity=severity, message=message, state=state, info=info,
+              delivery=delivery[alert_id])
+        for (alert_id, server_id, server_name, service_id, service_name, time, kind, severity,
+             message, state, info) in rows
+    ]
