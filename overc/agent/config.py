@@ -58,7 +58,7 @@ class ServiceConfig:
         return self.timeout if self.timeout is not None else float(self.period)
 
     def plugin_spec(self) -> PluginSpec:
-        return PluginSpec(self.argv, self.cwd, self.effective_timeout, self.command)
+        return PluginSpec(self.argv, self.cwd, self.effective_timeout, self.command, own_group=self.shell)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,44 @@ def test_timeout_plugin_obeying_term_is_not_killed(reactor):
     assert result_of(d).outcome.info == "Timed out after 2 s"
 
 
+def test_own_group_plugin_runs_through_setsid_and_timeouts_signal_the_group(reactor, monkeypatch):
+    sent = []
+    monkeypatch.setattr("os.killpg", lambda pgid, sig: sent.append((reactor.seconds(), pgid, sig)))
+    runner = PluginRunner(reactor, env={"PATH": "/bin"}, resolve=fake_resolve, setsid="/usr/bin/setsid")
+    d = Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "x"), "/etc/overc", 2, own_group=True)))
+    p = reactor.processes[0]
+    assert (p.executable, p.args) == ("/usr/bin/setsid", ["/usr/bin/setsid", "--", "/bin/sh", "-c", "x"])
+    reactor.advance(2)
+    assert sent == [(2.0, p.pid, signal.SIGTERM)]
+    reactor.advance(5)
+    assert sent[1:] == [(7.0, p.pid, signal.SIGKILL)]
+    p.exit(None, signal=9)
+    assert p.signals == []  # never the process alone
+    assert result_of(d).outcome.info == "Timed out after 2 s"
+
+
+def test_own_group_leftovers_are_killed_when_a_timed_out_plugin_exits(reactor, monkeypatch):
+    sent = []
+    monkeypatch.setattr("os.killpg", lambda pgid, sig: sent.append(sig))
+    runner = PluginRunner(reactor, env={"PATH": "/bin"}, resolve=fake_resolve, setsid="/usr/bin/setsid")
+    d = Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "x"), "/etc/overc", 2, own_group=True)))
+    reactor.advance(2)
+    reactor.processes[0].exit(None, signal=15)
+    assert sent == [signal.SIGTERM, signal.SIGKILL]
+    assert result_of(d).outcome.info == "Timed out after 2 s"
+
+
+def test_own_group_without_setsid_signals_the_process(reactor):
+    runner = PluginRunner(reactor, env={"PATH": "/bin"}, resolve=fake_resolve, setsid=None)
+    d = Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "x"), "/etc/overc", 2, own_group=True)))
+    p = reactor.processes[0]
+    assert p.executable == "/bin/sh"
+    reactor.advance(2)
+    p.exit(None, signal=15)
+    assert [s for _, s in p.signals] == ["TERM"]
+    assert result_of(d).outcome.info == "Timed out after 2 s"
+
+
 def test_finishing_in_time_cancels_the_timers(reactor):
     _, d = start(reactor, timeout=5)
     p = reactor.processes[0]
