@@ -119,16 +119,13 @@ class Forwarder:
         if self.memory:
             self._spool(list(self.memory))
             self.memory.clear()
-        self.spool.close()
+        await self.spool.close()  # every report is on disk before the agent goes
 
     # -- the sender loop -----------------------------------------------------------------
     def _spool(self, reports: list[Report]) -> None:
-        try:
-            self.spool.extend(reports)
-        except OSError as e:
-            # A full or broken disk must not stop monitoring: keep the reports in memory.
-            log.error("Cannot write the spool ({error}); keeping {count} reports in memory only", error=e, count=len(reports))
-            MemorySpool.extend(self.spool, reports)
+        # Queued at once; the spool writes its file off the reactor thread, and a disk that
+        # cannot take it only costs the restart-safety of these reports (the spool logs it).
+        self.spool.extend(reports)
 
     def _start(self) -> None:
         if self._loop is None and not self._stopping:
