@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import IO, Mapping, Sequence
+from typing import IO, Mapping, NoReturn, Sequence
 
 from twisted.internet import defer, task
 from twisted.logger import (
@@ -39,7 +39,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage and exiting: one line, our format."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see overcli --help)")
 
 

@@ -139,8 +139,13 @@ class Monitor(Service):
         self.failed = failure
         log.failure("Fatal error in the monitor", failure)
         d = defer.Deferred.fromCoroutine(send_failure_alert(self.client, failure_message(failure)))
-        if self.on_fatal is not None:
-            d.addBoth(lambda _: self.on_fatal(failure))
+        on_fatal = self.on_fatal
+        if on_fatal is not None:
+
+            def alert_sent(_: object) -> None:
+                on_fatal(failure)
+
+            d.addBoth(alert_sent)
 
 
 async def send_failure_alert(client: OvercClient, message: str) -> None:

@@ -284,11 +284,11 @@ class PluginRunner:
         except ExecutableError as e:
             return results.from_start_failure(spec.display, str(e))
         args = list(spec.argv)
-        own_group = spec.own_group and self.setsid is not None
-        if own_group:
+        setsid = self.setsid if spec.own_group else None
+        if setsid is not None:
             # setsid looks the command up again with execvp: same PATH and folder, same file.
-            executable, args = self.setsid, [self.setsid, "--", *args]
-        protocol = PluginProtocol(self.reactor, spec.timeout, self.kill_grace, self.drain_grace, own_group)
+            executable, args = setsid, [setsid, "--", *args]
+        protocol = PluginProtocol(self.reactor, spec.timeout, self.kill_grace, self.drain_grace, setsid is not None)
         try:
             self.reactor.spawnProcess(protocol, executable, args, env=self.env, path=spec.cwd, childFDs=self._child_fds())
         except OSError as e:

@@ -22,8 +22,12 @@ class Options(usage.Options):
         ["server-id", "i", None, "NAME:KEY of this host (overrides [overc] my-name/my-key)"],
     ]
 
-    def parseArgs(self, config: str) -> None:
-        self["config"] = config
+    def parseArgs(self, *args: str) -> None:
+        # One positional argument. (Twisted counts a ``parseArgs(self, config)`` signature's
+        # arguments itself, but its own annotation, ``parseArgs(self)``, allows no override.)
+        if len(args) != 1:
+            raise usage.UsageError("Wrong number of arguments.")
+        self["config"] = args[0]
 
     def postOptions(self) -> None:
         from overc.agent.cli import resolve_endpoint

@@ -52,6 +52,16 @@ async def run(tmp_path, argv, timeout=10.0, kill_grace=5.0, own_group=False):
     return result.outcome, result.finished - result.started
 
 
+async def gone(pid: int, within: float = 5.0) -> bool:
+    """Whether ``pid`` is dead (or a zombie) within ``within`` seconds: a SIGKILL is not instant."""
+    from twisted.internet import reactor, task
+
+    deadline = reactor.seconds() + within
+    while alive(pid) and reactor.seconds() < deadline:
+        await task.deferLater(reactor, 0.05, lambda: None)
+    return not alive(pid)
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:
@@ -157,8 +167,7 @@ async def test_shell_plugin_timeout_kills_its_whole_process_group(tmp_path):
     outcome, took = await run(tmp_path, shell_argv("sleep 300 & echo $! > child.pid; wait"), timeout=0.5, own_group=True)
     assert (outcome.state, outcome.info) == ("UNK", "Timed out after 0.5 s")
     assert took < 3
-    child = int((tmp_path / "child.pid").read_text())
-    assert not alive(child)
+    assert await gone(int((tmp_path / "child.pid").read_text()))
 
 
 @pytest_twisted.ensureDeferred
@@ -170,7 +179,7 @@ async def test_shell_plugin_children_that_ignore_term_are_killed_with_it(tmp_pat
     outcome, took = await run(tmp_path, shell_argv(command), timeout=0.5, own_group=True)
     assert (outcome.state, outcome.info) == ("UNK", "Timed out after 0.5 s")
     assert took < 3
-    assert not alive(int((tmp_path / "child.pid").read_text()))
+    assert await gone(int((tmp_path / "child.pid").read_text()))
 
 
 @pytest_twisted.ensureDeferred
