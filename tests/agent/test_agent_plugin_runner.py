@@ -4,7 +4,7 @@ import signal
 import pytest
 from twisted.internet.defer import Deferred
 
-from agent_fakes import FakeProcessReactor, fake_resolve
+from agent_fakes import fake_resolve
 from overc.agent.plugin_runner import ExecutableError, PluginRunner, PluginSpec, resolve_executable
 
 
@@ -26,11 +26,6 @@ def result_of(d: Deferred):
 def start(reactor, timeout=10.0, concurrency=4, argv=("./check",), cwd="/etc/overc"):
     runner = PluginRunner(reactor, concurrency=concurrency, env={"PATH": "/bin"}, resolve=fake_resolve)
     return runner, Deferred.fromCoroutine(runner.run(PluginSpec(tuple(argv), cwd, timeout)))
-
-
-@pytest.fixture
-def reactor():
-    return FakeProcessReactor()
 
 
 @pytest.mark.parametrize("code,state", [(0, "OK"), (1, "WARN"), (2, "FAIL"), (3, "UNK")])
