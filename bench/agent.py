@@ -1,8 +1,9 @@
 """Benchmark: the agent's own CPU and its deadlines at 1,000 and 10,000 plugin runs a minute.
 
-For each rate R, a monitor (``overcli monitor``, a real agent process) gets R services running
-``/bin/true`` every 60 s (``period = 75``, ``max-lag = 0``: 0.8 x 75 - 0 = 60 s, so exactly R
-runs a minute) and reports to a stub push server on loopback (a separate process: a
+For each rate R, a monitor (``overcli monitor``, a real agent process) gets enough services
+running ``/bin/true`` for R runs a minute: by default R services with ``period = 75`` and
+``max-lag = 0``, which the agent runs every 0.8 x 75 - 0 = 60 s (``--period 60``: a run every
+48 s, so 0.8 R services) and reports to a stub push server on loopback (a separate process: a
 ``twisted.web`` resource that answers like OverC and only records when each service's report
 arrived). After the first round has arrived, the agent's CPU is sampled from
 ``/proc/<pid>/stat`` over a steady-state window: its own user + system time (``utime`` and
@@ -19,7 +20,7 @@ arrived). After the first round has arrived, the agent's CPU is sampled from
   no reactor, timers, result mapping or HTTP), measured with ``getrusage(RUSAGE_SELF)`` right
   after the agent stopped, in the same run.
 
-Usage: python bench/agent.py [--rates 1000,10000] [--window 120] [--quick] [--plugin /bin/true]
+Usage: python bench/agent.py [--rates 1000,10000] [--window 120] [--quick] [--period 75] [--plugin /bin/true]
 Windows are whole minutes (whole rounds); ``--quick`` measures one minute per rate instead of two.
 """
 from __future__ import annotations
@@ -38,15 +39,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
-PERIOD = 75
-INTERVAL = 60  # 0.8 x PERIOD - max-lag 0
-GRACE = 0.1 * PERIOD
+#: Seconds between two runs of a service with max-lag 0 (overc.agent.schedule).
+RUN_FACTOR = 0.8
+#: OverC's default grace: 10 % of the period.
+GRACE_FACTOR = 0.1
 
 
 # -- the stub push server (runs as its own process: python bench/agent.py --stub PORTFILE) ------
 
 
-def run_stub(port_file: str) -> None:
+def run_stub(port_file: str, period: float) -> None:
     """Answer the agent's pushes like OverC; record per service how late each report came."""
     from twisted.internet import reactor
     from twisted.web import resource as web_resource, server
@@ -68,7 +70,7 @@ def run_stub(port_file: str) -> None:
                     if previous is not None:
                         gap = now - previous
                         stats["worst_gap"] = max(stats["worst_gap"], gap)
-                        if gap > s["period"] + GRACE:
+                        if gap > s["period"] * (1 + GRACE_FACTOR):
                             stats["missed"] += 1
                     last[name] = now
                     stats["reports"] += 1
@@ -77,7 +79,7 @@ def run_stub(port_file: str) -> None:
 
         def render_GET(self, request):  # noqa: N802
             now = time.monotonic()
-            overdue = sum(1 for t in last.values() if now - t > PERIOD + GRACE)
+            overdue = sum(1 for t in last.values() if now - t > period * (1 + GRACE_FACTOR))
             request.setHeader(b"content-type", b"application/json")
             return json.dumps({**stats, "services": len(last), "overdue": overdue}).encode()
 
@@ -119,12 +121,16 @@ def bare_loop(plugin: str, runs: int) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def measure(rate: int, window: float, plugin: str, work: Path) -> dict:
-    """Run an agent with ``rate`` services against a fresh stub; the figures of one row."""
+def measure(rate: int, period: int, window: float, plugin: str, work: Path) -> dict:
+    """Run an agent with ``rate`` runs a minute against a fresh stub; the figures of one row."""
+    interval = RUN_FACTOR * period
+    services = round(rate * interval / 60)
     folder = work / f"rate-{rate}"
     folder.mkdir()
     port_file = folder / "port"
-    stub = subprocess.Popen([sys.executable, __file__, "--stub", str(port_file)], stdin=subprocess.DEVNULL)
+    stub = subprocess.Popen(
+        [sys.executable, __file__, "--stub", str(port_file), "--period", str(period)], stdin=subprocess.DEVNULL
+    )
     agent = None
     try:
         wait_until(lambda: port_file.exists() and port_file.read_text(), 30, "the stub server")
@@ -133,7 +139,7 @@ def measure(rate: int, window: float, plugin: str, work: Path) -> dict:
         config.write_text(
             f"[overc]\nserver = {url}\nmy-name = bench\nmy-key = k\nspool = monitor.spool\n\n"
             + "".join(
-                f"[service:svc{i:05d}]\nperiod = {PERIOD}\nmax-lag = 0\ncommand = {plugin}\n\n" for i in range(rate)
+                f"[service:svc{i:05d}]\nperiod = {period}\nmax-lag = 0\ncommand = {plugin}\n\n" for i in range(services)
             )
         )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -143,17 +149,17 @@ def measure(rate: int, window: float, plugin: str, work: Path) -> dict:
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         started = time.monotonic()
-        wait_until(lambda: stub_stats(url)["services"] >= rate, INTERVAL, "the first round at the stub")
+        wait_until(lambda: stub_stats(url)["services"] >= services, interval, "the first round at the stub")
         first_round = time.monotonic() - started
-        # The window starts half a minute after a round started and lasts whole minutes, so it
-        # holds whole rounds however long a round's burst of runs takes.
-        minutes = max(round(window / INTERVAL), 1)
-        t0 = started + INTERVAL / 2
+        # The window starts half an interval after a round started and lasts whole intervals,
+        # so it holds whole rounds however long a round's burst of runs takes.
+        rounds = max(round(window / interval), 1)
+        t0 = started + interval / 2
         while t0 < time.monotonic():
-            t0 += INTERVAL
+            t0 += interval
         time.sleep(max(t0 - time.monotonic(), 0))
         cpu0, stats0 = proc_cpu(agent.pid), stub_stats(url)
-        time.sleep(max(t0 + minutes * INTERVAL - time.monotonic(), 0))
+        time.sleep(max(t0 + rounds * interval - time.monotonic(), 0))
         cpu1, stats1, t1 = proc_cpu(agent.pid), stub_stats(url), time.monotonic()
     finally:
         if agent is not None:
@@ -166,6 +172,7 @@ def measure(rate: int, window: float, plugin: str, work: Path) -> dict:
     bare_cpu = bare_loop(plugin, runs)
     return {
         "rate": rate,
+        "services": services,
         "window": t1 - t0,
         "first_round": first_round,
         "runs": runs,
@@ -185,25 +192,26 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,10000", help="plugin runs a minute, comma separated")
     parser.add_argument("--window", type=float, default=120.0, help="seconds of steady state measured")
     parser.add_argument("--quick", action="store_true", help="one-minute windows")
+    parser.add_argument("--period", type=int, default=75, help="every service's period (max-lag 0)")
     parser.add_argument("--plugin", default="/bin/true")
     parser.add_argument("--stub", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stub:
-        return run_stub(args.stub)
+        return run_stub(args.stub, args.period)
     window = 60.0 if args.quick else args.window
     work = Path(tempfile.mkdtemp(prefix="overc-bench-agent-"))
-    rows = [measure(int(rate), window, args.plugin, work) for rate in args.rates.split(",")]
+    rows = [measure(int(rate), args.period, window, args.plugin, work) for rate in args.rates.split(",")]
 
-    print(f"plugin: {args.plugin}; period {PERIOD} s, max-lag 0 (a run every {INTERVAL} s); deadline = "
-          f"previous report + {PERIOD} + {GRACE:g} s grace")
+    print(f"plugin: {args.plugin}; period {args.period} s, max-lag 0 (a run every {RUN_FACTOR * args.period:g} s); "
+          f"deadline = previous report + {args.period} s + {GRACE_FACTOR * args.period:g} s grace")
     print()
-    print("| runs/min (target) | measured | window s | first round s | POSTs | agent CPU s | agent % of a core "
+    print("| runs/min (target) | services | measured | window s | first round s | POSTs | agent CPU s | agent % of a core "
           "| agent ms/run | bare loop ms/run | agent / bare | plugins' CPU s | missed deadlines | worst gap s |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("|" + " ---: |" * 14)
     for r in rows:
         runs = max(r["runs"], 1)
         print(
-            f"| {r['rate']:,} | {r['runs_per_min']:,.0f} | {r['window']:.0f} | {r['first_round']:.1f} | {r['posts']} "
+            f"| {r['rate']:,} | {r['services']:,} | {r['runs_per_min']:,.0f} | {r['window']:.0f} | {r['first_round']:.1f} | {r['posts']} "
             f"| {r['agent_cpu']:.2f} | {r['agent_pct']:.1f} % | {r['agent_cpu'] / runs * 1000:.3f} "
             f"| {r['bare_cpu'] / runs * 1000:.3f} | {r['agent_cpu'] / max(r['bare_cpu'], 1e-9):.2f} "
             f"| {r['plugins_cpu']:.2f} | {r['missed']} | {r['worst_gap']:.1f} |"

@@ -12,10 +12,12 @@ under its budget (``bench/RESULTS-agent.md``), so no private hook or own process
 
 ``shell = yes`` plugins get their own process group so a timeout reaches the whole tree the
 shell started, not just the shell: ``spawnProcess`` has no public way to call ``setsid`` or
-``setpgid`` in the child, so they run through util-linux ``setsid`` (it execs the command in
-place, so the pid we see is the group's id) and their signals go to the group (``os.killpg``).
-Plain commands are not wrapped: ``setsid`` execs with ``execvp``, which would run a file
-without ``#!`` through ``/bin/sh`` instead of failing with "Exec format error".
+``setpgid`` in the child, so they run through util-linux ``setsid``. A child of ours never
+leads a process group, so ``setsid`` does not fork: it execs the command in place and the pid
+we see is the group's id; signals go to the group (``os.killpg``). The wrapper costs the plugin
+side about 0.75 ms of CPU per run, the agent nothing measurable. Plain commands are not
+wrapped: ``setsid`` execs with ``execvp``, which would run a file without ``#!`` through
+``/bin/sh`` instead of failing with "Exec format error".
 """
 from __future__ import annotations
 
@@ -249,8 +251,7 @@ class PluginRunner:
         self.setsid = setsid
         self.semaphore = defer.DeferredSemaphore(concurrency)
         self.running = 0
-        if setsid is None:
-            log.warn("No setsid(1) found: a shell plugin that times out is stopped, its children are not")
+        self._warned_no_setsid = False
 
     async def run(self, spec: PluginSpec) -> RunResult:
         """Wait for a slot, run the plugin, return its outcome with start and end times."""
@@ -285,6 +286,9 @@ class PluginRunner:
             return results.from_start_failure(spec.display, str(e))
         args = list(spec.argv)
         setsid = self.setsid if spec.own_group else None
+        if spec.own_group and setsid is None and not self._warned_no_setsid:
+            self._warned_no_setsid = True
+            log.warn("No setsid(1) found: a shell plugin that times out is stopped, its children are not")
         if setsid is not None:
             # setsid looks the command up again with execvp: same PATH and folder, same file.
             executable, args = setsid, [setsid, "--", *args]
