@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import IO, Mapping, NoReturn, Sequence
+from typing import IO, Any, Mapping, NoReturn, Sequence
+
+from treq.client import HTTPClient
 
 from twisted.internet import defer, task
 from twisted.logger import (
@@ -103,9 +105,8 @@ def resolve_endpoint(
     return clientmod.make_endpoint(url, ident)
 
 
-def default_http(reactor):
+def default_http(reactor: Any) -> HTTPClient:
     """treq over a connection pool bound to this reactor (no global reactor import)."""
-    from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool
 
     pool = HTTPConnectionPool(reactor, persistent=True)
@@ -115,9 +116,9 @@ def default_http(reactor):
 
 
 async def run(
-    reactor,
+    reactor: Any,
     argv: Sequence[str],
-    http=None,
+    http: HTTPClient | None = None,
     env: Mapping[str, str] | None = None,
     out: IO[str] | None = None,
     err: IO[str] | None = None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -39,7 +39,7 @@ BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
 
 
-def backoff_delays(start: float = BACKOFF_START, cap: float = BACKOFF_MAX):
+def backoff_delays(start: float = BACKOFF_START, cap: float = BACKOFF_MAX) -> Iterator[float]:
     """1, 2, 4, ... capped at 60 seconds: the wait after each consecutive failure."""
     delay = start
     while True:

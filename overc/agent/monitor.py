@@ -102,7 +102,7 @@ class Monitor(Service):
         await self.forwarder.stop()
         self.runner.close()
 
-    def stopService(self):
+    def stopService(self) -> defer.Deferred[None]:
         super().stopService()
         return defer.Deferred.fromCoroutine(self._stop())
 
@@ -181,8 +181,8 @@ def open_spool(config: MonitorConfig, env: Mapping[str, str] | None = None, reac
 def build_monitor(
     config: MonitorConfig,
     endpoint: Endpoint,
-    reactor,
-    http,
+    reactor: Any,
+    http: Any,
     spool: MemorySpool | None = None,
     on_fatal: Callable[[Failure], None] | None = None,
     chdir: bool = False,

@@ -7,11 +7,15 @@ section and key, before anything starts.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from twisted.python import usage
 
 from overc.agent.client import UsageError
 from overc.agent.config import ConfigError, read_config
+
+if TYPE_CHECKING:  # imported when the service is made: twistd lists plugins without it
+    from overc.agent.monitor import Monitor
 
 
 class Options(usage.Options):
@@ -39,7 +43,7 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
-def makeService(options: Options, reactor=None, http=None):
+def makeService(options: Options, reactor: Any = None, http: Any = None) -> Monitor:
     """Build the monitor service; the reactor and HTTP client are injectable for tests."""
     if reactor is None:
         from twisted.internet import reactor  # entry point: the global reactor is fine here
