@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import IO, Any, Mapping, NoReturn, Sequence
-
-from treq.client import HTTPClient
+from typing import IO, TYPE_CHECKING, Any, Mapping, NoReturn, Sequence
 
 from twisted.internet import defer, task
 from twisted.logger import (
@@ -32,6 +30,9 @@ from overc.agent.client import Endpoint, OvercClient, Refused, Unreachable, Usag
 from overc.agent.config import MAX_PERIOD, ConfigError, MonitorConfig, read_config
 from overc.agent.plugin_runner import PluginRunner, PluginSpec
 from overc.agent.results import Report
+
+if TYPE_CHECKING:  # treq is imported when a command needs HTTP
+    from treq.client import HTTPClient
 
 log = Logger()
 
@@ -107,6 +108,7 @@ def resolve_endpoint(
 
 def default_http(reactor: Any) -> HTTPClient:
     """treq over a connection pool bound to this reactor (no global reactor import)."""
+    from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool
 
     pool = HTTPConnectionPool(reactor, persistent=True)
