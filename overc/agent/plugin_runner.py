@@ -159,6 +159,11 @@ class PluginProtocol(ProcessProtocol):
         except error.ProcessExitedAlready:
             pass
 
+    def stop_group(self) -> None:
+        """SIGTERM to the plugin's process group (the agent is stopping)."""
+        if self.own_group and self._exit is None:
+            self._signal(signal.SIGTERM)
+
     def _on_timeout(self) -> None:
         self._timers.pop("timeout", None)
         self.timed_out = True
@@ -252,6 +257,7 @@ class PluginRunner:
         self.semaphore = defer.DeferredSemaphore(concurrency)
         self.running = 0
         self._warned_no_setsid = False
+        self._groups: set[PluginProtocol] = set()
 
     async def run(self, spec: PluginSpec) -> RunResult:
         """Wait for a slot, run the plugin, return its outcome with start and end times."""
@@ -274,7 +280,14 @@ class PluginRunner:
         return {0: self._stdin, 1: "r", 2: "r"}
 
     def close(self) -> None:
-        """Release the ``/dev/null`` descriptor (a new run opens it again)."""
+        """The agent stops: SIGTERM to running plugins' own process groups; release ``/dev/null``.
+
+        A supervisor's or terminal's signal to the agent's process group (supervisord
+        ``stopasgroup``, Ctrl-C) no longer reaches a plugin in a group of its own, so we pass it on.
+        (A new run opens ``/dev/null`` again.)
+        """
+        for protocol in list(self._groups):
+            protocol.stop_group()
         if self._stdin is not None:
             os.close(self._stdin)
             self._stdin = None
@@ -300,10 +313,13 @@ class PluginRunner:
         except Exception as e:  # spawnProcess validates its arguments (e.g. NUL bytes)
             return results.from_start_failure(spec.display, f"{type(e).__name__}: {e}")
         self.running += 1
+        if protocol.own_group:
+            self._groups.add(protocol)
         try:
             return await protocol.done
         finally:
             self.running -= 1
+            self._groups.discard(protocol)
 
 
 def shell_argv(command: str) -> tuple[str, ...]:

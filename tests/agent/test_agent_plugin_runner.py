@@ -138,6 +138,21 @@ def test_own_group_leftovers_are_killed_when_a_timed_out_plugin_exits(reactor, m
     assert result_of(d).outcome.info == "Timed out after 2 s"
 
 
+def test_closing_the_runner_terminates_running_process_groups(reactor, monkeypatch):
+    sent = []
+    monkeypatch.setattr("os.killpg", lambda pgid, sig: sent.append((pgid, sig)))
+    runner = PluginRunner(reactor, env={"PATH": "/bin"}, resolve=fake_resolve, setsid="/usr/bin/setsid")
+    Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "x"), "/etc/overc", 60, own_group=True)))
+    Deferred.fromCoroutine(runner.run(PluginSpec(("./plain",), "/etc/overc", 60)))
+    done = Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "y"), "/etc/overc", 60, own_group=True)))
+    shell, plain, finished = reactor.processes
+    finished.exit(0)
+    assert result_of(done).outcome.state == "OK"
+    runner.close()
+    assert sent == [(shell.pid, signal.SIGTERM)]
+    assert plain.signals == []  # in our own group: the supervisor's signal reaches it
+
+
 def test_own_group_without_setsid_signals_the_process(reactor):
     runner = PluginRunner(reactor, env={"PATH": "/bin"}, resolve=fake_resolve, setsid=None)
     d = Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "x"), "/etc/overc", 2, own_group=True)))
