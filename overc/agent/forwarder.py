@@ -105,10 +105,6 @@ class Forwarder:
             self.memory.extend(reports)
         self._start()
 
-    @property
-    def backlog(self) -> int:
-        return len(self.memory) + len(self.spool)
-
     async def stop(self) -> None:
         """Finish the POST in flight, keep everything else in the spool for the next run."""
         self._stopping = True

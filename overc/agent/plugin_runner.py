@@ -22,12 +22,11 @@ wrapped: ``setsid`` execs with ``execvp``, which would run a file without ``#!``
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import shutil
 import stat
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IDelayedCall, IProcessTransport, IReactorTime
@@ -326,7 +325,3 @@ def shell_argv(command: str) -> tuple[str, ...]:
     """``shell = yes``: the command line goes to ``/bin/sh -c`` unchanged."""
     return ("/bin/sh", "-c", command)
 
-
-def split_argv(command: str) -> Sequence[str]:
-    """``shell = no`` (the default): split like a POSIX shell would, without running one."""
-    return tuple(shlex.split(command))

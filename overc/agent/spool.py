@@ -12,7 +12,7 @@ Each change of the file is a job for ``run_blocking``, which in the monitor is
 :class:`InThread`: the reactor's thread pool, one job at a time in the order they were made,
 so an ``fsync`` (milliseconds, or seconds on a busy disk) never stalls the reactor and the
 file sees exactly the sequence of changes the queue saw. A report is spooled (survives a
-restart) once its job has run; :meth:`FileSpool.flush` and :meth:`FileSpool.close` fire then.
+restart) once its job has run; :meth:`FileSpool.close` fires once every job so far has.
 Unit tests pass :func:`run_here`, which does the job at once.
 """
 from __future__ import annotations
@@ -121,10 +121,6 @@ class MemorySpool:
         for _ in range(count):
             self.pending.popleft()
         self._write_done(count)
-
-    def flush(self) -> "defer.Deferred[None]":
-        """Fires once every change so far is on disk (at once in memory)."""
-        return defer.succeed(None)
 
     def close(self) -> "defer.Deferred[None]":
         return defer.succeed(None)
@@ -238,9 +234,6 @@ class FileSpool(MemorySpool):
             self._written = self._lines = len(lines)
             self._done = 0
             self._submit(lambda: self._compact(lines), len(lines))
-
-    def flush(self) -> "defer.Deferred[None]":
-        return self.run_blocking(lambda: None)
 
     def close(self) -> "defer.Deferred[None]":
         """Fires once every change so far is on disk and the file is closed."""

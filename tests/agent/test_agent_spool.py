@@ -133,10 +133,10 @@ def test_file_changes_are_jobs_run_in_order_and_spooled_only_once_run(tmp_path):
     spool.remove(1)
     spool.extend(reports(1, 3))
     assert [r.name for r in spool.peek(10)] == ["svc1", "svc2", "svc3"]  # the queue changes at once
-    flushed = spool.flush()
-    assert os.path.getsize(path) == 0 and not flushed.called  # nothing is spooled yet
+    closed = spool.close()
+    assert os.path.getsize(path) == 0 and not closed.called  # nothing is spooled yet
     held.run_all()
-    assert flushed.called
+    assert closed.called
     assert [r.name for r in FileSpool(path).peek(10)] == ["svc1", "svc2", "svc3"]
 
 
