@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import IO, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, Mapping, NoReturn, Sequence
 
 from twisted.internet import defer, task
 from twisted.logger import (
@@ -31,6 +31,9 @@ from overc.agent.config import MAX_PERIOD, ConfigError, MonitorConfig, read_conf
 from overc.agent.plugin_runner import PluginRunner, PluginSpec
 from overc.agent.results import Report
 
+if TYPE_CHECKING:  # treq is imported when a command needs HTTP
+    from treq.client import HTTPClient
+
 log = Logger()
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -39,7 +42,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage and exiting: one line, our format."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see overcli --help)")
 
 
@@ -103,7 +106,7 @@ def resolve_endpoint(
     return clientmod.make_endpoint(url, ident)
 
 
-def default_http(reactor):
+def default_http(reactor: Any) -> HTTPClient:
     """treq over a connection pool bound to this reactor (no global reactor import)."""
     from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool
@@ -115,9 +118,9 @@ def default_http(reactor):
 
 
 async def run(
-    reactor,
+    reactor: Any,
     argv: Sequence[str],
-    http=None,
+    http: HTTPClient | None = None,
     env: Mapping[str, str] | None = None,
     out: IO[str] | None = None,
     err: IO[str] | None = None,

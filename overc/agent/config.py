@@ -14,6 +14,7 @@ from __future__ import annotations
 import configparser
 import os
 import shlex
+from typing import Any
 from dataclasses import dataclass, field
 
 from overc.agent.plugin_runner import PluginSpec, shell_argv
@@ -58,7 +59,7 @@ class ServiceConfig:
         return self.timeout if self.timeout is not None else float(self.period)
 
     def plugin_spec(self) -> PluginSpec:
-        return PluginSpec(self.argv, self.cwd, self.effective_timeout, self.command)
+        return PluginSpec(self.argv, self.cwd, self.effective_timeout, self.command, own_group=self.shell)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class _Section:
             raise self.error(key, "is required")
         return None
 
-    def number(self, key: str, kind: type, low: float, high: float | None = None, required: bool = False):
+    def number(self, key: str, kind: type, low: float, high: float | None = None, required: bool = False) -> Any:
         raw = self.get(key, required)
         if raw is None:
             return None

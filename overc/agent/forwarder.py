@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -39,7 +39,7 @@ BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
 
 
-def backoff_delays(start: float = BACKOFF_START, cap: float = BACKOFF_MAX):
+def backoff_delays(start: float = BACKOFF_START, cap: float = BACKOFF_MAX) -> Iterator[float]:
     """1, 2, 4, ... capped at 60 seconds: the wait after each consecutive failure."""
     delay = start
     while True:
@@ -105,10 +105,6 @@ class Forwarder:
             self.memory.extend(reports)
         self._start()
 
-    @property
-    def backlog(self) -> int:
-        return len(self.memory) + len(self.spool)
-
     async def stop(self) -> None:
         """Finish the POST in flight, keep everything else in the spool for the next run."""
         self._stopping = True
@@ -119,16 +115,13 @@ class Forwarder:
         if self.memory:
             self._spool(list(self.memory))
             self.memory.clear()
-        self.spool.close()
+        await self.spool.close()  # every report is on disk before the agent goes
 
     # -- the sender loop -----------------------------------------------------------------
     def _spool(self, reports: list[Report]) -> None:
-        try:
-            self.spool.extend(reports)
-        except OSError as e:
-            # A full or broken disk must not stop monitoring: keep the reports in memory.
-            log.error("Cannot write the spool ({error}); keeping {count} reports in memory only", error=e, count=len(reports))
-            MemorySpool.extend(self.spool, reports)
+        # Queued at once; the spool writes its file off the reactor thread, and a disk that
+        # cannot take it only costs the restart-safety of these reports (the spool logs it).
+        self.spool.extend(reports)
 
     def _start(self) -> None:
         if self._loop is None and not self._stopping:

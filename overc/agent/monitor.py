@@ -9,7 +9,7 @@ start and duration (``overc.agent.schedule``), waits for a concurrency slot in t
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -23,7 +23,7 @@ from overc.agent.config import MonitorConfig, ServiceConfig
 from overc.agent.forwarder import Forwarder
 from overc.agent.plugin_runner import PluginRunner
 from overc.agent.results import Report
-from overc.agent.spool import FileSpool, MemorySpool, SpoolError
+from overc.agent.spool import FileSpool, InThread, MemorySpool, SpoolError, run_here
 
 log = Logger()
 
@@ -102,7 +102,7 @@ class Monitor(Service):
         await self.forwarder.stop()
         self.runner.close()
 
-    def stopService(self):
+    def stopService(self) -> defer.Deferred[None]:
         super().stopService()
         return defer.Deferred.fromCoroutine(self._stop())
 
@@ -139,8 +139,13 @@ class Monitor(Service):
         self.failed = failure
         log.failure("Fatal error in the monitor", failure)
         d = defer.Deferred.fromCoroutine(send_failure_alert(self.client, failure_message(failure)))
-        if self.on_fatal is not None:
-            d.addBoth(lambda _: self.on_fatal(failure))
+        on_fatal = self.on_fatal
+        if on_fatal is not None:
+
+            def alert_sent(_: object) -> None:
+                on_fatal(failure)
+
+            d.addBoth(alert_sent)
 
 
 async def send_failure_alert(client: OvercClient, message: str) -> None:
@@ -153,18 +158,19 @@ async def send_failure_alert(client: OvercClient, message: str) -> None:
         log.error("Could not send alert {message!r}: {reason}", message=message, reason=str(e))
 
 
-def open_spool(config: MonitorConfig, env: dict[str, str] | None = None) -> MemorySpool:
+def open_spool(config: MonitorConfig, env: Mapping[str, str] | None = None, reactor: Any = None) -> MemorySpool:
     """The spool for this config: a file when possible.
 
     An explicit ``spool`` that cannot be written is an error (the user asked for it); the
     default location (systemd's ``$STATE_DIRECTORY``, else beside the config file) falls back to
-    memory with a warning, so a 1.x config in a read-only folder keeps working.
+    memory with a warning, so a 1.x config in a read-only folder keeps working. With a
+    ``reactor`` the file is written on its thread pool (:class:`~overc.agent.spool.InThread`).
     """
-    env = os.environ if env is None else env
-    state_dir = (env.get("STATE_DIRECTORY") or "").split(":")[0] or None
+    environ: Mapping[str, str] = os.environ if env is None else env
+    state_dir = (environ.get("STATE_DIRECTORY") or "").split(":")[0] or None
     path = config.spool_path(state_dir)
     try:
-        return FileSpool(path, config.spool_size)
+        return FileSpool(path, config.spool_size, run_here if reactor is None else InThread(reactor))
     except SpoolError as e:
         if config.spool is not None:
             raise
@@ -175,8 +181,8 @@ def open_spool(config: MonitorConfig, env: dict[str, str] | None = None) -> Memo
 def build_monitor(
     config: MonitorConfig,
     endpoint: Endpoint,
-    reactor,
-    http,
+    reactor: Any,
+    http: Any,
     spool: MemorySpool | None = None,
     on_fatal: Callable[[Failure], None] | None = None,
     chdir: bool = False,
@@ -185,5 +191,5 @@ def build_monitor(
     """The composition root of the agent: client, runner, spool, forwarder, monitor."""
     client = OvercClient(http, reactor, endpoint)
     runner = PluginRunner(reactor, concurrency=config.concurrency)
-    forwarder = Forwarder(client, reactor, spool if spool is not None else open_spool(config))
+    forwarder = Forwarder(client, reactor, spool if spool is not None else open_spool(config, reactor=reactor))
     return Monitor(config, client, reactor, runner, forwarder, on_fatal, chdir, log_runs)

@@ -7,17 +7,25 @@ one ``fsync``: after they return, a restart sees exactly the same queue. When ev
 delivered the file is truncated; when dead lines dominate it is rewritten (temporary file,
 fsync, rename), never edited in place.
 
-The spool is only written while the server cannot be reached, so the few small synchronous
-writes on the reactor thread are an accepted cost (they happen when nothing else is flowing).
+The queue itself (what to send next) lives in memory and changes at once; the file follows it.
+Each change of the file is a job for ``run_blocking``, which in the monitor is
+:class:`InThread`: the reactor's thread pool, one job at a time in the order they were made,
+so an ``fsync`` (milliseconds, or seconds on a busy disk) never stalls the reactor and the
+file sees exactly the sequence of changes the queue saw. A report is spooled (survives a
+restart) once its job has run; :meth:`FileSpool.close` fires once every job so far has.
+Unit tests pass :func:`run_here`, which does the job at once.
 """
 from __future__ import annotations
 
 import json
 import os
 from collections import deque
-from typing import Iterable
+from typing import Callable, Iterable
 
+from twisted.internet import defer, threads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from overc.agent.results import Report
 
@@ -25,6 +33,31 @@ log = Logger()
 
 #: Default bound on queued reports; beyond it the oldest are dropped (and counted in the log).
 DEFAULT_MAX_REPORTS = 100_000
+
+#: Runs one blocking job (a change of the spool file); the Deferred fires when it is done.
+RunBlocking = Callable[[Callable[[], None]], "defer.Deferred[None]"]
+
+
+def run_here(job: Callable[[], None]) -> "defer.Deferred[None]":
+    """Do the job now, on the calling thread (tests, and one-shot tools with no reactor)."""
+    return defer.maybeDeferred(job)
+
+
+class InThread:
+    """Runs jobs on the reactor's thread pool, one at a time, in the order they were given.
+
+    One at a time is what keeps the file's order: two appends must not race each other.
+    """
+
+    def __init__(self, reactor, threadpool: ThreadPool | None = None) -> None:
+        self.reactor = reactor
+        self.threadpool = threadpool
+        self._lock = defer.DeferredLock()
+
+    def __call__(self, job: Callable[[], None]) -> "defer.Deferred[None]":
+        if self.threadpool is None:  # asked for lazily: the reactor starts it when it runs
+            self.threadpool = self.reactor.getThreadPool()
+        return self._lock.run(threads.deferToThreadPool, self.reactor, self.threadpool, job)
 
 
 class MemorySpool:
@@ -46,7 +79,7 @@ class MemorySpool:
 
     def peek(self, limit: int) -> list[Report]:
         """The oldest ``limit`` reports, in order, still queued."""
-        out = []
+        out: list[Report] = []
         for report in self.pending:
             if len(out) >= limit:
                 break
@@ -89,8 +122,8 @@ class MemorySpool:
             self.pending.popleft()
         self._write_done(count)
 
-    def close(self) -> None:
-        pass
+    def close(self) -> "defer.Deferred[None]":
+        return defer.succeed(None)
 
     # Persistence hooks (no-ops in memory).
     def _write_reports(self, reports: list[Report]) -> None:
@@ -110,9 +143,10 @@ class FileSpool(MemorySpool):
     #: Rewrite the file when it holds this many more lines than pending reports.
     COMPACT_SLACK = 10_000
 
-    def __init__(self, path: str, max_reports: int = DEFAULT_MAX_REPORTS) -> None:
+    def __init__(self, path: str, max_reports: int = DEFAULT_MAX_REPORTS, run_blocking: RunBlocking = run_here) -> None:
         super().__init__(max_reports)
         self.path = path
+        self.run_blocking = run_blocking
         self._written = 0  # reports ever written to the current file
         self._done = 0  # of those, how many are delivered or dropped
         self._lines = 0
@@ -167,47 +201,69 @@ class FileSpool(MemorySpool):
                 f.flush()
                 os.fsync(f.fileno())
 
-    def _append(self, lines: list[bytes]) -> None:
-        self._file.write(b"".join(lines))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._lines += len(lines)
+    # -- on the reactor thread: the bookkeeping, and one job per change of the file --------
+    def _submit(self, job: Callable[[], None], records: int) -> None:
+        d = self.run_blocking(job)
+        d.addErrback(self._write_failed, records)
+
+    def _write_failed(self, failure: Failure, records: int) -> None:
+        # A full or broken disk must not stop monitoring: the queue in memory still has them.
+        log.error(
+            "Cannot write the spool ({error}); {count} records kept in memory only",
+            error=failure.getErrorMessage(),
+            count=records,
+        )
 
     def _write_reports(self, reports: list[Report]) -> None:
-        self._append([json.dumps({"r": r.to_wire()}, separators=(",", ":")).encode() + b"\n" for r in reports])
-        self._written += len(reports)
+        lines = [_report_line(r) for r in reports]
+        self._written += len(lines)
+        self._lines += len(lines)
+        self._submit(lambda: self._append(lines), len(lines))
 
     def _write_done(self, count: int) -> None:
         self._done += count
         if self._done >= self._written and not self.pending:
-            self._truncate()
+            self._written = self._done = self._lines = 0
+            self._submit(self._truncate, 0)
             return
-        self._append([json.dumps({"done": self._done}).encode() + b"\n"])
+        line = json.dumps({"done": self._done}).encode() + b"\n"
+        self._lines += 1
+        self._submit(lambda: self._append([line]), 1)
         if self._lines - len(self.pending) > self.COMPACT_SLACK:
-            self._compact()
+            lines = [_report_line(r) for r in self.pending]
+            self._written = self._lines = len(lines)
+            self._done = 0
+            self._submit(lambda: self._compact(lines), len(lines))
+
+    def close(self) -> "defer.Deferred[None]":
+        """Fires once every change so far is on disk and the file is closed."""
+        return self.run_blocking(self._file.close)
+
+    # -- jobs: blocking, run by ``run_blocking`` one at a time -----------------------------
+    def _append(self, lines: list[bytes]) -> None:
+        self._file.write(b"".join(lines))
+        self._file.flush()
+        os.fsync(self._file.fileno())
 
     def _truncate(self) -> None:
         self._file.truncate(0)
         self._file.flush()
         os.fsync(self._file.fileno())
-        self._written = self._done = self._lines = 0
 
-    def _compact(self) -> None:
+    def _compact(self, lines: list[bytes]) -> None:
         tmp = self.path + ".tmp"
         with open(tmp, "wb") as f:
-            for r in self.pending:
-                f.write(json.dumps({"r": r.to_wire()}, separators=(",", ":")).encode() + b"\n")
+            f.write(b"".join(lines))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
         _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
         self._file.close()
         self._file = open(self.path, "ab")
-        self._written = self._lines = len(self.pending)
-        self._done = 0
 
-    def close(self) -> None:
-        self._file.close()
+
+def _report_line(report: Report) -> bytes:
+    return json.dumps({"r": report.to_wire()}, separators=(",", ":")).encode() + b"\n"
 
 
 def _fsync_dir(path: str) -> None:

@@ -7,11 +7,15 @@ section and key, before anything starts.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from twisted.python import usage
 
 from overc.agent.client import UsageError
 from overc.agent.config import ConfigError, read_config
+
+if TYPE_CHECKING:  # imported when the service is made: twistd lists plugins without it
+    from overc.agent.monitor import Monitor
 
 
 class Options(usage.Options):
@@ -22,8 +26,12 @@ class Options(usage.Options):
         ["server-id", "i", None, "NAME:KEY of this host (overrides [overc] my-name/my-key)"],
     ]
 
-    def parseArgs(self, config: str) -> None:
-        self["config"] = config
+    def parseArgs(self, *args: str) -> None:
+        # One positional argument. (Twisted counts a ``parseArgs(self, config)`` signature's
+        # arguments itself, but its own annotation, ``parseArgs(self)``, allows no override.)
+        if len(args) != 1:
+            raise usage.UsageError("Wrong number of arguments.")
+        self["config"] = args[0]
 
     def postOptions(self) -> None:
         from overc.agent.cli import resolve_endpoint
@@ -35,7 +43,7 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
-def makeService(options: Options, reactor=None, http=None):
+def makeService(options: Options, reactor: Any = None, http: Any = None) -> Monitor:
     """Build the monitor service; the reactor and HTTP client are injectable for tests."""
     if reactor is None:
         from twisted.internet import reactor  # entry point: the global reactor is fine here

@@ -1,6 +1,14 @@
-"""Fixtures shared by the agent tests."""
+"""Fixtures shared by the agent tests (the fakes themselves are in ``agent_fakes``)."""
 import pytest
 from twisted.logger import formatEvent, globalLogPublisher
+
+from agent_fakes import FakeProcessReactor
+
+
+@pytest.fixture
+def reactor():
+    """A fake reactor with a clock that also 'spawns' processes: no real process, no real time."""
+    return FakeProcessReactor()
 
 
 @pytest.fixture

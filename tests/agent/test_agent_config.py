@@ -60,6 +60,7 @@ command = ps ax | grep -c httpd
     assert disk.argv == ("/usr/lib/nagios/plugins/check_disk", "-w", "10%", "-c", "5%", "-p", "/")
     assert disk.effective_timeout == 12.5
     assert pipe.argv == ("/bin/sh", "-c", "ps ax | grep -c httpd")
+    assert pipe.plugin_spec().own_group and not disk.plugin_spec().own_group
 
 
 @pytest.mark.parametrize(

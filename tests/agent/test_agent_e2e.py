@@ -211,10 +211,13 @@ def test_store_and_forward_across_agent_restart(tmp_path):
         assert first.stop() == 0, first.log()
     down_runs = int((folder / "count").read_text())
     assert "retrying in" in first.log()
+    spooled_before = len(spooled_lines(spool))
 
     second = Agent(OVERCLI + ["monitor", str(config)], logs[1])
     try:
-        time.sleep(1.0)  # still down: the restarted agent keeps spooling behind the old reports
+        # Still down: the restarted agent keeps spooling behind the old reports.
+        wait_for("a report of the restarted agent in the spool", lambda: len(spooled_lines(spool)) > spooled_before,
+                 timeout=20, logs=logs)
         server_up_at = time.time()
         server.start()
         try:

@@ -142,7 +142,7 @@ def test_refused_batch_is_dropped_and_logged(clock, client, caplog_events):
     client.script = [Refused(403, "Invalid server key")]
     f.submit([rep(0), rep(1)])
     clock.advance(0.25)
-    assert client.sent == [] and f.refused == 2 and f.backlog == 0
+    assert client.sent == [] and f.refused == 2 and len(f.memory) + len(f.spool) == 0
     assert any("Invalid server key" in e and "dropped" in e for e in caplog_events)
     f.submit([rep(2)])
     clock.advance(0.25)

@@ -4,7 +4,7 @@ import signal
 import pytest
 from twisted.internet.defer import Deferred
 
-from agent_fakes import FakeProcessReactor, fake_resolve
+from agent_fakes import fake_resolve
 from overc.agent.plugin_runner import ExecutableError, PluginRunner, PluginSpec, resolve_executable
 
 
@@ -26,11 +26,6 @@ def result_of(d: Deferred):
 def start(reactor, timeout=10.0, concurrency=4, argv=("./check",), cwd="/etc/overc"):
     runner = PluginRunner(reactor, concurrency=concurrency, env={"PATH": "/bin"}, resolve=fake_resolve)
     return runner, Deferred.fromCoroutine(runner.run(PluginSpec(tuple(argv), cwd, timeout)))
-
-
-@pytest.fixture
-def reactor():
-    return FakeProcessReactor()
 
 
 @pytest.mark.parametrize("code,state", [(0, "OK"), (1, "WARN"), (2, "FAIL"), (3, "UNK")])
@@ -112,6 +107,59 @@ def test_timeout_plugin_obeying_term_is_not_killed(reactor):
     reactor.advance(2)
     p.exit(None, signal=15)
     reactor.advance(10)
+    assert [s for _, s in p.signals] == ["TERM"]
+    assert result_of(d).outcome.info == "Timed out after 2 s"
+
+
+def test_own_group_plugin_runs_through_setsid_and_timeouts_signal_the_group(reactor, monkeypatch):
+    sent = []
+    monkeypatch.setattr("os.killpg", lambda pgid, sig: sent.append((reactor.seconds(), pgid, sig)))
+    runner = PluginRunner(reactor, env={"PATH": "/bin"}, resolve=fake_resolve, setsid="/usr/bin/setsid")
+    d = Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "x"), "/etc/overc", 2, own_group=True)))
+    p = reactor.processes[0]
+    assert (p.executable, p.args) == ("/usr/bin/setsid", ["/usr/bin/setsid", "--", "/bin/sh", "-c", "x"])
+    reactor.advance(2)
+    assert sent == [(2.0, p.pid, signal.SIGTERM)]
+    reactor.advance(5)
+    assert sent[1:] == [(7.0, p.pid, signal.SIGKILL)]
+    p.exit(None, signal=9)
+    assert p.signals == []  # never the process alone
+    assert result_of(d).outcome.info == "Timed out after 2 s"
+
+
+def test_own_group_leftovers_are_killed_when_a_timed_out_plugin_exits(reactor, monkeypatch):
+    sent = []
+    monkeypatch.setattr("os.killpg", lambda pgid, sig: sent.append(sig))
+    runner = PluginRunner(reactor, env={"PATH": "/bin"}, resolve=fake_resolve, setsid="/usr/bin/setsid")
+    d = Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "x"), "/etc/overc", 2, own_group=True)))
+    reactor.advance(2)
+    reactor.processes[0].exit(None, signal=15)
+    assert sent == [signal.SIGTERM, signal.SIGKILL]
+    assert result_of(d).outcome.info == "Timed out after 2 s"
+
+
+def test_closing_the_runner_terminates_running_process_groups(reactor, monkeypatch):
+    sent = []
+    monkeypatch.setattr("os.killpg", lambda pgid, sig: sent.append((pgid, sig)))
+    runner = PluginRunner(reactor, env={"PATH": "/bin"}, resolve=fake_resolve, setsid="/usr/bin/setsid")
+    Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "x"), "/etc/overc", 60, own_group=True)))
+    Deferred.fromCoroutine(runner.run(PluginSpec(("./plain",), "/etc/overc", 60)))
+    done = Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "y"), "/etc/overc", 60, own_group=True)))
+    shell, plain, finished = reactor.processes
+    finished.exit(0)
+    assert result_of(done).outcome.state == "OK"
+    runner.close()
+    assert sent == [(shell.pid, signal.SIGTERM)]
+    assert plain.signals == []  # in our own group: the supervisor's signal reaches it
+
+
+def test_own_group_without_setsid_signals_the_process(reactor):
+    runner = PluginRunner(reactor, env={"PATH": "/bin"}, resolve=fake_resolve, setsid=None)
+    d = Deferred.fromCoroutine(runner.run(PluginSpec(("/bin/sh", "-c", "x"), "/etc/overc", 2, own_group=True)))
+    p = reactor.processes[0]
+    assert p.executable == "/bin/sh"
+    reactor.advance(2)
+    p.exit(None, signal=15)
     assert [s for _, s in p.signals] == ["TERM"]
     assert result_of(d).outcome.info == "Timed out after 2 s"
 

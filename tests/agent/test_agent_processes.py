@@ -8,8 +8,11 @@ import os
 import pytest
 import pytest_twisted
 
-from overc.agent import pidfd
-from overc.agent.plugin_runner import PluginRunner, PluginSpec
+import signal
+import sys
+
+from agent_fakes import CHILD
+from overc.agent.plugin_runner import SETSID, PluginRunner, PluginSpec, shell_argv
 
 pytestmark = pytest.mark.slow
 
@@ -31,33 +34,41 @@ def script(folder, name, body, mode=0o755):
     return f"./{name}"
 
 
-#: Which spawn path the current test uses (set by the ``transport`` fixture).
-TRANSPORT = {"name": None}
-
-
-@pytest.fixture(autouse=True, params=["pidfd", "twisted"])
-def transport(request, tmp_path, monkeypatch):
-    """Every test twice: through ``overc.agent.pidfd`` (plugins in our own working folder, as
-    the monitor runs them) and through Twisted's ``Process`` (another folder: fork + exec)."""
-    if request.param == "pidfd":
-        if not pidfd.supported():
-            pytest.skip("no posix_spawn or pidfd_open here")
+@pytest.fixture(autouse=True, params=["posix_spawn", "fork"])
+def spawn_path(request, tmp_path, monkeypatch):
+    """Every test twice, down both of Twisted's paths: ``posix_spawnp`` (the plugin runs in our
+    own working folder, as the monitor runs them) and fork + exec (another folder)."""
+    if request.param == "posix_spawn":
         monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(TRANSPORT, "name", request.param)
     return request.param
 
 
-async def run(tmp_path, argv, timeout=10.0, kill_grace=5.0):
+async def run(tmp_path, argv, timeout=10.0, kill_grace=5.0, own_group=False):
     from twisted.internet import reactor
 
     runner = PluginRunner(reactor, concurrency=4, kill_grace=kill_grace, drain_grace=0.5)
-    result = await runner.run(PluginSpec(tuple(argv), str(tmp_path), timeout))
+    result = await runner.run(PluginSpec(tuple(argv), str(tmp_path), timeout, own_group=own_group))
     runner.close()
-    if TRANSPORT["name"] == "pidfd":
-        assert runner.spawn_process.fell_back == 0
-    elif isinstance(runner.spawn_process, pidfd.Spawner):
-        assert runner.spawn_process.spawned == 0
     return result.outcome, result.finished - result.started
+
+
+async def gone(pid: int, within: float = 5.0) -> bool:
+    """Whether ``pid`` is dead (or a zombie) within ``within`` seconds: a SIGKILL is not instant."""
+    from twisted.internet import reactor, task
+
+    deadline = reactor.seconds() + within
+    while alive(pid) and reactor.seconds() < deadline:
+        await task.deferLater(reactor, 0.05, lambda: None)
+    return not alive(pid)
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 @pytest.mark.parametrize("code,state", [(0, "OK"), (1, "WARN"), (2, "FAIL"), (3, "UNK")])
@@ -144,6 +155,46 @@ async def test_invalid_utf8(tmp_path):
 async def test_shell_mode(tmp_path):
     outcome, _ = await run(tmp_path, ["/bin/sh", "-c", "echo a | tr a b; exit 1"])
     assert (outcome.state, outcome.info) == ("WARN", "b")
+
+
+@pytest_twisted.ensureDeferred
+async def test_shell_plugin_timeout_kills_its_whole_process_group(tmp_path):
+    if SETSID is None and IN_CI:
+        pytest.fail("setsid(1) (util-linux) is required in CI")
+    if SETSID is None:
+        pytest.skip("no setsid(1)")
+    # The shell waits for a child sleep: a SIGTERM to the shell alone would leave the sleep.
+    outcome, took = await run(tmp_path, shell_argv("sleep 300 & echo $! > child.pid; wait"), timeout=0.5, own_group=True)
+    assert (outcome.state, outcome.info) == ("UNK", "Timed out after 0.5 s")
+    assert took < 3
+    assert await gone(int((tmp_path / "child.pid").read_text()))
+
+
+@pytest_twisted.ensureDeferred
+async def test_shell_plugin_children_that_ignore_term_are_killed_with_it(tmp_path):
+    if SETSID is None:
+        pytest.skip("no setsid(1)")
+    # The child ignores SIGTERM and outlives its shell, which dies of it at once.
+    command = "(trap '' TERM; exec sleep 300) & echo $! > child.pid; wait"
+    outcome, took = await run(tmp_path, shell_argv(command), timeout=0.5, own_group=True)
+    assert (outcome.state, outcome.info) == ("UNK", "Timed out after 0.5 s")
+    assert took < 3
+    assert await gone(int((tmp_path / "child.pid").read_text()))
+
+
+@pytest_twisted.ensureDeferred
+async def test_child_gets_only_its_fds_default_signals_and_dev_null(tmp_path):
+    leak_r, leak_w = os.pipe()
+    os.set_inheritable(leak_r, True)
+    old = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        outcome, _ = await run(tmp_path, [sys.executable, "-c", CHILD])
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        os.close(leak_r)
+        os.close(leak_w)
+    assert outcome.state == "OK", outcome
+    assert outcome.info == "[] True /dev/null True"
 
 
 @pytest.mark.parametrize("code,state", [(0, "OK"), (1, "WARN"), (2, "FAIL"), (3, "UNK")])
