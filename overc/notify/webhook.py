@@ -17,17 +17,16 @@ from overc.notify.base import ChannelSpec, DeliveryError, within
 
 
 def default_client(reactor: Any) -> Any:
-    """Persistent connections, enough per host for parallel deliveries, and no log line per
-    connection (the pool's factories are noisy by default)."""
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+    """Persistent connections, enough per host for parallel deliveries.
 
-    class QuietFactory(_HTTP11ClientFactory):
-        noisy = False
+    The pool logs every connection it opens at info level; the server's log filter
+    (:mod:`overc.runtime.loglevel`) holds those lines back below ``debug``.
+    """
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
 
     pool = HTTPConnectionPool(reactor)
     pool.maxPersistentPerHost = 16
-    pool._factory = QuietFactory
     return HTTPClient(Agent(reactor, pool=pool, connectTimeout=10))
 
 

@@ -23,12 +23,20 @@ LEVELS = {
 }
 
 
+#: Log namespaces that speak at info level about routine work: the HTTP client pool announces
+#: every connection it opens or closes ("Starting factory ..."). Shown only at ``debug``.
+#: (A namespace string is how twisted.logger addresses a class's events; naming it is public.)
+QUIET_NAMESPACES = ("twisted.web.client._HTTP11ClientFactory",)
+
+
 def apply_loglevel(name: str, publisher: LogPublisher = globalLogPublisher) -> int:
     """Wrap the publisher's observers in a level filter; returns how many were wrapped."""
     level = LEVELS[name]
     if level == LogLevel.debug:
         return 0
     predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    for namespace in QUIET_NAMESPACES:
+        predicate.setLogLevelForNamespace(namespace, max(level, LogLevel.warn))
     # LogPublisher keeps its observers in a private list; there is no public way to list them.
     observers = list(getattr(publisher, "_observers", []))
     for observer in observers:
