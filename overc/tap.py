@@ -32,7 +32,7 @@ from overc.storage.db import Database
 from overc.storage.delivery_store import DeliveryStore
 from overc.storage.dispatch_store import DispatchStore
 from overc.storage.retention_store import RetentionStore
-from overc.storage.store import Store
+from overc.storage.ingest_store import Store
 from overc.storage.watchdog_store import WatchdogStore
 from overc.site import make_web_resources  # UI, read API + OpenAPI, /metrics
 from overc.web.health import Health

@@ -10,7 +10,7 @@ from overc.core.passwords import hash_secret
 from overc.core.payload import ServerIdentity
 from overc.ingest.serverkeys import InvalidKey, ServerKeys
 from overc.core.errors import DatabaseUnavailable
-from overc.storage.store import ServerRecord
+from overc.storage.ingest_store import ServerRecord
 
 
 class ManualCommit:

@@ -9,7 +9,7 @@ from overc.core.durations import Grace
 from overc.core.payload import AlertRequest, Report
 from overc.core.perfdata import Metric
 from overc.storage.db import Cursor, load_migrations, split_statements
-from overc.storage.store import IngestItem, ServerGone, Store
+from overc.storage.ingest_store import IngestItem, ServerGone, Store
 
 T0 = 1_800_000_000.0
 
@@ -224,7 +224,7 @@ async def test_api_alert_snapshots_the_services_current_state(database):
 @pytest_twisted.ensureDeferred
 async def test_a_registration_race_returns_the_winner(database, monkeypatch):
     """Two requests (or processes) read "no such server", then both insert it."""
-    import overc.storage.store as store_module
+    import overc.storage.ingest_store as store_module
 
     store = Store(database, Grace(), Counters())
     winner, _ = await store.register_server("web1", "h1", "10.0.0.1", T0)

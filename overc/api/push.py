@@ -27,7 +27,7 @@ from overc.core.payload import (
 )
 from overc.ingest.groupcommit import GroupCommit
 from overc.ingest.serverkeys import InvalidKey, ServerKeys
-from overc.storage.store import IngestItem, ServerGone
+from overc.storage.ingest_store import IngestItem, ServerGone
 from overc.web.http import json_body, json_error
 
 log = Logger()

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from overc.core.passwords import KEY_ITERATIONS, hash_secret, verify_secret
 from overc.core.payload import ServerIdentity
-from overc.storage.store import Store
+from overc.storage.ingest_store import Store
 
 log = Logger()
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from overc.core.routing import Route
 from overc.storage.delivery_store import DeliveryStore
 from overc.storage.dispatch_store import DispatchStore
 from overc.storage.retention_store import RetentionStore
-from overc.storage.store import IngestItem, Store
+from overc.storage.ingest_store import IngestItem, Store
 from overc.storage.watchdog_store import WatchdogStore
 
 from alerting_tables import AlertingTables

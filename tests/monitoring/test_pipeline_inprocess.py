@@ -16,7 +16,7 @@ from overc.core.dburl import parse_database_url
 from overc.core.payload import AlertRequest, Report
 from overc.notify.channel_config import parse_channels
 from overc.storage.db import Database
-from overc.storage.store import IngestItem, Store
+from overc.storage.ingest_store import IngestItem, Store
 from overc.tap import make_background_jobs
 
 from alerting_tables import AlertingTables
