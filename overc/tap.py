@@ -5,16 +5,21 @@ The twistd plugin, ``overc.tac`` and the tests all build the server through :fun
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from twisted.application import service, strports
+from twisted.application import service
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
+from overc import __version__
 from overc.api.push import PushAPI
 from overc.config import ConfigError, ServerConfig, load_config_file
 from overc.groupcommit import GroupCommit
@@ -29,20 +34,31 @@ from overc.storage.store import Store
 from overc.web.health import Health
 from overc.web.root import Root
 from overc.web.site import make_site
-from overc.workers import ReusePortService, worker_monitor
+from overc.workers import WORKER_ENV, ReusePortService, worker_monitor
 
 log = Logger()
 
 
-class ServerOptions(usage.Options):
+def version_text() -> str:
+    from twisted import version as twisted_version
+
+    return (f"OverC {__version__} (Twisted {twisted_version.short()},"
+            f" Python {sys.version.split()[0]})")
+
+
+class _VersionOption:
+    def opt_version(self) -> None:
+        """Display OverC's version and exit."""
+        print(version_text())
+        sys.exit(0)
+
+
+class ServerOptions(_VersionOption, usage.Options):
     synopsis = "[--config FILE] [--listen ENDPOINT] [--database URL]"
     optParameters = [
         ["config", "c", None, "the INI config file (default: none, or $OVERC_CONFIG)"],
         ["listen", "l", None, "a Twisted endpoint, e.g. tcp:5000:interface=127.0.0.1"],
         ["database", "d", None, "sqlite:///overc.db or mysql://user:password@host:3306/overc"],
-    ]
-    optFlags = [
-        ["worker", None, "internal: a worker started by the first process ([overc] processes)"],
     ]
 
     def postOptions(self) -> None:
@@ -54,9 +70,15 @@ class ServerOptions(usage.Options):
             raise SystemExit(f"overc: config error: {error}") from None
 
 
-class Options(usage.Options):
+class Options(_VersionOption, usage.Options):
     synopsis = "server [options]"
     subCommands = [["server", None, ServerOptions, "Run the OverC server"]]
+
+    def getSynopsis(self) -> str:
+        synopsis = super().getSynopsis()
+        if self.subCommand is not None:  # the subcommand's usage line adds "server ..." itself
+            synopsis = synopsis.removesuffix(" " + self.synopsis)
+        return synopsis
 
     def postOptions(self) -> None:
         if self.subCommand is None:
@@ -72,13 +94,141 @@ def config_from_options(options: dict, environ: dict) -> ServerConfig:
     )
 
 
-class DatabaseService(service.Service):
-    """Opens the database, migrates it (retrying while it is unreachable), then says ready."""
+def failure_text(error: BaseException) -> str:
+    """One line naming the cause of a start-up failure (no traceback: the cause is known)."""
+    if isinstance(error, CannotListenError):
+        reason = error.socketError
+        text = getattr(reason, "strerror", None) or str(reason)
+        return f"cannot listen on {error.interface or '*'}:{error.port}: {text}"
+    args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return f"{args[1]} (error {args[0]})"  # the database driver's (code, message)
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror + (f": {error.filename}" if error.filename else "")
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
-    def __init__(self, db: Database, reactor: Any, retry_every: float = 2.0) -> None:
+
+def _exit_now(status: int) -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+    os._exit(status)
+
+
+class StartupFailure:
+    """How the server ends when it cannot start: one log line naming the cause, exit status 1.
+
+    twistd has no exit status of its own (a stopped reactor exits 0), so with
+    ``exit_process`` (the entry points: the twistd plugin and ``overc.tac``) the process ends
+    with status 1 once twistd has cleaned up; tests that build a server in-process keep theirs.
+    """
+
+    def __init__(self, reactor: Any, exit_process: bool = False) -> None:
+        self.reactor = reactor
+        self.exit_process = exit_process
+        self.failed: str | None = None
+
+    def record(self, what: str, error: BaseException) -> str:
+        self.failed = f"{what}: {failure_text(error)}" if what else failure_text(error)
+        log.critical("overc: {reason}; stopping", reason=self.failed)
+        if self.exit_process:
+            atexit.register(_exit_now, 1)
+        return self.failed
+
+    def __call__(self, what: str, error: BaseException) -> None:
+        """A failure once the reactor runs (or is about to): record it and stop."""
+        self.record(what, error)
+
+        def stop() -> None:
+            try:
+                self.reactor.stop()
+            except Exception:  # noqa: BLE001 - already stopping
+                pass
+
+        self.reactor.callWhenRunning(stop)
+
+
+class ServerService(service.MultiService):
+    """The server's top service: failing to listen is one line and a non-zero exit."""
+
+    def __init__(self, fail: StartupFailure) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as error:
+            self.fail.record("", error)
+            if self.fail.exit_process:
+                raise SystemExit(1) from None
+            raise
+
+
+def serving_url(address: Any, tls: bool = False) -> str:
+    """``http://127.0.0.1:5000/`` for a listening port's address (``unix:PATH`` for a socket)."""
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None or port is None:
+        return f"unix:{getattr(address, 'name', address)}"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if tls else 'http'}://{host}:{port}/"
+
+
+def announce(address: Any, tls: bool = False) -> None:
+    log.info("OverC {version} serving {url}", version=__version__,
+             url=serving_url(address, tls))
+
+
+class ListeningService(StreamServerEndpointService):
+    """``strports.service`` that logs the version and the URL once the port is open."""
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        waiting = getattr(self, "_waitingForPort", None)
+        if waiting is not None:
+            tls = self.endpoint.__class__.__name__.startswith("SSL")
+
+            def listening(port: Any) -> Any:
+                announce(port.getHost(), tls)
+                return port
+
+            waiting.addCallback(listening)
+
+
+class AnnouncedReusePortService(ReusePortService):
+    """[overc] processes: joins the port once the database is ready; a bind error is fatal."""
+
+    def __init__(self, *args: Any, fail: StartupFailure, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail = fail
+
+    def _listen(self) -> None:
+        try:
+            super()._listen()
+        except OSError as error:
+            self.fail(f"cannot listen on {self.host}:{self.port}", error)  # names the port
+            return
+        if self.listening is not None:
+            announce(self.listening.getHost())
+
+
+class DatabaseService(service.Service):
+    """Opens the database, migrates it (retrying while it is unreachable), then says ready.
+
+    Any other failure (a wrong password, a missing privilege, a failed migration) is fatal:
+    ``fail`` logs it in one line and stops the server.
+    """
+
+    def __init__(self, db: Database, reactor: Any, retry_every: float = 2.0,
+                 fail: Callable[[str, BaseException], None] | None = None) -> None:
         self.db = db
         self.reactor = reactor
         self.retry_every = retry_every
+        self.fail = fail or StartupFailure(reactor)
         self.ready = False
         self._waiters: list[Deferred[None]] = []
         self._stopping = False
@@ -107,11 +257,8 @@ class DatabaseService(service.Service):
                          db=self.db.target.describe(), error=error, s=self.retry_every)
                 await deferLater(self.reactor, self.retry_every, lambda: None)
                 continue
-            except Exception:
-                log.failure("Cannot prepare the database {db}; stopping",
-                            db=self.db.target.describe())
-                if self.reactor.running:
-                    self.reactor.stop()
+            except Exception as error:
+                self.fail(f"cannot open the database {self.db.target.describe()}", error)
                 return
             self.ready = True
             log.info("Database {db} ready (schema version {v})",
@@ -144,15 +291,20 @@ class ServerParts:
     extra: dict = field(default_factory=dict)
 
 
-def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
-    """Wire every part of a server for ``config`` (the listening port included)."""
+def build_server(config: ServerConfig, reactor: Any = None,
+                 exit_on_failure: bool = False) -> ServerParts:
+    """Wire every part of a server for ``config`` (the listening port included).
+
+    ``exit_on_failure``: a start-up failure ends the process with status 1 (entry points only).
+    """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-    top = service.MultiService()
+    fail = StartupFailure(reactor, exit_process=exit_on_failure)
+    top = ServerService(fail)
     db = Database(config.database_target(), reactor)
-    database_service = DatabaseService(db, reactor)
+    database_service = DatabaseService(db, reactor, fail=fail)
     database_service.setServiceParent(top)
 
     def ready() -> bool:
@@ -178,10 +330,12 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     root = Root(push.resource(), health, extra)
     site = make_site(root, config.access_log)
     if config.processes > 1:
-        ReusePortService(config.listen, site, reactor,
-                         database_service.when_ready).setServiceParent(top)
+        AnnouncedReusePortService(config.listen, site, reactor, database_service.when_ready,
+                                  fail=fail).setServiceParent(top)
     else:
-        strports.service(config.listen, site, reactor=reactor).setServiceParent(top)
+        listening = ListeningService(endpoints.serverFromString(reactor, config.listen), site)
+        listening._raiseSynchronously = True  # as strports.service: a busy port fails at once
+        listening.setServiceParent(top)
     if config.loglevel != "debug":
         reactor.callWhenRunning(apply_loglevel, config.loglevel)
     return ServerParts(config, db, database_service, store, keys, push, health, root, site,
@@ -191,8 +345,8 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
 def makeService(options: Options, reactor: Any = None) -> service.IService:
     server_options = options.subOptions
     config = server_options["server_config"]
-    top = build_server(config, reactor).service
-    if config.processes > 1 and not server_options["worker"]:
+    top = build_server(config, reactor, exit_on_failure=True).service
+    if config.processes > 1 and os.environ.get(WORKER_ENV) != "1":
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
