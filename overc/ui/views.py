@@ -1,12 +1,10 @@
 """Pure presentation logic: state ranking, run collapsing, timelines and chart geometry.
 
-Kept free of Klein, Jinja and the database so the rules test fast and exhaustively. Charts are
-server-rendered SVG: 10,000 points are reduced to a min/max envelope per pixel column, so the
-browser draws at most a few hundred segments whatever the history length.
+Kept free of Klein, Jinja and the database so the rules test fast and exhaustively. Chart
+geometry and human units live in :mod:`overc.ui.views_charts` (re-exported here).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
@@ -14,6 +12,9 @@ from operator import itemgetter
 from typing import Iterable, Sequence
 
 from markupsafe import Markup
+
+from overc.ui.views_charts import (  # noqa: F401 - the pages use them through this module
+    Chart, ago_labels, chart, chart_columns, chart_series, fit_window, human)
 
 #: Display rank: worst first. "STALE" is a service whose deadline passed (not a reported FAIL).
 RANK = {"FAIL": 0, "STALE": 1, "WARN": 2, "UNK": 3, "OK": 4, None: 5}
@@ -215,135 +216,3 @@ def timeline(states: Sequence, prior, start: float, end: float, width: float,
         segments.append(Segment(round((at - start) * scale, 2), round((stop - at) * scale, 2),
                                 state, at, stop))
     return segments
-
-
-@dataclass
-class Chart:
-    label: str
-    uom: str
-    width: int
-    height: int
-    line: str  # SVG polyline points of the average per column
-    band: str  # SVG polygon points of the min/max envelope
-    y_ticks: list[tuple[float, str]]
-    x_ticks: list[tuple[float, str, float]]
-    thresholds: list[tuple[str, float, str]]  # (kind, y, text)
-    last: float
-    low: float
-    high: float
-    count: int
-
-
-def _threshold_value(text: str | None) -> float | None:
-    """The upper bound of a Nagios range (``90``, ``10:90``, ``~:90``); None when not numeric."""
-    if not text:
-        return None
-    part = text.rsplit(":", 1)[-1].lstrip("@")
-    try:
-        value = float(part)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    if high <= low:
-        return [low]
-    raw = (high - low) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(low / step) * step
-    ticks, value = [], first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
-
-
-def _number(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e6 or abs(value) < 1e-3:
-        return f"{value:.3g}"
-    return f"{value:,.6g}".replace(",", " ")
-
-
-def chart_columns(width: int = 720) -> int:
-    """How many time buckets a chart of ``width`` draws (one per 2 px of plot)."""
-    return max(1, int((width - 56 - 4) / 2))
-
-
-def chart(points: Sequence, start: float, end: float, width: int = 720,
-          height: int = 140, tz_label: str = "UTC") -> Chart:
-    """Geometry of one perfdata metric: points are PerfPoints of one label, oldest first.
-
-    The page reduces in SQL (:func:`chart_series`); this is the same geometry from raw points.
-    """
-    columns = chart_columns(width)
-    scale = columns / ((end - start) or 1.0)  # as the SQL of _txn_perfdata_series
-    buckets: dict[int, list] = {}
-    for p in points:
-        col = min(columns - 1, max(0, int((p.time - start) * scale)))
-        b = buckets.get(col)
-        if b is None:
-            buckets[col] = [col, p.value, p.value, p.value, 1]
-        else:
-            b[1] = min(b[1], p.value)
-            b[2] = max(b[2], p.value)
-            b[3] += p.value
-            b[4] += 1
-    return chart_series(points[-1], [tuple(buckets[c]) for c in sorted(buckets)], start, end,
-                        width, height)
-
-
-def chart_series(last, buckets: Sequence[tuple[int, float, float, float, int]], start: float,
-                 end: float, width: int = 720, height: int = 140) -> Chart:
-    """Geometry of one metric from ``(column, low, high, sum, count)`` buckets in column order
-    (``chart_columns(width)`` of them across [start, end]); ``last`` is the newest PerfPoint."""
-    label = last.label
-    uom = last.uom or ""
-    pad_left, pad_bottom, pad_top = 56, 18, 6
-    plot_w, plot_h = width - pad_left - 4, height - pad_bottom - pad_top
-    columns = chart_columns(width)
-    span = (end - start) or 1.0
-    low = min(b[1] for b in buckets)
-    high = max(b[2] for b in buckets)
-    count = sum(b[4] for b in buckets)
-    warn = _threshold_value(last.warn)
-    crit = _threshold_value(last.crit)
-    bottom_v = min(low, 0.0) if low >= 0 else low
-    top_v = max([high] + [v for v in (warn, crit) if v is not None])
-    if last.max is not None and last.max >= top_v and last.max <= top_v * 1.5:
-        top_v = last.max
-    if top_v == bottom_v:
-        top_v = bottom_v + (abs(bottom_v) or 1.0)
-    top_v += (top_v - bottom_v) * 0.05
-
-    def y(v: float) -> float:
-        return round(pad_top + plot_h - (v - bottom_v) / (top_v - bottom_v) * plot_h, 1)
-
-    def x(col: int) -> float:
-        return round(pad_left + (col + 0.5) * plot_w / columns, 1)
-
-    line, upper, lower = [], [], []
-    for col, b_low, b_high, total, n in buckets:
-        xc = x(col)
-        line.append(f"{xc},{y(total / n)}")
-        upper.append(f"{xc},{y(b_high)}")
-        lower.append(f"{xc},{y(b_low)}")
-    band = " ".join(upper + list(reversed(lower)))
-    y_ticks = [(y(v), _number(v)) for v in _nice_ticks(bottom_v, top_v)]
-    hours = span / 3600
-    step = 3600 * (1 if hours <= 6 else 3 if hours <= 24 else 24)
-    x_ticks: list[tuple[float, str, float]] = []
-    t = math.ceil(start / step) * step
-    while t <= end:
-        dt = datetime.fromtimestamp(t, timezone.utc)
-        text = dt.strftime("%H:%M") if step < 86400 else dt.strftime("%a %d")
-        x_ticks.append((round(pad_left + (t - start) / span * plot_w, 1), text, t))
-        t += step
-    thresholds = [(kind, y(v), _number(v)) for kind, v in (("warn", warn), ("crit", crit))
-                  if v is not None and bottom_v <= v <= top_v]
-    return Chart(label=label, uom=uom, width=width, height=height, line=" ".join(line),
-                 band=band, y_ticks=y_ticks, x_ticks=x_ticks, thresholds=thresholds,
-                 last=last.value, low=low, high=high, count=count)
