@@ -155,7 +155,8 @@ class UI:
         servers = await self.queries.overview(excerpt=160)
         cards, counts = views.overview_cards(servers, self.clock.seconds())
         return await self.render(request, identity, "overview.html", title="Overview",
-                                 cards=cards, counts=counts, total=sum(counts.values()),
+                                 cards=cards, counts=counts,
+                                 total=sum(card.count for card in cards),
                                  state_filter=(arg(request, "state") or "").upper(),
                                  q=arg(request, "q") or "")
 
@@ -169,7 +170,7 @@ class UI:
             raise PageNotFound()
         now = self.clock.seconds()
         rows = sorted(server.services,
-                      key=lambda s: (views.rank(views.display_state(s.state, s.stale)), s.name))
+                      key=lambda s: (views.service_rank(s.state, s.stale), s.name))
         alerts = await self.queries.alerts(AlertFilter(server_id=server_id, limit=50))
         return await self.render(
             request, identity, "server.html", title=server.name, server=server, services=rows,

@@ -31,6 +31,11 @@ def rank(state: str | None) -> int:
     return RANK.get(state, 3)
 
 
+def service_rank(state: str | None, stale: bool) -> int:
+    """Where a service sorts: a stale FAIL is still a FAIL (the worse of the two)."""
+    return min(RANK["STALE"], rank(state)) if stale else rank(state)
+
+
 def is_problem(state: str | None) -> bool:
     return state in ("FAIL", "STALE", "WARN", "UNK")
 
@@ -89,30 +94,43 @@ class Card:
 
 
 ACK_MARK = '<span class="ackm" aria-hidden="true">✔</span>'
-_TILE_PARTS: dict[tuple[str | None, bool], tuple[str, str, str, str]] = {}
+_TILE_PARTS: dict[tuple[str | None, bool, str | None], tuple[str, str, str, str]] = {}
 
 
-def _tile_parts(shown: str | None, acked: bool) -> tuple[str, str, str, str]:
-    """The constant pieces of a tile for one (state, acknowledged) pair, built once."""
-    parts = _TILE_PARTS.get((shown, acked))
+def _tile_parts(shown: str | None, acked: bool,
+                last: str | None = None) -> tuple[str, str, str, str]:
+    """The constant pieces of a tile for one (state, acknowledged, last state if stale), built
+    once. A stale tile keeps its last reported state visible: ``◔ STALE, last FAIL``."""
+    parts = _TILE_PARTS.get((shown, acked, last))
     if parts is None:
         state = escape(shown or "")
         text = escape(shown or "NONE")
+        if last:
+            text += f", last {escape(last)}"
         css = escape((shown or "none").lower())
+        if last:
+            css += f" last-{escape(last.lower())}"
         icon = escape(ICON.get(shown, "?"))
+        last_icon = (f'<span class="ic last st-{escape(last.lower())}" aria-hidden="true">'
+                     f'{escape(ICON.get(last, "?"))}</span>') if last else ""
         parts = (
             f'<li><a class="tile st-{css}{" acked" if acked else ""}" href="/ui/service/',
-            f'" data-state="{state}" title="{text}{" (acknowledged)" if acked else ""}: ',
-            f'"><span class="ic" aria-hidden="true">{icon}</span><span class="nm">',
+            f'" data-state="{state}" data-last="{escape(last or "")}"'
+            f' title="{text}{" (acknowledged)" if acked else ""}: ',
+            f'"><span class="ic" aria-hidden="true">{icon}</span>{last_icon}<span class="nm">',
             f'</span><span class="sr">{text}{", acknowledged" if acked else ""}</span>'
             + (ACK_MARK if acked else "") + "</a></li>",
         )
-        _TILE_PARTS[(shown, acked)] = parts
+        _TILE_PARTS[(shown, acked, last)] = parts
     return parts
 
 
 def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str, int]]:
     """Overview cards, problems first (worst tile, then name), and the count per state.
+
+    Counting rule (the page states it): every service counts under its last reported state,
+    and a stale one counts under STALE too, so a FAIL that went stale stays in the FAIL count;
+    a stale service ranks as the worse of STALE and its last state.
 
     The tiles are the page's hot loop (10,000 per render): they are HTML built here from
     constant pieces with every database string escaped (``html.escape``, quotes included),
@@ -122,18 +140,24 @@ def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str,
     counts = {s: 0 for s in STATES}
     cards = []
     get_rank = RANK.get
+    stale_rank = RANK["STALE"]
     by_rank_name = itemgetter(0, 1)
     for server in servers:
         rows = []
         for service_id, name, state, info, stale, acked in server.tiles:
-            shown = "STALE" if stale else state
-            if shown in counts:
-                counts[shown] += 1
-            rows.append((get_rank(shown, 3), name, shown, service_id, info, bool(acked)))
+            if state in counts:
+                counts[state] += 1
+            if stale:
+                counts["STALE"] += 1
+                order = min(stale_rank, get_rank(state, 3))
+                rows.append((order, name, "STALE", service_id, info, bool(acked), state))
+            else:
+                rows.append((get_rank(state, 3), name, state, service_id, info, bool(acked),
+                             None))
         rows.sort(key=by_rank_name)
         html = []
-        for _, name, shown, service_id, info, acked in rows:
-            head, middle, before_name, tail = _tile_parts(shown, acked)
+        for _, name, shown, service_id, info, acked, last in rows:
+            head, middle, before_name, tail = _tile_parts(shown, acked, last)
             name_html = escape(name)
             html.append(f'{head}{service_id}" data-name="{name_html.lower()}{middle}'
                         f'{escape(info or "")}{before_name}{name_html}{tail}')
