@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 from operator import itemgetter
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from markupsafe import Markup
 
@@ -240,3 +240,36 @@ def timeline(states: Sequence, prior, start: float, end: float, width: float,
         segments.append(Segment(round((at - start) * scale, 2), round((stop - at) * scale, 2),
                                 state, at, stop))
     return segments
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One channel's delivery of an alert, as the alert tables show it."""
+
+    channel: str | None  # None: only a count per status is known (an older read model)
+    status: str
+    attempts: int | None = None
+    last_error: str | None = None
+    count: int = 1
+
+
+def deliveries(alert: Any) -> list[Delivery]:
+    """The adapter between the alert read model and the tables' Delivery column.
+
+    Prefers ``alert.deliveries``: one item per notification (object or dict) with ``channel``,
+    ``status``, ``attempts`` and ``last_error``; falls back to ``alert.delivery``, the count
+    per status, which names no channel.
+    """
+    items = getattr(alert, "deliveries", None)
+    if items:
+        out = []
+        for item in items:
+            get = item.get if isinstance(item, dict) else (
+                lambda name, item=item: getattr(item, name, None))
+            attempts = get("attempts")
+            out.append(Delivery(str(get("channel") or "?"), str(get("status") or "?"),
+                                int(attempts) if attempts is not None else None,
+                                get("last_error") or None))
+        return sorted(out, key=lambda d: (d.channel or "", d.status))
+    counts = getattr(alert, "delivery", None) or {}
+    return [Delivery(None, str(status), count=int(n)) for status, n in sorted(counts.items())]

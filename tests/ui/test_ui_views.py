@@ -59,3 +59,35 @@ def test_chart_from_sql_buckets_matches_chart_from_points():
                                   start, end)
     assert from_sql == views.chart(points, start, end)
     assert from_sql.count == len(points)
+
+
+def test_deliveries_adapter_per_channel_and_fallback():
+    from types import SimpleNamespace
+
+    per_channel = SimpleNamespace(delivery={"sent": 1, "failed": 1}, deliveries=[
+        {"channel": "slack", "status": "failed", "attempts": 5, "last_error": "HTTP 500"},
+        SimpleNamespace(channel="mail", status="sent", attempts=1, last_error=None)])
+    assert views.deliveries(per_channel) == [
+        views.Delivery("mail", "sent", 1, None),
+        views.Delivery("slack", "failed", 5, "HTTP 500")]
+    counts_only = SimpleNamespace(delivery={"sent": 2, "pending": 1})
+    assert views.deliveries(counts_only) == [views.Delivery(None, "pending", count=1),
+                                             views.Delivery(None, "sent", count=2)]
+    assert views.deliveries(SimpleNamespace(delivery={})) == []
+
+
+def test_alert_table_shows_each_channel_its_state_attempts_and_error():
+    from types import SimpleNamespace
+
+    from overc.ui.rendering import make_environment
+
+    alert = SimpleNamespace(
+        id=1, time=0.0, severity="FAIL", server_id=1, server_name="web", service_id=2,
+        service_name="app", kind="state", message="app is FAIL", delivery={"failed": 1},
+        deliveries=[{"channel": "ops-hook", "status": "failed", "attempts": 3,
+                     "last_error": "connection refused <x>"}])
+    html = make_environment().from_string(
+        '{% from "macros.html" import alert_table %}{{ alert_table(alerts, 0) }}'
+    ).render(alerts=[alert])
+    assert '<b>ops-hook</b> failed' in html and "3 attempts" in html
+    assert "connection refused &lt;x&gt;" in html
