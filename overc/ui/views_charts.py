@@ -26,7 +26,7 @@ TIME_STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 864
 #: Up to this many buckets a series also gets a marker per bucket.
 SPARSE = 60
 PAD_LEFT, PAD_RIGHT, PAD_BOTTOM, PAD_TOP = 56, 4, 18, 6
-LABEL_GAP = 11  # px between two threshold labels' baselines (10 px text)
+LABEL_GAP = 12  # user units between two threshold labels' baselines (10 px text, 3 px halo)
 
 
 def display_unit(uom: str | None, magnitude: float) -> tuple[float, str]:
@@ -248,7 +248,7 @@ def chart_series(last, buckets: Sequence[tuple[int, float, float, float, int]], 
 
 
 def fit_window(first: float | None, now: float, longest: float = 86400.0,
-               shortest: float = 600.0) -> float:
+               shortest: float = 300.0) -> float:
     """How far back a young service's charts and timeline look: its whole life and a margin,
     at least ``shortest`` (minutes of data fill the box), at most ``longest``.
 
@@ -257,7 +257,7 @@ def fit_window(first: float | None, now: float, longest: float = 86400.0,
     if first is None:
         return longest
     age = max(0.0, now - first)
-    return min(longest, max(shortest, age * 1.1 + 60))
+    return min(longest, max(shortest, age * 1.1 + 30))
 
 
 def ago_labels(span: float) -> tuple[str, str, str]:

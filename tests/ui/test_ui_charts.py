@@ -66,12 +66,12 @@ def test_threshold_labels_stay_apart_and_inside():
 
 def test_label_baselines_near_their_lines_when_room():
     assert vc.label_baselines([50.0, 90.0], 6, 122) == [47.0, 87.0]
-    assert vc.label_baselines([121.0, 122.0], 6, 122) == [111.0, 122.0]
+    assert vc.label_baselines([121.0, 122.0], 6, 122) == [110.0, 122.0]
 
 
 def test_fit_window_of_a_young_service():
     assert vc.fit_window(None, 10_000.0) == 86400  # older than a day (or no report)
-    assert vc.fit_window(9_990.0, 10_000.0) == 600  # seconds old: ten minutes
-    assert vc.fit_window(10_000.0 - 3 * 3600, 10_000.0) == pytest.approx(3 * 3600 * 1.1 + 60)
+    assert vc.fit_window(9_990.0, 10_000.0) == 300  # seconds old: five minutes
+    assert vc.fit_window(10_000.0 - 3 * 3600, 10_000.0) == pytest.approx(3 * 3600 * 1.1 + 30)
     assert vc.ago_labels(600) == ("10 min ago", "5 min ago", "now")
     assert vc.ago_labels(86400) == ("24 h ago", "12 h ago", "now")
