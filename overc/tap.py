@@ -63,7 +63,7 @@ class ServerOptions(_VersionOption, usage.Options):
 
     def postOptions(self) -> None:
         try:
-            self["server_config"] = config_from_options(self, os.environ)
+            self["server_config"] = config_from_options(self, dict(os.environ))
             parse_channels(self["server_config"])  # [alert:*] errors are one line too
         except ConfigError as error:
             # One line, before twistd daemonizes or opens anything.

@@ -38,11 +38,11 @@ def display_unit(uom: str | None, magnitude: float) -> tuple[float, str]:
     uom = "" if uom == "c" else (uom or "")  # a counter is a plain number
     size = abs(magnitude)
     if uom.upper() in BYTE_UNITS:
-        base = BYTE_UNITS[uom.upper()]
+        size_of = BYTE_UNITS[uom.upper()]
         for name, bytes_ in BYTE_NAMES:
-            if size * base >= bytes_:
-                return bytes_ / base, name
-        return 1 / base, "B"
+            if size * size_of >= bytes_:
+                return bytes_ / size_of, name
+        return 1 / size_of, "B"
     if uom in TIME_UNITS:
         base = TIME_UNITS[uom]
         for name, from_, unit in TIME_NAMES:
