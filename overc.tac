@@ -13,4 +13,4 @@ except ConfigError as error:
     sys.exit(f"overc: config error: {error}")
 
 application = service.Application("overc")
-build_server(_config).service.setServiceParent(application)
+build_server(_config, exit_on_failure=True).service.setServiceParent(application)

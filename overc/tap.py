@@ -10,15 +10,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from twisted.application import service, strports
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.application import service
+from twisted.internet import endpoints
 from twisted.logger import Logger
 from twisted.python import usage
 
+from overc import __version__
 from overc.api.push import PushAPI
 from overc.config import ConfigError, ServerConfig, load_config_file
 from overc.core.counters import Counters
-from overc.core.errors import DatabaseUnavailable
 from overc.ingest.groupcommit import GroupCommit
 from overc.ingest.serverkeys import ServerKeys
 from overc.runtime.loglevel import apply_loglevel
@@ -38,20 +38,38 @@ from overc.site import make_web_resources  # UI, read API + OpenAPI, /metrics
 from overc.web.health import Health
 from overc.web.root import Root
 from overc.web.site import make_site
-from overc.workers import ReusePortService, worker_monitor
+from overc.startup import (
+    AnnouncedReusePortService,
+    DatabaseService,
+    ListeningService,
+    ServerService,
+    StartupFailure,
+)
+from overc.workers import WORKER_ENV, worker_monitor
 
 log = Logger()
 
 
-class ServerOptions(usage.Options):
+def version_text() -> str:
+    from twisted import version as twisted_version
+
+    return (f"OverC {__version__} (Twisted {twisted_version.short()},"
+            f" Python {sys.version.split()[0]})")
+
+
+class _VersionOption:
+    def opt_version(self) -> None:
+        """Display OverC's version and exit."""
+        print(version_text())
+        sys.exit(0)
+
+
+class ServerOptions(_VersionOption, usage.Options):
     synopsis = "[--config FILE] [--listen ENDPOINT] [--database URL]"
     optParameters = [
         ["config", "c", None, "the INI config file (default: none, or $OVERC_CONFIG)"],
         ["listen", "l", None, "a Twisted endpoint, e.g. tcp:5000:interface=127.0.0.1"],
         ["database", "d", None, "sqlite:///overc.db or mysql://user:password@host:3306/overc"],
-    ]
-    optFlags = [
-        ["worker", None, "internal: a worker started by the first process ([overc] processes)"],
     ]
 
     def postOptions(self) -> None:
@@ -64,9 +82,15 @@ class ServerOptions(usage.Options):
             raise SystemExit(f"overc: config error: {error}") from None
 
 
-class Options(usage.Options):
+class Options(_VersionOption, usage.Options):
     synopsis = "server [options]"
     subCommands = [["server", None, ServerOptions, "Run the OverC server"]]
+
+    def getSynopsis(self) -> str:
+        synopsis = super().getSynopsis()
+        if self.subCommand is not None:  # the subcommand's usage line adds "server ..." itself
+            synopsis = synopsis.removesuffix(" " + self.synopsis)
+        return synopsis
 
     def postOptions(self) -> None:
         if self.subCommand is None:
@@ -80,61 +104,6 @@ def config_from_options(options: Mapping[str, Any], environ: Mapping[str, str]) 
         environ=environ,
         overrides={"listen": options.get("listen"), "database": options.get("database")},
     )
-
-
-class DatabaseService(service.Service):
-    """Opens the database, migrates it (retrying while it is unreachable), then says ready."""
-
-    def __init__(self, db: Database, reactor: Any, retry_every: float = 2.0) -> None:
-        self.db = db
-        self.reactor = reactor
-        self.retry_every = retry_every
-        self.ready = False
-        self._waiters: list[Deferred[None]] = []
-        self._stopping = False
-
-    def when_ready(self) -> Deferred[None]:
-        """Fires once the schema is in place (at once if it already is)."""
-        waiter: Deferred[None] = Deferred()
-        if self.ready:
-            waiter.callback(None)
-        else:
-            self._waiters.append(waiter)
-        return waiter
-
-    def startService(self) -> None:
-        super().startService()
-        ensureDeferred(self._open())
-
-    async def _open(self) -> None:
-        from twisted.internet.task import deferLater
-
-        while not self._stopping:
-            try:
-                version = await self.db.migrate()
-            except DatabaseUnavailable as error:
-                log.warn("Database {db} unreachable ({error}); retrying in {s} s",
-                         db=self.db.target.describe(), error=error, s=self.retry_every)
-                await deferLater(self.reactor, self.retry_every, lambda: None)
-                continue
-            except Exception:
-                log.failure("Cannot prepare the database {db}; stopping",
-                            db=self.db.target.describe())
-                if self.reactor.running:
-                    self.reactor.stop()
-                return
-            self.ready = True
-            log.info("Database {db} ready (schema version {v})",
-                     db=self.db.target.describe(), v=version)
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-            return
-
-    def stopService(self) -> None:
-        self._stopping = True
-        super().stopService()
-        self.db.close()
 
 
 @dataclass
@@ -194,18 +163,21 @@ class ServerParts:
 
 
 def build_server(config: ServerConfig, reactor: Any = None,
-                 channels: Sequence[ChannelSpec] | None = None) -> ServerParts:
+                 channels: Sequence[ChannelSpec] | None = None,
+                 exit_on_failure: bool = False) -> ServerParts:
     """Wire every part of a server for ``config`` (the listening port included).
 
     ``channels`` are the parsed ``[alert:*]`` specs (parsed here when not given).
+    ``exit_on_failure``: a start-up failure ends the process with status 1 (entry points only).
     """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-    top = service.MultiService()
+    fail = StartupFailure(reactor, exit_process=exit_on_failure)
+    top = ServerService(fail)
     db = Database(config.database_target(), reactor)
-    database_service = DatabaseService(db, reactor)
+    database_service = DatabaseService(db, reactor, fail=fail)
     database_service.setServiceParent(top)
 
     def ready() -> bool:
@@ -233,10 +205,12 @@ def build_server(config: ServerConfig, reactor: Any = None,
     root = Root(push.resource(), health, extra)
     site = make_site(root, config.access_log)
     if config.processes > 1:
-        ReusePortService(config.listen, site, reactor,
-                         database_service.when_ready).setServiceParent(top)
+        AnnouncedReusePortService(config.listen, site, reactor, database_service.when_ready,
+                                  fail=fail).setServiceParent(top)
     else:
-        strports.service(config.listen, site, reactor=reactor).setServiceParent(top)
+        listening = ListeningService(endpoints.serverFromString(reactor, config.listen), site)
+        listening._raiseSynchronously = True  # as strports.service: a busy port fails at once
+        listening.setServiceParent(top)
     if config.loglevel != "debug":
         reactor.callWhenRunning(apply_loglevel, config.loglevel)
     return ServerParts(config, db, database_service, store, keys, push, health, root, site,
@@ -246,8 +220,9 @@ def build_server(config: ServerConfig, reactor: Any = None,
 def makeService(options: Options, reactor: Any = None) -> service.IService:
     server_options = options.subOptions
     config = server_options["server_config"]
-    top = build_server(config, reactor, server_options["channel_specs"]).service
-    if config.processes > 1 and not server_options["worker"]:
+    top = build_server(config, reactor, server_options["channel_specs"],
+                       exit_on_failure=True).service
+    if config.processes > 1 and os.environ.get(WORKER_ENV) != "1":
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 

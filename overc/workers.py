@@ -71,14 +71,18 @@ class ReusePortService(service.Service):
         return None
 
 
+#: Set (to "1") in a worker's environment by the first process: a worker starts no workers.
+WORKER_ENV = "OVERC_WORKER"
+
+
 def worker_monitor(count: int, argv: list[str], reactor: Any) -> ProcessMonitor:
-    """Supervise ``count`` more copies of this server, each started with ``--worker``."""
+    """Supervise ``count`` more copies of this server, each started with ``OVERC_WORKER=1``."""
     monitor = ProcessMonitor(reactor=reactor)
     monitor.threshold = 5
     monitor.maxRestartDelay = 30
     command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-               "-n", "--pidfile=", *argv, "--worker"]
+               "-n", "--pidfile=", *argv]
     for number in range(1, count + 1):
-        monitor.addProcess(f"overc-worker-{number}", command, env=dict(os.environ),
+        monitor.addProcess(f"overc-worker-{number}", command, env={**os.environ, WORKER_ENV: "1"},
                            cwd=os.getcwd())
     return monitor

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, int]] = [
     ("overc.ui", 5),
     ("overc.tap", 6),
     ("overc.site", 6),
+    ("overc.startup", 6),
     ("overc.workers", 6),
     ("overc.passwd", 6),
     ("overc.agent", 10),

@@ -33,7 +33,10 @@ from overc.web.http import BadRequest, arg, int_arg, read_form, security_headers
 log = Logger()
 
 HISTORY_POINTS = 10_000
-RANGES = {"6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
+#: Chart ranges; "fit" spans the service's life (minutes for a new one), the default while it
+#: is younger than a day.
+RANGES: dict[str, int | None] = {"fit": None, "1h": 3600, "6h": 6 * 3600, "24h": 86400,
+                                 "7d": 7 * 86400}
 MESSAGES = {
     "acked": "Acknowledged.", "unacked": "Acknowledgement removed.",
     "silenced": "Silenced.", "unsilenced": "Silence ended.",
@@ -152,7 +155,8 @@ class UI:
         servers = await self.queries.overview(excerpt=160)
         cards, counts = views.overview_cards(servers, self.clock.seconds())
         return await self.render(request, identity, "overview.html", title="Overview",
-                                 cards=cards, counts=counts, total=sum(counts.values()),
+                                 cards=cards, counts=counts,
+                                 total=sum(card.count for card in cards),
                                  state_filter=(arg(request, "state") or "").upper(),
                                  q=arg(request, "q") or "")
 
@@ -166,7 +170,7 @@ class UI:
             raise PageNotFound()
         now = self.clock.seconds()
         rows = sorted(server.services,
-                      key=lambda s: (views.rank(views.display_state(s.state, s.stale)), s.name))
+                      key=lambda s: (views.service_rank(s.state, s.stale), s.name))
         alerts = await self.queries.alerts(AlertFilter(server_id=server_id, limit=50))
         return await self.render(
             request, identity, "server.html", title=server.name, server=server, services=rows,
@@ -183,14 +187,17 @@ class UI:
         if svc is None:
             raise PageNotFound()
         now = self.clock.seconds()
-        range_name = arg(request, "range") or "24h"
-        span = RANGES.get(range_name, 86400)
-        start = now - span
+        asked = arg(request, "range") or ""
         day_start = now - 86400
-        states, prior = await self.queries.recent_states(service_id, min(start, day_start),
-                                                         HISTORY_POINTS)
+        states, prior = await self.queries.recent_states(
+            service_id, min(now - (RANGES.get(asked) or 0), day_start), HISTORY_POINTS)
+        # No report before the last day: a young service, whose life fits the charts.
+        first = states[0].time if prior is None and states else None
+        window = views.fit_window(first, now)
+        range_name = asked if asked in RANGES else ("fit" if first is not None else "24h")
+        start = now - (RANGES[range_name] or window)
         stale_from = svc.deadline if svc.stale else None
-        segments = views.timeline(states, prior, day_start, now, 1000.0, stale_from)
+        segments = views.timeline(states, prior, now - window, now, 1000.0, stale_from)
         series = await self.queries.perfdata_series(service_id, start, now,
                                                     views.chart_columns())
         charts = [views.chart_series(one.last, one.buckets, start, now) for one in series]
@@ -201,7 +208,7 @@ class UI:
             request, identity, "service.html", title=f"{svc.server_name} / {svc.name}",
             svc=svc, shown=shown, segments=segments, charts=charts, runs=runs, alerts=alerts,
             range_name=range_name, ranges=list(RANGES), history_count=len(states),
-            day_start=day_start, silenced=bool(svc.silenced_until and svc.silenced_until > now),
+            day_start=day_start, timeline_axis=views.ago_labels(window), silenced=bool(svc.silenced_until and svc.silenced_until > now),
         )
 
     @app.route("/alerts", methods=["GET", "HEAD"])

@@ -25,6 +25,7 @@ def make_environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.globals["ago"] = views.ago
+    env.globals["deliveries"] = views.deliveries
     env.filters.update(
         utc=views.utc_text, iso=views.iso, duration=views.duration_text,
         icon=lambda s: views.ICON.get(s, "?"),

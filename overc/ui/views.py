@@ -1,19 +1,20 @@
 """Pure presentation logic: state ranking, run collapsing, timelines and chart geometry.
 
-Kept free of Klein, Jinja and the database so the rules test fast and exhaustively. Charts are
-server-rendered SVG: 10,000 points are reduced to a min/max envelope per pixel column, so the
-browser draws at most a few hundred segments whatever the history length.
+Kept free of Klein, Jinja and the database so the rules test fast and exhaustively. Chart
+geometry and human units live in :mod:`overc.ui.views_charts` (re-exported here).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 from operator import itemgetter
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from markupsafe import Markup
+
+from overc.ui.views_charts import (  # noqa: F401 - the pages use them through this module
+    Chart, ago_labels, chart, chart_columns, chart_series, fit_window, human)
 
 #: Display rank: worst first. "STALE" is a service whose deadline passed (not a reported FAIL).
 RANK = {"FAIL": 0, "STALE": 1, "WARN": 2, "UNK": 3, "OK": 4, None: 5}
@@ -28,6 +29,11 @@ def display_state(state: str | None, stale: bool) -> str | None:
 
 def rank(state: str | None) -> int:
     return RANK.get(state, 3)
+
+
+def service_rank(state: str | None, stale: bool) -> int:
+    """Where a service sorts: a stale FAIL is still a FAIL (the worse of the two)."""
+    return min(RANK["STALE"], rank(state)) if stale else rank(state)
 
 
 def is_problem(state: str | None) -> bool:
@@ -88,30 +94,43 @@ class Card:
 
 
 ACK_MARK = '<span class="ackm" aria-hidden="true">✔</span>'
-_TILE_PARTS: dict[tuple[str | None, bool], tuple[str, str, str, str]] = {}
+_TILE_PARTS: dict[tuple[str | None, bool, str | None], tuple[str, str, str, str]] = {}
 
 
-def _tile_parts(shown: str | None, acked: bool) -> tuple[str, str, str, str]:
-    """The constant pieces of a tile for one (state, acknowledged) pair, built once."""
-    parts = _TILE_PARTS.get((shown, acked))
+def _tile_parts(shown: str | None, acked: bool,
+                last: str | None = None) -> tuple[str, str, str, str]:
+    """The constant pieces of a tile for one (state, acknowledged, last state if stale), built
+    once. A stale tile keeps its last reported state visible: ``◔ STALE, last FAIL``."""
+    parts = _TILE_PARTS.get((shown, acked, last))
     if parts is None:
         state = escape(shown or "")
         text = escape(shown or "NONE")
+        if last:
+            text += f", last {escape(last)}"
         css = escape((shown or "none").lower())
+        if last:
+            css += f" last-{escape(last.lower())}"
         icon = escape(ICON.get(shown, "?"))
+        last_icon = (f'<span class="ic last st-{escape(last.lower())}" aria-hidden="true">'
+                     f'{escape(ICON.get(last, "?"))}</span>') if last else ""
         parts = (
             f'<li><a class="tile st-{css}{" acked" if acked else ""}" href="/ui/service/',
-            f'" data-state="{state}" title="{text}{" (acknowledged)" if acked else ""}: ',
-            f'"><span class="ic" aria-hidden="true">{icon}</span><span class="nm">',
+            f'" data-state="{state}" data-last="{escape(last or "")}"'
+            f' title="{text}{" (acknowledged)" if acked else ""}: ',
+            f'"><span class="ic" aria-hidden="true">{icon}</span>{last_icon}<span class="nm">',
             f'</span><span class="sr">{text}{", acknowledged" if acked else ""}</span>'
             + (ACK_MARK if acked else "") + "</a></li>",
         )
-        _TILE_PARTS[(shown, acked)] = parts
+        _TILE_PARTS[(shown, acked, last)] = parts
     return parts
 
 
 def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str, int]]:
     """Overview cards, problems first (worst tile, then name), and the count per state.
+
+    Counting rule (the page states it): every service counts under its last reported state,
+    and a stale one counts under STALE too, so a FAIL that went stale stays in the FAIL count;
+    a stale service ranks as the worse of STALE and its last state.
 
     The tiles are the page's hot loop (10,000 per render): they are HTML built here from
     constant pieces with every database string escaped (``html.escape``, quotes included),
@@ -121,18 +140,24 @@ def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str,
     counts = {s: 0 for s in STATES}
     cards = []
     get_rank = RANK.get
+    stale_rank = RANK["STALE"]
     by_rank_name = itemgetter(0, 1)
     for server in servers:
         rows = []
         for service_id, name, state, info, stale, acked in server.tiles:
-            shown = "STALE" if stale else state
-            if shown in counts:
-                counts[shown] += 1
-            rows.append((get_rank(shown, 3), name, shown, service_id, info, bool(acked)))
+            if state in counts:
+                counts[state] += 1
+            if stale:
+                counts["STALE"] += 1
+                order = min(stale_rank, get_rank(state, 3))
+                rows.append((order, name, "STALE", service_id, info, bool(acked), state))
+            else:
+                rows.append((get_rank(state, 3), name, state, service_id, info, bool(acked),
+                             None))
         rows.sort(key=by_rank_name)
         html = []
-        for _, name, shown, service_id, info, acked in rows:
-            head, middle, before_name, tail = _tile_parts(shown, acked)
+        for _, name, shown, service_id, info, acked, last in rows:
+            head, middle, before_name, tail = _tile_parts(shown, acked, last)
             name_html = escape(name)
             html.append(f'{head}{service_id}" data-name="{name_html.lower()}{middle}'
                         f'{escape(info or "")}{before_name}{name_html}{tail}')
@@ -217,133 +242,34 @@ def timeline(states: Sequence, prior, start: float, end: float, width: float,
     return segments
 
 
-@dataclass
-class Chart:
-    label: str
-    uom: str
-    width: int
-    height: int
-    line: str  # SVG polyline points of the average per column
-    band: str  # SVG polygon points of the min/max envelope
-    y_ticks: list[tuple[float, str]]
-    x_ticks: list[tuple[float, str, float]]
-    thresholds: list[tuple[str, float, str]]  # (kind, y, text)
-    last: float
-    low: float
-    high: float
-    count: int
+@dataclass(frozen=True)
+class Delivery:
+    """One channel's delivery of an alert, as the alert tables show it."""
+
+    channel: str | None  # None: only a count per status is known (an older read model)
+    status: str
+    attempts: int | None = None
+    last_error: str | None = None
+    count: int = 1
 
 
-def _threshold_value(text: str | None) -> float | None:
-    """The upper bound of a Nagios range (``90``, ``10:90``, ``~:90``); None when not numeric."""
-    if not text:
-        return None
-    part = text.rsplit(":", 1)[-1].lstrip("@")
-    try:
-        value = float(part)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+def deliveries(alert: Any) -> list[Delivery]:
+    """The adapter between the alert read model and the tables' Delivery column.
 
-
-def _nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    if high <= low:
-        return [low]
-    raw = (high - low) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(low / step) * step
-    ticks, value = [], first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
-
-
-def _number(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e6 or abs(value) < 1e-3:
-        return f"{value:.3g}"
-    return f"{value:,.6g}".replace(",", " ")
-
-
-def chart_columns(width: int = 720) -> int:
-    """How many time buckets a chart of ``width`` draws (one per 2 px of plot)."""
-    return max(1, int((width - 56 - 4) / 2))
-
-
-def chart(points: Sequence, start: float, end: float, width: int = 720,
-          height: int = 140, tz_label: str = "UTC") -> Chart:
-    """Geometry of one perfdata metric: points are PerfPoints of one label, oldest first.
-
-    The page reduces in SQL (:func:`chart_series`); this is the same geometry from raw points.
+    Prefers ``alert.deliveries``: one item per notification (object or dict) with ``channel``,
+    ``status``, ``attempts`` and ``last_error``; falls back to ``alert.delivery``, the count
+    per status, which names no channel.
     """
-    columns = chart_columns(width)
-    scale = columns / ((end - start) or 1.0)  # as the SQL of _txn_perfdata_series
-    buckets: dict[int, list] = {}
-    for p in points:
-        col = min(columns - 1, max(0, int((p.time - start) * scale)))
-        b = buckets.get(col)
-        if b is None:
-            buckets[col] = [col, p.value, p.value, p.value, 1]
-        else:
-            b[1] = min(b[1], p.value)
-            b[2] = max(b[2], p.value)
-            b[3] += p.value
-            b[4] += 1
-    return chart_series(points[-1], [tuple(buckets[c]) for c in sorted(buckets)], start, end,
-                        width, height)
-
-
-def chart_series(last, buckets: Sequence[tuple[int, float, float, float, int]], start: float,
-                 end: float, width: int = 720, height: int = 140) -> Chart:
-    """Geometry of one metric from ``(column, low, high, sum, count)`` buckets in column order
-    (``chart_columns(width)`` of them across [start, end]); ``last`` is the newest PerfPoint."""
-    label = last.label
-    uom = last.uom or ""
-    pad_left, pad_bottom, pad_top = 56, 18, 6
-    plot_w, plot_h = width - pad_left - 4, height - pad_bottom - pad_top
-    columns = chart_columns(width)
-    span = (end - start) or 1.0
-    low = min(b[1] for b in buckets)
-    high = max(b[2] for b in buckets)
-    count = sum(b[4] for b in buckets)
-    warn = _threshold_value(last.warn)
-    crit = _threshold_value(last.crit)
-    bottom_v = min(low, 0.0) if low >= 0 else low
-    top_v = max([high] + [v for v in (warn, crit) if v is not None])
-    if last.max is not None and last.max >= top_v and last.max <= top_v * 1.5:
-        top_v = last.max
-    if top_v == bottom_v:
-        top_v = bottom_v + (abs(bottom_v) or 1.0)
-    top_v += (top_v - bottom_v) * 0.05
-
-    def y(v: float) -> float:
-        return round(pad_top + plot_h - (v - bottom_v) / (top_v - bottom_v) * plot_h, 1)
-
-    def x(col: int) -> float:
-        return round(pad_left + (col + 0.5) * plot_w / columns, 1)
-
-    line, upper, lower = [], [], []
-    for col, b_low, b_high, total, n in buckets:
-        xc = x(col)
-        line.append(f"{xc},{y(total / n)}")
-        upper.append(f"{xc},{y(b_high)}")
-        lower.append(f"{xc},{y(b_low)}")
-    band = " ".join(upper + list(reversed(lower)))
-    y_ticks = [(y(v), _number(v)) for v in _nice_ticks(bottom_v, top_v)]
-    hours = span / 3600
-    step = 3600 * (1 if hours <= 6 else 3 if hours <= 24 else 24)
-    x_ticks: list[tuple[float, str, float]] = []
-    t = math.ceil(start / step) * step
-    while t <= end:
-        dt = datetime.fromtimestamp(t, timezone.utc)
-        text = dt.strftime("%H:%M") if step < 86400 else dt.strftime("%a %d")
-        x_ticks.append((round(pad_left + (t - start) / span * plot_w, 1), text, t))
-        t += step
-    thresholds = [(kind, y(v), _number(v)) for kind, v in (("warn", warn), ("crit", crit))
-                  if v is not None and bottom_v <= v <= top_v]
-    return Chart(label=label, uom=uom, width=width, height=height, line=" ".join(line),
-                 band=band, y_ticks=y_ticks, x_ticks=x_ticks, thresholds=thresholds,
-                 last=last.value, low=low, high=high, count=count)
+    items = getattr(alert, "deliveries", None)
+    if items:
+        out = []
+        for item in items:
+            get = item.get if isinstance(item, dict) else (
+                lambda name, item=item: getattr(item, name, None))
+            attempts = get("attempts")
+            out.append(Delivery(str(get("channel") or "?"), str(get("status") or "?"),
+                                int(attempts) if attempts is not None else None,
+                                get("last_error") or None))
+        return sorted(out, key=lambda d: (d.channel or "", d.status))
+    counts = getattr(alert, "delivery", None) or {}
+    return [Delivery(None, str(status), count=int(n)) for status, n in sorted(counts.items())]

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from overc import __version__
 from overc.storage.db import Database
 from overc.web.http import answer_later, json_body
 
@@ -52,5 +53,6 @@ class Health(Resource):
             status[name] = result
             healthy = healthy and bool(result.get("ok"))
         status["ok"] = healthy
+        status["version"] = __version__
         status["pid"] = os.getpid()  # which process answered, with [overc] processes > 1
         return json_body(request, status, 200 if healthy else 503)

@@ -171,3 +171,89 @@ def _basic() -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+
+
+def _launch(p):
+    return p.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
+def test_browser_fresh_install_and_a_400px_screen(tmp_path):
+    """What a first-time user meets: a service with two reports draws visible marks on a chart
+    that fits minutes of data, a timeline that is not a sliver; the login page has no
+    navigation; an empty filter says so; at 400 px no page is wider than the screen."""
+    sync_playwright = _playwright()
+    config = f"[ui]\nusers = admin:{hash_secret(PASSWORD, iterations=2000)}\n"
+    with running_server(tmp_path, config_text=config) as server:
+        now = time.time()
+        long_info = "CRITICAL - " + "connection refused by upstream backend " * 6
+        for t, value in ((now - 90, 2.61e10), (now - 30, 2.66118e10)):
+            push(server, "fresh", [
+                {"name": "disk", "state": "OK", "time": t,
+                 "info": f"DISK OK | used={value:.0f}B;2.9e10;3.0e10;0;3.2e10"},
+                {"name": "app", "state": "FAIL", "time": t, "info": long_info}])
+        with sync_playwright() as p:
+            browser = _launch(p)
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 800})
+                base = server.url.rstrip("/")
+                page.goto(base + "/ui/login")
+                assert page.locator("header nav").count() == 0
+                assert page.locator("#live-status").count() == 0
+                page.fill("input[name=name]", "admin")
+                page.fill("input[name=password]", PASSWORD)
+                page.click("#login")
+                page.wait_for_url(base + "/ui/")
+
+                page.fill("#filter", "no-such-thing")
+                assert page.locator("#no-match").is_visible()
+                assert "Nothing matches" in page.locator("#no-match").inner_text()
+                page.fill("#filter", "")
+                assert not page.locator("#no-match").is_visible()
+
+                page.locator("a.tile", has_text="disk").click()
+                page.wait_for_selector("figure.chart svg")
+                assert page.locator(".ranges a[aria-current=page]").inner_text() == "fit"
+                dots = page.locator("figure.chart circle.dot")
+                assert dots.count() == 2
+                plot = page.locator("figure.chart svg").bounding_box()
+                for i in range(2):
+                    box = dots.nth(i).bounding_box()
+                    assert box["width"] >= 4 and box["height"] >= 4
+                    assert plot["x"] <= box["x"] and box["x"] + box["width"] <= \
+                        plot["x"] + plot["width"]
+                xs = [dots.nth(i).bounding_box()["x"] for i in range(2)]
+                assert abs(xs[1] - xs[0]) > 50  # a minute apart, not a blip at the edge
+                caption = page.locator("figure.chart figcaption").inner_text()
+                assert "GiB" in caption and "e+" not in caption
+                labels = page.locator("figure.chart text.th-label")
+                a, b = (float(labels.nth(i).get_attribute("y")) for i in range(2))
+                assert abs(a - b) >= 12  # 10 px text: apart, not drawn over each other
+                for i in range(2):
+                    box = labels.nth(i).bounding_box()
+                    assert plot["y"] <= box["y"] and box["x"] + box["width"] <= \
+                        plot["x"] + plot["width"]
+                timeline = page.locator("svg.timeline").bounding_box()
+                segment = page.locator("svg.timeline rect.tl").first.bounding_box()
+                # 90 s of life on a 5 min axis, not a 1 px sliver of 24 h
+                assert segment["width"] > timeline["width"] * 0.25
+                assert page.locator(".tl-axis").inner_text().startswith("5 min ago")
+
+                page.set_viewport_size({"width": 400, "height": 800})
+                for path in ("/ui/", page.url.replace(base, ""), "/ui/alerts"):
+                    page.goto(base + path)
+                    width = page.evaluate("document.documentElement.scrollWidth")
+                    assert width <= 400, (path, width)
+                page.goto(base + "/ui/")
+                page.locator("a.tile", has_text="app").click()
+                page.wait_for_selector("pre.output")
+                assert page.locator("pre.output").bounding_box()["width"] > 300
+                page.click(".crumbs a >> nth=1")  # the server page and its table
+                page.wait_for_url("**/ui/server/*")
+                assert page.evaluate("document.documentElement.scrollWidth") <= 400
+                info = page.locator("table.services td.info").first.bounding_box()
+                assert info["width"] >= 150  # words on a line, not a letter per line
+            finally:
+                browser.close()

@@ -9,20 +9,38 @@ from overc.ui import views
 def test_overview_cards_escape_everything_and_put_problems_first():
     evil = OverviewServer(2, "b<srv>", None, None, tiles=[
         (20, 'n"ame<i>', "OK", "info <b>&'\"", 0, 1),
-        (21, "disk", "OK", None, 1, 0),  # stale wins over its last state
+        (21, "disk", "OK", None, 1, 0),  # stale: shown STALE, still counted as OK
     ])
     calm = OverviewServer(1, "a", 9e9, "maint", tiles=[(10, "x", "OK", "fine", 0, 0)])
     cards, counts = views.overview_cards([calm, evil], now=1000.0)
     assert [c.name for c in cards] == ["b<srv>", "a"]  # the STALE server first
-    assert counts == {"FAIL": 0, "STALE": 1, "WARN": 0, "UNK": 0, "OK": 2}
+    assert counts == {"FAIL": 0, "STALE": 1, "WARN": 0, "UNK": 0, "OK": 3}
     html = str(cards[0].tiles)
     assert "<i>" not in html and "<b>" not in html and 'n"ame' not in html
     assert "n&quot;ame&lt;i&gt;" in html and "info &lt;b&gt;&amp;&#x27;&quot;" in html
     assert html.index('data-name="disk"') < html.index('href="/ui/service/20"')
     # the state as text (screen readers and the tooltip), not only a colour
-    assert '<span class="sr">STALE</span>' in html
+    assert '<span class="sr">STALE, last OK</span>' in html
     assert '<span class="sr">OK, acknowledged</span>' in html
     assert cards[1].silenced and not cards[0].silenced
+
+
+def test_a_fail_that_goes_stale_keeps_its_fail():
+    """Stale is newer news, but it must not hide a FAIL: the tile shows both, both chips count
+    it, and it sorts with the FAILs."""
+    server = OverviewServer(1, "db", None, None, tiles=[
+        (1, "backup", "FAIL", "no backup", 1, 0), (2, "late", "OK", None, 1, 0),
+        (3, "mysql", "OK", None, 0, 0)])
+    other = OverviewServer(2, "a-first-by-name", None, None, tiles=[(4, "x", "WARN", None, 0, 0)])
+    cards, counts = views.overview_cards([other, server], now=0.0)
+    assert counts == {"FAIL": 1, "STALE": 2, "WARN": 1, "UNK": 0, "OK": 2}
+    assert [c.name for c in cards] == ["db", "a-first-by-name"]  # the stale FAIL ranks as FAIL
+    html = str(cards[0].tiles)
+    first = html.split("</li>")[0]
+    assert 'data-state="STALE" data-last="FAIL"' in first and "st-fail" in first
+    assert '<span class="sr">STALE, last FAIL</span>' in first
+    assert views.service_rank("FAIL", True) == views.rank("FAIL")
+    assert views.service_rank("OK", True) == views.rank("STALE")
 
 
 def test_chart_from_sql_buckets_matches_chart_from_points():
@@ -41,3 +59,35 @@ def test_chart_from_sql_buckets_matches_chart_from_points():
                                   start, end)
     assert from_sql == views.chart(points, start, end)
     assert from_sql.count == len(points)
+
+
+def test_deliveries_adapter_per_channel_and_fallback():
+    from types import SimpleNamespace
+
+    per_channel = SimpleNamespace(delivery={"sent": 1, "failed": 1}, deliveries=[
+        {"channel": "slack", "status": "failed", "attempts": 5, "last_error": "HTTP 500"},
+        SimpleNamespace(channel="mail", status="sent", attempts=1, last_error=None)])
+    assert views.deliveries(per_channel) == [
+        views.Delivery("mail", "sent", 1, None),
+        views.Delivery("slack", "failed", 5, "HTTP 500")]
+    counts_only = SimpleNamespace(delivery={"sent": 2, "pending": 1})
+    assert views.deliveries(counts_only) == [views.Delivery(None, "pending", count=1),
+                                             views.Delivery(None, "sent", count=2)]
+    assert views.deliveries(SimpleNamespace(delivery={})) == []
+
+
+def test_alert_table_shows_each_channel_its_state_attempts_and_error():
+    from types import SimpleNamespace
+
+    from overc.ui.rendering import make_environment
+
+    alert = SimpleNamespace(
+        id=1, time=0.0, severity="FAIL", server_id=1, server_name="web", service_id=2,
+        service_name="app", kind="state", message="app is FAIL", delivery={"failed": 1},
+        deliveries=[{"channel": "ops-hook", "status": "failed", "attempts": 3,
+                     "last_error": "connection refused <x>"}])
+    html = make_environment().from_string(
+        '{% from "macros.html" import alert_table %}{{ alert_table(alerts, 0) }}'
+    ).render(alerts=[alert])
+    assert '<b>ops-hook</b> failed' in html and "3 attempts" in html
+    assert "connection refused &lt;x&gt;" in html

@@ -43,17 +43,30 @@
     if (!box || !servers) return;
     var q = box.value.trim().toLowerCase();
     var state = servers.getAttribute("data-state-filter") || "";
+    var cards = 0, visible = 0;
     servers.querySelectorAll("article.server").forEach(function (card) {
       var serverHit = !q || card.getAttribute("data-name").indexOf(q) >= 0;
       var shown = 0;
       card.querySelectorAll("a.tile").forEach(function (tile) {
         var ok = (serverHit || tile.getAttribute("data-name").indexOf(q) >= 0) &&
-          (!state || tile.getAttribute("data-state") === state);
+          (!state || tile.getAttribute("data-state") === state ||
+           tile.getAttribute("data-last") === state);
         tile.parentNode.classList.toggle("hidden", !ok);
         if (ok) shown++;
       });
-      card.classList.toggle("hidden", shown === 0 && !(serverHit && !state && q));
+      var hidden = shown === 0 && !(serverHit && !state && q);
+      card.classList.toggle("hidden", hidden);
+      cards++;
+      if (!hidden) visible++;
     });
+    var none = document.getElementById("no-match");
+    if (none) {
+      none.classList.toggle("hidden", !(cards > 0 && visible === 0));
+      var what = [];
+      if (q) what.push("\u201c" + box.value.trim() + "\u201d");
+      if (state) what.push("state " + state);
+      document.getElementById("no-match-what").textContent = what.join(" in ");
+    }
   }
 
   function swap(html) {
