@@ -28,7 +28,7 @@ from overc.storage.db import Database, DatabaseUnavailable
 from overc.storage.store import Store
 from overc.web.health import Health
 from overc.web.root import Root
-from overc.web.site import make_site
+from overc.web.site import connection_limit, make_site
 from overc.workers import ReusePortService, worker_monitor
 
 log = Logger()
@@ -176,7 +176,8 @@ def build_server(config: ServerConfig, reactor: Any = None) -> ServerParts:
     extra: dict = make_web_resources(config, db, reactor, counters=counters,
                                      forget_keys=keys.forget)
     root = Root(push.resource(), health, extra)
-    site = make_site(root, config.access_log)
+    site = make_site(root, config.access_log, request_timeout=config.request_timeout,
+                     max_connections=connection_limit(config.max_connections))
     if config.processes > 1:
         ReusePortService(config.listen, site, reactor,
                          database_service.when_ready).setServiceParent(top)
