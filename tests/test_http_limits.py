@@ -169,3 +169,34 @@ def read_answer_head(sock: socket.socket) -> int:
     while len(body) < length:
         body += sock.recv(65536)
     return int(head.split()[1])
+
+
+def raw_get(server, path: str, host: str = "evil.example") -> tuple[int, dict, bytes]:
+    with connect(server) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                     .encode())
+        status, headers, body, _ = read_answer(sock)
+    return status, headers, body
+
+
+@pytest.mark.parametrize("path, target", [("/ui", "/ui/"), ("/ui/static", "/ui/static/"),
+                                          ("/api/servers/", None), ("/", "/ui/")])
+def test_redirects_never_repeat_the_host_header(server, path, target):
+    status, headers, _ = raw_get(server, path)
+    if target is None:
+        assert status == 404
+        return
+    assert status in (301, 302, 303, 307, 308) and headers["location"] == target
+
+
+@pytest.mark.parametrize("path", ["/ui/static/", "/ui/static", "/ui/static/.", "/ui/static//"])
+def test_static_files_have_no_directory_listing(server, path):
+    status, _, body = raw_get(server, path)
+    assert status in (308, 404) and b"Directory listing" not in body and b"overc" not in body
+    if status == 308:
+        assert raw_get(server, "/ui/static/")[0] == 404
+
+
+def test_static_files_are_still_served(server):
+    status, headers, body = raw_get(server, "/ui/static/overc.css")
+    assert status == 200 and body
