@@ -200,3 +200,41 @@ def test_static_files_have_no_directory_listing(server, path):
 def test_static_files_are_still_served(server):
     status, headers, body = raw_get(server, "/ui/static/overc.css")
     assert status == 200 and body
+
+
+@pytest.mark.parametrize("key, value", [("request-timeout", "0"), ("request-timeout", "2h"),
+                                        ("request-timeout", "soon"), ("max-connections", "0"),
+                                        ("max-connections", "1e3"), ("max-connections", "-5")])
+def test_bad_limits_name_file_section_and_key(key, value):
+    from overc.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(f"[overc]\n{key} = {value}\n", source="/etc/overc.ini")
+    assert str(caught.value).startswith(f"/etc/overc.ini [overc] {key}:")
+
+
+def test_limits_from_the_config():
+    from overc.config import load_config
+
+    config = load_config("[overc]\nrequest-timeout = 5s\nmax-connections = 200\n")
+    assert (config.request_timeout, config.max_connections) == (5.0, 200)
+    assert (load_config("").request_timeout, load_config("").max_connections) == (30.0, 1000)
+
+
+def test_max_connections_stays_below_the_descriptor_limit(monkeypatch):
+    import resource
+
+    from overc.web import site
+
+    limits = {"soft": 512, "hard": 512}
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (limits["soft"], limits["hard"]))
+
+    def setrlimit(_, values):
+        if values[0] > limits["hard"]:
+            raise ValueError("over the hard limit")
+        limits["soft"] = values[0]
+
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    assert site.connection_limit(1000) == 512 - site.RESERVED_FDS
+    limits.update(soft=256, hard=4096)
+    assert site.connection_limit(1000) == 1000 and limits["soft"] == 1000 + site.RESERVED_FDS
