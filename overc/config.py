@@ -36,6 +36,8 @@ OVERC_DEFAULTS = {
     "watchdog-interval": "1",
     "access-log": "off",
     "processes": "1",
+    "request-timeout": "30s",
+    "max-connections": "1000",
 }
 UI_DEFAULTS = {"users": "", "auth": ""}
 LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
@@ -64,6 +66,10 @@ class ServerConfig:
     watchdog_interval: float = 1.0
     access_log: bool = False
     processes: int = 1
+    #: Seconds a client has to send a request's headers and body (slow clients get a 408).
+    request_timeout: float = 30.0
+    #: Open connections one process accepts; more are answered 503 and closed.
+    max_connections: int = 1000
     users: Mapping[str, str] = field(default_factory=dict)
     auth_required: bool = False
     #: Raw ``[alert:<name>]`` sections, validated by the notification channels.
@@ -254,6 +260,17 @@ def load_config(
             raise ValueError("a whole number of processes from 1 to 64")
         return int(value)
 
+    def max_connections(value: str) -> int:
+        if not value.strip().isdigit() or not 1 <= int(value) <= 1_000_000:
+            raise ValueError("a whole number of connections from 1 to 1000000")
+        return int(value)
+
+    def request_timeout(value: str) -> float:
+        seconds = positive_duration(value)
+        if seconds > 3600:
+            raise ValueError("at most 1h")
+        return seconds
+
     database_url = check("overc", main, "database", database)
     process_count = check("overc", main, "processes", processes)
     if process_count > 1:
@@ -283,6 +300,8 @@ def load_config(
         watchdog_interval=check("overc", main, "watchdog-interval", positive_duration),
         access_log=check("overc", main, "access-log", boolean),
         processes=process_count,
+        request_timeout=check("overc", main, "request-timeout", request_timeout),
+        max_connections=check("overc", main, "max-connections", max_connections),
         users=users,
         auth_required=auth_required,
         channels=channels,

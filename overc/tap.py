@@ -37,7 +37,7 @@ from overc.storage.watchdog_store import WatchdogStore
 from overc.site import make_web_resources  # UI, read API + OpenAPI, /metrics
 from overc.web.health import Health
 from overc.web.root import Root
-from overc.web.site import make_site
+from overc.web.site import connection_limit, make_site
 from overc.startup import (
     AnnouncedReusePortService,
     DatabaseService,
@@ -203,7 +203,8 @@ def build_server(config: ServerConfig, reactor: Any = None,
     extra: dict = make_web_resources(config, db, reactor, forget_keys=keys.forget,
                                      counters=counters)
     root = Root(push.resource(), health, extra)
-    site = make_site(root, config.access_log)
+    site = make_site(root, config.access_log, request_timeout=config.request_timeout,
+                     max_connections=connection_limit(config.max_connections))
     if config.processes > 1:
         AnnouncedReusePortService(config.listen, site, reactor, database_service.when_ready,
                                   fail=fail).setServiceParent(top)

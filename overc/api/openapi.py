@@ -10,7 +10,8 @@ import copy
 from functools import lru_cache
 from typing import Any
 
-
+from overc.web.control import MAX_SILENCE
+from overc.web.numbers import INT64_MAX, MAX_TIME
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -21,6 +22,13 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _ERR = _ref("Error")
+#: An id as stored: a positive 64-bit integer.
+_INT64_ID = {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX}
+_INT64_ID_OR_NULL = {**_INT64_ID, "nullable": True}
+_TIME = {"type": "number", "minimum": 0, "maximum": MAX_TIME}
+_TIME_TEXT = {"type": "string", "minLength": 1, "maxLength": 64,
+              "description": "Unix seconds (e.g. 1700000000.5) or ISO 8601 (e.g. 2030-01-31T18:00Z;"
+                             " naive means UTC), from 1970 to 9999"}
 _NUM_OR_NULL = {"type": "number", "nullable": True}
 _STR_OR_NULL = {"type": "string", "nullable": True}
 _STATE = {"type": "string", "enum": ["OK", "WARN", "FAIL", "UNK"]}
@@ -33,6 +41,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "Refused",
         404: "No such server, service or path",
         405: "Wrong method for this path",
+        408: "The request did not arrive within `request-timeout`",
         413: "Body larger than 1 MiB",
         503: "Database unreachable; retry after `Retry-After` seconds",
     }
@@ -77,8 +86,8 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "server_id", "server_name", "name", "state", "stale", "acked"],
         "properties": {
-            "id": {"type": "integer"},
-            "server_id": {"type": "integer"},
+            "id": _INT64_ID,
+            "server_id": _INT64_ID,
             "server_name": {"type": "string"},
             "name": {"type": "string"},
             "state": {**_STATE, "nullable": True},
@@ -97,7 +106,7 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "name", "created", "services"],
         "properties": {
-            "id": {"type": "integer"},
+            "id": _INT64_ID,
             "name": {"type": "string"},
             "ip": _STR_OR_NULL,
             "created": {"type": "number"},
@@ -110,7 +119,7 @@ _SCHEMAS: dict[str, Any] = {
     "StateReport": {
         "type": "object", "required": ["id", "time", "state", "late"],
         "properties": {
-            "id": {"type": "integer"}, "time": {"type": "number"}, "state": _STATE,
+            "id": _INT64_ID, "time": {"type": "number"}, "state": _STATE,
             "info": _STR_OR_NULL, "late": {"type": "boolean"},
         },
     },
@@ -119,10 +128,10 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["id", "server_id", "server_name", "time", "kind", "severity", "message",
                      "delivery"],
         "properties": {
-            "id": {"type": "integer"},
-            "server_id": {"type": "integer"},
+            "id": _INT64_ID,
+            "server_id": _INT64_ID,
             "server_name": {"type": "string"},
-            "service_id": {"type": "integer", "nullable": True},
+            "service_id": _INT64_ID_OR_NULL,
             "service_name": _STR_OR_NULL,
             "time": {"type": "number"},
             "kind": {"type": "string", "enum": ["state", "offline", "online", "api", "internal"]},
@@ -136,10 +145,14 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Silence": {
         "type": "object",
+        "description": "Give `until` or `duration`; the silence ends in the future, within a"
+                       " year",
         "properties": {
-            "until": {"oneOf": [{"type": "number"}, {"type": "string"}],
+            "until": {"oneOf": [_TIME, _TIME_TEXT], "nullable": True,
                       "description": "Unix time or ISO 8601 (naive means UTC)"},
-            "duration": {"type": "number", "description": "Seconds from now (instead of until)"},
+            "duration": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                         "maximum": MAX_SILENCE, "nullable": True,
+                         "description": "Seconds from now (instead of until)"},
             "reason": {"type": "string", "maxLength": 4096},
         },
     },
@@ -163,9 +176,12 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str,
             "schema": schema, "description": description}
 
 
-_ID = {"type": "integer", "minimum": 1}
-_LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000},
-                "Page size")
+_ID = _INT64_ID
+_LIMIT = _param("limit", "query", {"type": "integer", "format": "int64", "minimum": 1,
+                                   "maximum": 1000}, "Page size")
+#: Every answer a read or an action may give besides 200.
+_READ_ERRORS = (400, 401, 404, 408, 413, 503)
+_ACTION_ERRORS = (400, 401, 403, 404, 408, 413, 503)
 _SECURE: list[dict[str, list[str]]] = [{"session": []}, {"basic": []}]
 
 
@@ -176,7 +192,7 @@ def _push(summary: str, body_props: dict[str, Any], required: list[str],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": required, "properties": body_props}}}},
         "responses": {"200": _json(response, "Accepted and committed"),
-                      **_errors(400, 403, 413, 503)},
+                      **_errors(400, 403, 408, 413, 503)},
     }}
 
 
@@ -185,7 +201,7 @@ def _action(summary: str, body: dict[str, Any] | None, response: dict[str, Any],
     op: dict[str, Any] = {
         "tags": ["actions"], "summary": summary, "security": _SECURE,
         "parameters": [_param("id", "path", _ID, "Id")],
-        "responses": {"200": _json(response, "Done"), **_errors(400, 401, 403, 404)},
+        "responses": {"200": _json(response, "Done"), **_errors(*_ACTION_ERRORS)},
         "description": "With the session cookie, send the `X-CSRF-Token` header (from the page's"
                        " `data-csrf`); bodies must be `application/json`.",
     }
@@ -208,7 +224,7 @@ def _document() -> dict[str, Any]:
     service_param = [_param("id", "path", _ID, "Service id")]
     get = lambda summary, params, schema: {"get": {  # noqa: E731
         "tags": ["read"], "summary": summary, "security": _SECURE, "parameters": params,
-        "responses": {"200": _json(schema, "OK"), **_errors(400, 401, 404)}}}
+        "responses": {"200": _json(schema, "OK"), **_errors(*_READ_ERRORS)}}}
     return {
         "openapi": "3.0.3",
         "info": {
@@ -240,7 +256,8 @@ def _document() -> dict[str, Any]:
                 ["server", "alerts"], _ok()),
             "/api/servers": get(
                 "Servers with their services, by id",
-                [_LIMIT, _param("after", "query", {"type": "integer", "minimum": 0},
+                [_LIMIT, _param("after", "query", {"type": "integer", "format": "int64",
+                                                   "minimum": 0, "maximum": INT64_MAX},
                                 "Only servers with a larger id (pagination)")],
                 _page("Server")),
             "/api/servers/{id}": _merge(
@@ -253,24 +270,28 @@ def _document() -> dict[str, Any]:
             "/api/services/{id}/states": get(
                 "State history, oldest first",
                 service_param + [
-                    _param("since", "query", {"type": "string"},
+                    _param("since", "query", _TIME_TEXT,
                            "Unix time or ISO 8601; default until - 24 h"),
-                    _param("until", "query", {"type": "string"},
+                    _param("until", "query", _TIME_TEXT,
                            "Unix time or ISO 8601; default now"),
-                    _param("limit", "query", {"type": "integer", "minimum": 1,
-                                              "maximum": 10000}, "Page size (default 1000)"),
-                    _param("after", "query", {"type": "integer", "minimum": 0},
+                    _param("limit", "query", {"type": "integer", "format": "int64",
+                                              "minimum": 1, "maximum": 10000},
+                           "Page size (default 1000)"),
+                    _param("after", "query", {"type": "integer", "format": "int64",
+                                              "minimum": 0, "maximum": INT64_MAX},
                            "Skip reports at `since` with this id or lower (pagination)"),
                 ],
                 _page("StateReport")),
             "/api/alerts": get(
                 "Alerts, newest first",
-                [_param("server", "query", {"type": "string"}, "Server id or name"),
+                [_param("server", "query", {"type": "string"},
+                        "Server id, or name (digits that cannot be an id are a name)"),
                  _param("service", "query", {"type": "string"}, "Service id or name"),
-                 _param("since", "query", {"type": "string"}, "Unix time or ISO 8601"),
+                 _param("since", "query", _TIME_TEXT, "Unix time or ISO 8601"),
                  _param("kind", "query", {"type": "string"}, "Alert kind"),
                  _param("severity", "query", {"type": "string"}, "Severity"),
-                 _param("before", "query", {"type": "integer", "minimum": 1},
+                 _param("before", "query", {"type": "integer", "format": "int64",
+                                            "minimum": 1, "maximum": INT64_MAX},
                         "Only alerts with a smaller id (pagination)"),
                  _LIMIT],
                 _page("Alert")),
@@ -280,11 +301,11 @@ def _document() -> dict[str, Any]:
                 _action("Remove the acknowledgement", None, _ok(), "delete")),
             "/api/services/{id}/silence": _merge(
                 _action("Silence a service", _ref("Silence"),
-                        _ok({"silenced_until": {"type": "number"}})),
+                        _ok({"silenced_until": _TIME})),
                 _action("End a service's silence", None, _ok(), "delete")),
             "/api/servers/{id}/silence": _merge(
                 _action("Silence a server", _ref("Silence"),
-                        _ok({"silenced_until": {"type": "number"}})),
+                        _ok({"silenced_until": _TIME})),
                 _action("End a server's silence", None, _ok(), "delete")),
             "/api/servers/{id}/reset-key": _action(
                 "Give a server a new key (random unless given); returned once",

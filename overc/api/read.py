@@ -26,7 +26,9 @@ from overc.storage.read_alerts import AlertFilter
 from overc.web.auth import Auth, Identity
 from overc.web.authenticated import Forbidden, LoginRequired, authenticated
 from overc.web.control import Control, NotFound
-from overc.web.http import BadRequest, arg, int_arg, json_body, json_error, time_arg
+from overc.web.http import (ID, BadRequest, arg, id_routes, int_arg, json_body, json_error,
+                            relative_location, time_arg)
+from overc.web.numbers import id_or_name
 
 log = Logger()
 
@@ -39,7 +41,7 @@ writable = authenticated(basic=True, csrf="json")
 
 
 class ReadAPI:
-    app = Klein()
+    app = id_routes(Klein())
 
     def __init__(self, queries: Queries, control: Control, auth: Auth,
                  clock: IReactorTime) -> None:
@@ -78,7 +80,7 @@ class ReadAPI:
     def _internal(self, request: IRequest, failure: Failure) -> bytes:
         error = failure.value
         if isinstance(error, RequestRedirect):
-            request.setHeader(b"location", error.new_url.encode("utf-8"))
+            request.setHeader(b"location", relative_location(error.new_url))
             return json_error(request, error.code, "moved")
         if isinstance(error, MethodNotAllowed):
             allowed = ", ".join(error.valid_methods or ())
@@ -117,7 +119,7 @@ class ReadAPI:
             "next": self._next(request, after=servers[-1].id) if more else None,
         })
 
-    @app.route("/servers/<int:server_id>", methods=["GET"])
+    @app.route(f"/servers/<{ID}:server_id>", methods=["GET"])
     @readable
     async def server(self, request: IRequest, identity: Identity, server_id: int) -> bytes:
         server = await self.queries.server(server_id)
@@ -125,7 +127,7 @@ class ReadAPI:
             raise NotFound()
         return json_body(request, server_json(server))
 
-    @app.route("/services/<int:service_id>", methods=["GET"])
+    @app.route(f"/services/<{ID}:service_id>", methods=["GET"])
     @readable
     async def service(self, request: IRequest, identity: Identity, service_id: int) -> bytes:
         svc = await self.queries.service(service_id)
@@ -133,12 +135,12 @@ class ReadAPI:
             raise NotFound()
         return json_body(request, service_json(svc))
 
-    @app.route("/services/<int:service_id>/states", methods=["GET"])
+    @app.route(f"/services/<{ID}:service_id>/states", methods=["GET"])
     @readable
     async def states(self, request: IRequest, identity: Identity, service_id: int) -> bytes:
         now = self.clock.seconds()
         until = time_arg(request, "until", now)
-        since = time_arg(request, "since", until - 86400)
+        since = time_arg(request, "since", max(0.0, until - 86400))
         limit = int_arg(request, "limit", 1000, 1, 10000)
         after = int_arg(request, "after", 0, 0)
         if await self.queries.service(service_id) is None:
@@ -155,12 +157,13 @@ class ReadAPI:
     @readable
     async def alerts(self, request: IRequest, identity: Identity) -> bytes:
         limit = int_arg(request, "limit", 100, 1, MAX_LIMIT)
-        server, service = arg(request, "server"), arg(request, "service")
+        server_id, server_name = id_or_name(arg(request, "server"))
+        service_id, service_name = id_or_name(arg(request, "service"))
         filt = AlertFilter(
-            server_id=int(server) if server and server.isdigit() else None,
-            server_name=server if server and not server.isdigit() else None,
-            service_id=int(service) if service and service.isdigit() else None,
-            service_name=service if service and not service.isdigit() else None,
+            server_id=server_id,
+            server_name=server_name,
+            service_id=service_id,
+            service_name=service_name,
             kind=arg(request, "kind") or None,
             severity=(arg(request, "severity") or "").upper() or None,
             since=time_arg(request, "since"),
@@ -176,21 +179,21 @@ class ReadAPI:
 
     # -- actions --------------------------------------------------------------------------
 
-    @app.route("/services/<int:service_id>/ack", methods=["POST"])
+    @app.route(f"/services/<{ID}:service_id>/ack", methods=["POST"])
     @writable
     async def ack(self, request: IRequest, identity: Identity, body: Body,
                   service_id: int) -> bytes:
         await self.control.acknowledge(service_id, body.get("comment"))
         return json_body(request, {"ok": 1})
 
-    @app.route("/services/<int:service_id>/ack", methods=["DELETE"])
+    @app.route(f"/services/<{ID}:service_id>/ack", methods=["DELETE"])
     @writable
     async def unack(self, request: IRequest, identity: Identity, body: Body,
                     service_id: int) -> bytes:
         await self.control.unacknowledge(service_id)
         return json_body(request, {"ok": 1})
 
-    @app.route("/<any(services,servers):kind>/<int:target_id>/silence", methods=["POST"])
+    @app.route(f"/<any(services,servers):kind>/<{ID}:target_id>/silence", methods=["POST"])
     @writable
     async def silence(self, request: IRequest, identity: Identity, body: Body,
                       kind: str, target_id: int) -> bytes:
@@ -198,14 +201,14 @@ class ReadAPI:
         await self.control.silence(kind[:-1], target_id, end, body.get("reason"))
         return json_body(request, {"ok": 1, "silenced_until": end})
 
-    @app.route("/<any(services,servers):kind>/<int:target_id>/silence", methods=["DELETE"])
+    @app.route(f"/<any(services,servers):kind>/<{ID}:target_id>/silence", methods=["DELETE"])
     @writable
     async def unsilence(self, request: IRequest, identity: Identity, body: Body,
                         kind: str, target_id: int) -> bytes:
         await self.control.unsilence(kind[:-1], target_id)
         return json_body(request, {"ok": 1})
 
-    @app.route("/<any(services,servers):kind>/<int:target_id>", methods=["DELETE"])
+    @app.route(f"/<any(services,servers):kind>/<{ID}:target_id>", methods=["DELETE"])
     @writable
     async def delete(self, request: IRequest, identity: Identity, body: Body,
                      kind: str, target_id: int) -> bytes:
@@ -214,7 +217,7 @@ class ReadAPI:
                  kind=kind[:-1], id=target_id)
         return json_body(request, {"ok": 1})
 
-    @app.route("/servers/<int:server_id>/reset-key", methods=["POST"])
+    @app.route(f"/servers/<{ID}:server_id>/reset-key", methods=["POST"])
     @writable
     async def reset_key(self, request: IRequest, identity: Identity, body: Body,
                         server_id: int) -> bytes:

@@ -20,15 +20,18 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 from twisted.web.static import File
+from werkzeug.routing import RequestRedirect
 
 from overc.storage.queries import Queries
 from overc.storage.read_alerts import AlertFilter
 from overc.ui import views
 from overc.ui.rendering import STATIC_DIR, make_environment, static_version
 from overc.web.auth import Auth, Identity, request_address
+from overc.web.files import StaticFiles
 from overc.web.authenticated import Forbidden, LoginRequired, authenticated
 from overc.web.control import Control, NotFound
-from overc.web.http import BadRequest, arg, int_arg, read_form, security_headers
+from overc.web.http import (ID, BadRequest, arg, id_routes, int_arg, read_form,
+                            relative_location, security_headers)
 
 log = Logger()
 
@@ -74,7 +77,7 @@ Form = Mapping[str, str]
 
 
 class UI:
-    app = Klein()
+    app = id_routes(Klein())
 
     def __init__(self, queries: Queries, control: Control, auth: Auth, clock: IReactorTime,
                  env: jinja2.Environment | None = None) -> None:
@@ -126,6 +129,15 @@ class UI:
         request.setHeader(b"location", f"/ui/login?next={target}".encode("utf-8"))
         return b""
 
+    @app.handle_errors(RequestRedirect)
+    def _redirect(self, request: IRequest, failure: Failure) -> bytes:
+        # werkzeug builds an absolute URL from the Host header: answer with the path only.
+        error = failure.value
+        assert isinstance(error, RequestRedirect)  # handle_errors(RequestRedirect) says so
+        request.setResponseCode(error.code)
+        request.setHeader(b"location", relative_location(error.new_url))
+        return b""
+
     @app.handle_errors(Forbidden)
     def _csrf(self, request: IRequest, failure: Failure) -> bytes:
         request.setResponseCode(403)
@@ -160,7 +172,7 @@ class UI:
                                  state_filter=(arg(request, "state") or "").upper(),
                                  q=arg(request, "q") or "")
 
-    @app.route("/server/<int:server_id>", methods=["GET", "HEAD"])
+    @app.route(f"/server/<{ID}:server_id>", methods=["GET", "HEAD"])
     @page
     async def server(self, request: Request, identity: Identity, server_id: int) -> bytes:
         if await self.unchanged(request, identity):
@@ -178,7 +190,7 @@ class UI:
             silenced=bool(server.silenced_until and server.silenced_until > now),
         )
 
-    @app.route("/service/<int:service_id>", methods=["GET", "HEAD"])
+    @app.route(f"/service/<{ID}:service_id>", methods=["GET", "HEAD"])
     @page
     async def service(self, request: Request, identity: Identity, service_id: int) -> bytes:
         if await self.unchanged(request, identity):
@@ -272,7 +284,7 @@ class UI:
         request.setHeader(b"location", target.encode("utf-8"))
         return b""
 
-    @app.route("/service/<int:service_id>/ack", methods=["POST"])
+    @app.route(f"/service/<{ID}:service_id>/ack", methods=["POST"])
     @action
     async def ack(self, request: Request, identity: Identity, form: Form,
                   service_id: int) -> bytes:
@@ -280,14 +292,14 @@ class UI:
         log.info("{user} acknowledged service {id}", user=identity.user, id=service_id)
         return self._back(request, f"/ui/service/{service_id}", "acked")
 
-    @app.route("/service/<int:service_id>/unack", methods=["POST"])
+    @app.route(f"/service/<{ID}:service_id>/unack", methods=["POST"])
     @action
     async def unack(self, request: Request, identity: Identity, form: Form,
                     service_id: int) -> bytes:
         await self.control.unacknowledge(service_id)
         return self._back(request, f"/ui/service/{service_id}", "unacked")
 
-    @app.route("/<any(service,server):kind>/<int:target_id>/silence", methods=["POST"])
+    @app.route(f"/<any(service,server):kind>/<{ID}:target_id>/silence", methods=["POST"])
     @action
     async def silence(self, request: Request, identity: Identity, form: Form,
                       kind: str, target_id: int) -> bytes:
@@ -297,14 +309,14 @@ class UI:
         log.info("{user} silenced {kind} {id}", user=identity.user, kind=kind, id=target_id)
         return self._back(request, f"/ui/{kind}/{target_id}", "silenced")
 
-    @app.route("/<any(service,server):kind>/<int:target_id>/unsilence", methods=["POST"])
+    @app.route(f"/<any(service,server):kind>/<{ID}:target_id>/unsilence", methods=["POST"])
     @action
     async def unsilence(self, request: Request, identity: Identity, form: Form,
                         kind: str, target_id: int) -> bytes:
         await self.control.unsilence(kind, target_id)
         return self._back(request, f"/ui/{kind}/{target_id}", "unsilenced")
 
-    @app.route("/<any(service,server):kind>/<int:target_id>/delete", methods=["GET", "HEAD"])
+    @app.route(f"/<any(service,server):kind>/<{ID}:target_id>/delete", methods=["GET", "HEAD"])
     @page
     async def delete_confirm(self, request: Request, identity: Identity,
                              kind: str, target_id: int) -> bytes:
@@ -321,7 +333,7 @@ class UI:
         return await self.render(request, identity, "confirm.html", title=f"Delete {label}?",
                                  kind=kind, target_id=target_id, label=label, extra=extra)
 
-    @app.route("/<any(service,server):kind>/<int:target_id>/delete", methods=["POST"])
+    @app.route(f"/<any(service,server):kind>/<{ID}:target_id>/delete", methods=["POST"])
     @action
     async def delete(self, request: Request, identity: Identity, form: Form,
                      kind: str, target_id: int) -> bytes:
@@ -334,7 +346,7 @@ class UI:
         log.info("{user} deleted {kind} {id}", user=identity.user, kind=kind, id=target_id)
         return self._back(request, back, "deleted")
 
-    @app.route("/server/<int:server_id>/reset-key", methods=["GET", "HEAD"])
+    @app.route(f"/server/<{ID}:server_id>/reset-key", methods=["GET", "HEAD"])
     @page
     async def reset_key_confirm(self, request: Request, identity: Identity,
                                 server_id: int) -> bytes:
@@ -344,7 +356,7 @@ class UI:
         return await self.render(request, identity, "confirm_key.html",
                                  title=f"Reset the key of {server.name}?", server=server)
 
-    @app.route("/server/<int:server_id>/reset-key", methods=["POST"])
+    @app.route(f"/server/<{ID}:server_id>/reset-key", methods=["POST"])
     @action
     async def reset_key(self, request: Request, identity: Identity, form: Form,
                         server_id: int) -> bytes:
@@ -362,7 +374,7 @@ class UI:
     def static(self, request: Request) -> File:
         request.setHeader(b"cache-control", b"public, max-age=31536000, immutable")
         request.setHeader(b"x-content-type-options", b"nosniff")
-        return File(self.static_dir)
+        return StaticFiles(self.static_dir)  # no directory listings
 
 
 def _safe_next(target: str | None) -> str:

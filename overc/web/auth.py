@@ -27,15 +27,16 @@ import time
 import weakref
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Awaitable, Callable, Mapping
+from typing import Awaitable, Callable, Iterable, Mapping
 
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.defer import DeferredLock, DeferredSemaphore
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
-from overc.core.passwords import verify_secret
+from overc.core.passwords import PASSWORD_ITERATIONS, is_hash, verify_secret
 from overc.storage.db import Database
 from overc.storage.sessions import SessionRevocations
 from overc.storage.settings import get_or_create_setting
@@ -47,8 +48,15 @@ NONCE_COOKIE = b"overc_nonce"
 SESSION_SECONDS = 12 * 3600
 #: Delay after the n-th consecutive failure from one address or for one user: 1, 2, 4 ... 16 s.
 MAX_FAILURE_DELAY = 16.0
-#: A hash that verifies nothing, checked for unknown users so timing does not reveal names.
-_DUMMY_HASH = "pbkdf2_sha256$240000$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
+#: Password hashes computed at once in one process (each takes a pool thread ~0.2 s).
+MAX_VERIFYING = 4
+
+
+def dummy_hash_like(hashes: Iterable[str], default: int = PASSWORD_ITERATIONS) -> str:
+    """A hash that verifies nothing, as costly as the costliest of ``hashes``: checked for
+    unknown names so that the time of an answer does not reveal which names exist."""
+    iterations = max((int(h.split("$")[1]) for h in hashes if is_hash(h)), default=default)
+    return f"pbkdf2_sha256${iterations}$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
 #: Seconds a process trusts that a session it checked is not revoked: a logout in another
 #: process is honoured here within this time (in the logging-out process at once).
 REVOCATION_RECHECK = 3.0
@@ -117,6 +125,7 @@ class Auth:
         *,
         wall: Callable[[], float] = time.time,
         secure_cookies: bool = False,
+        max_verifying: int = MAX_VERIFYING,
     ) -> None:
         self.users = dict(users)
         self.required = required
@@ -127,6 +136,10 @@ class Auth:
         self.wall = wall
         self.secure_cookies = secure_cookies
         self._failures: dict[str, int] = {}
+        #: One attempt at a time per address and per name (see :meth:`check_password`).
+        self._locks: dict[str, DeferredLock] = {}
+        self._verifying = DeferredSemaphore(max_verifying)
+        self._dummy_hash = dummy_hash_like(self.users.values())
         self._basic_ok: dict[str, float] = {}
         #: session id -> its cookie's expiry, for sessions known to be revoked (final).
         self._revoked: dict[str, float] = {}
@@ -224,10 +237,11 @@ class Auth:
             name, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        if name not in self.users:
-            return None
+        # An unknown name takes the same path as a known one (a dummy hash, the same
+        # throttle): the time of the answer does not tell which names exist.
+        hashed = self.users.get(name, self._dummy_hash)
         # Remember a correct password as an HMAC for five minutes: PBKDF2 per call is too slow.
-        memo = self._sign(await self.secret(), f"basic.{name}.{self.users[name]}.{password}")
+        memo = self._sign(await self.secret(), f"basic.{name}.{hashed}.{password}")
         now = self.wall()
         if self._basic_ok.get(memo, 0) > now:
             return name
@@ -241,19 +255,48 @@ class Auth:
     # -- login ----------------------------------------------------------------------------
 
     async def check_password(self, name: str, password: str, address: str) -> bool:
-        """Verify a password; every failure is answered only after a growing delay."""
+        """Verify a password; every failure is answered only after a growing delay.
+
+        Every attempt costs the same whatever the name: an unknown name is verified against a
+        dummy hash of the same strength. Attempts from one address, and attempts for one
+        name, are taken one at a time, each failure holding its turn for the delay (1, 2, 4
+        ... 16 s), so parallel guesses queue instead of multiplying the rate; and at most
+        ``max_verifying`` hashes are computed at once in the whole process.
+        """
+        keys = sorted({f"ip:{address}", f"user:{name}"})
+        locks = [self._lock(key) for key in keys]
+        for lock in locks:  # always in the same order: no deadlock between two attempts
+            await lock.acquire()
+        try:
+            return await self._attempt(name, password, address, keys)
+        finally:
+            for key, lock in zip(reversed(keys), reversed(locks)):
+                lock.release()
+                if not lock.locked and not lock.waiting:
+                    self._locks.pop(key, None)
+
+    def _lock(self, key: str) -> DeferredLock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = DeferredLock()
+        return lock
+
+    async def _attempt(self, name: str, password: str, address: str, keys: list[str]) -> bool:
         hashed = self.users.get(name)
-        ok = await self._verify(password, hashed or _DUMMY_HASH) and hashed is not None
-        keys = (f"ip:{address}", f"user:{name}")
+        await self._verifying.acquire()
+        try:
+            ok = await self._verify(password, hashed or self._dummy_hash) and hashed is not None
+        finally:
+            self._verifying.release()
         if ok:
             for key in keys:
                 self._failures.pop(key, None)
             return True
         count = max(self._failures.get(k, 0) for k in keys) + 1
-        for key in keys:
-            self._failures[key] = count
         if len(self._failures) > 10000:
             self._failures.clear()
+        for key in keys:
+            self._failures[key] = count
         delay = min(MAX_FAILURE_DELAY, 2.0 ** (count - 1))
         log.info("Failed login for {name!r} from {address}; answering in {delay} s",
                  name=name, address=address, delay=delay)

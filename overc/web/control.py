@@ -10,17 +10,16 @@ from typing import Awaitable, Callable
 from twisted.internet.interfaces import IReactorTime
 
 from overc.storage.actions import Actions
-from overc.web.http import BadRequest, parse_time
+from overc.web import numbers
+from overc.web.numbers import BadRequest
 
 MAX_TEXT = 4096
 MAX_SILENCE = 366 * 86400.0
 
 
-def _number(value: object) -> float:
-    """``float(value)`` for what JSON or a form can carry; TypeError for anything else."""
-    if isinstance(value, (str, int, float)):
-        return float(value)
-    raise TypeError(f"not a number: {value!r}")
+def numbers_blank(value: object) -> bool:
+    """Absent: not given, ``null``, or an empty form field."""
+    return value is None or value == ""
 
 
 class NotFound(Exception):
@@ -51,25 +50,16 @@ class Control:
 
     def silence_end(self, until: object = None, duration: object = None,
                     offset_minutes: object = None) -> float:
-        """When a silence ends: an absolute ``until`` or a ``duration`` in seconds from now."""
+        """When a silence ends: an absolute ``until`` or a ``duration`` in seconds from now.
+
+        Both are checked by :mod:`overc.web.numbers` (finite, in range, no booleans), so
+        ``duration=nan`` is a 400, never a silence that ends at once.
+        """
         now = self.clock.seconds()
-        if until not in (None, ""):
-            offset = None
-            if offset_minutes not in (None, ""):
-                try:
-                    offset = int(str(offset_minutes))
-                except ValueError:
-                    raise BadRequest("tzoffset must be an integer", "tzoffset") from None
-            try:
-                end = float(until) if isinstance(until, (int, float)) else parse_time(
-                    str(until), offset)
-            except ValueError as e:
-                raise BadRequest(f"until: {e}", "until") from None
-        elif duration not in (None, ""):
-            try:
-                end = now + _number(duration)
-            except (TypeError, ValueError):
-                raise BadRequest("duration must be a number of seconds", "duration") from None
+        if not numbers_blank(until):
+            end = numbers.time_value(until, "until", numbers.tz_offset(offset_minutes))
+        elif not numbers_blank(duration):
+            end = now + numbers.duration(duration, "duration", high=MAX_SILENCE)
         else:
             raise BadRequest("give until (a time) or duration (seconds)", "until")
         if end <= now:

@@ -7,18 +7,65 @@ errors included, goes through :func:`json_body`, so all APIs speak the same dial
 from __future__ import annotations
 
 import json
-import re
-from datetime import datetime, timedelta, timezone
 from typing import Any, Coroutine, overload
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.server import NOT_DONE_YET, Request
+from werkzeug.routing import BaseConverter
+
+from overc.web import numbers
+from overc.web.numbers import INT64_MAX, BadRequest
+
+__all__ = ["ID", "IdConverter", "id_routes", "BadRequest", "arg", "int_arg", "time_arg",
+           "read_form", "read_json", "json_body", "json_error", "answer_later",
+           "security_headers", "relative_location"]
 
 log = Logger()
+
+
+
+def _up_to(bound: str) -> str:
+    """A regex matching the decimal numbers from 1 to ``bound`` without leading zeros."""
+    n = len(bound)
+    shorter = f"[1-9][0-9]{{0,{n - 2}}}" if n > 1 else ""
+    same = []
+    for i, digit in enumerate(bound):
+        low = "1" if i == 0 else "0"
+        if int(digit) > int(low):
+            same.append(f"{bound[:i]}[{low}-{int(digit) - 1}][0-9]{{{n - i - 1}}}")
+    same.append(bound)
+    return "(?:" + "|".join(([shorter] if shorter else []) + same) + ")"
+
+
+class IdConverter(BaseConverter):
+    """An id in a route: 1 to 2^63 - 1 in ASCII digits. Anything else matches no route (404).
+
+    The range is in the regex itself: werkzeug's ``int(max=...)`` checks it only after the
+    method, so ``DELETE /api/servers/<huge>`` would answer 405 instead of 404.
+    """
+
+    regex = _up_to(str(INT64_MAX))
+    part_isolating = True
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: Any) -> str:
+        return str(int(value))
+
+
+#: The name of :class:`IdConverter` in routes (``<id:server_id>``): see :func:`id_routes`.
+ID = "id"
+
+
+def id_routes(app: Any) -> Any:
+    """Teach a Klein app's URL map the ``id`` converter (before its routes are declared)."""
+    app.url_map.converters[ID] = IdConverter
+    return app
 
 MAX_FORM = 256 * 1024
 
@@ -27,14 +74,6 @@ CSP = (
     "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
-
-
-class BadRequest(Exception):
-    """The client sent something we cannot use; the message is shown to it."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def security_headers(request: IRequest) -> None:
@@ -70,12 +109,24 @@ def read_json(request: IRequest) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("the body is not JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the body is not a JSON object")
     return data
+
+
+def _no_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity (Python's parser accepts them unless told not to)."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def relative_location(url: str) -> bytes:
+    """The path and query of ``url``: a redirect that does not repeat the client's ``Host:``."""
+    parts = urlsplit(url)
+    path = "/" + parts.path.lstrip("/")  # never "//host": that would leave the site
+    return (path + (f"?{parts.query}" if parts.query else "")).encode("utf-8")
 
 
 def arg(request: IRequest, name: str) -> str | None:
@@ -89,27 +140,20 @@ def arg(request: IRequest, name: str) -> str | None:
 
 
 @overload
-def int_arg(request: IRequest, name: str, default: int, low: int | None = None,
-            high: int | None = None) -> int: ...
+def int_arg(request: IRequest, name: str, default: int, low: int = 0,
+            high: int = INT64_MAX) -> int: ...
 
 
 @overload
-def int_arg(request: IRequest, name: str, default: None = None, low: int | None = None,
-            high: int | None = None) -> int | None: ...
+def int_arg(request: IRequest, name: str, default: None = None, low: int = 0,
+            high: int = INT64_MAX) -> int | None: ...
 
 
 def int_arg(request: IRequest, name: str, default: int | None = None,
-            low: int | None = None, high: int | None = None) -> int | None:
-    text = arg(request, name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer", name) from None
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise BadRequest(f"{name} must be between {low} and {high}", name)
-    return value
+            low: int = 0, high: int = INT64_MAX) -> int | None:
+    """An integer query parameter (see :func:`overc.web.numbers.integer`)."""
+    return numbers.optional_integer(arg(request, name), name, low=low, high=high,
+                                    default=default)
 
 
 @overload
@@ -121,36 +165,8 @@ def time_arg(request: IRequest, name: str, default: None = None) -> float | None
 
 
 def time_arg(request: IRequest, name: str, default: float | None = None) -> float | None:
-    text = arg(request, name)
-    if text is None or text == "":
-        return default
-    try:
-        return parse_time(text)
-    except ValueError as e:
-        raise BadRequest(f"{name}: {e}", name) from None
-
-
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
-
-
-def parse_time(text: str, offset_minutes: int | None = None) -> float:
-    """Unix seconds, or ISO 8601; a naive ISO time is UTC unless the browser's offset is given.
-
-    ``offset_minutes`` is JavaScript's ``getTimezoneOffset()`` (UTC minus local, in minutes).
-    """
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if not _ISO.match(text):
-        raise ValueError("expected Unix seconds or an ISO 8601 time like 2030-01-31T18:00Z")
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-        if offset_minutes is not None:
-            parsed += timedelta(minutes=offset_minutes)
-    return parsed.timestamp()
+    """A time query parameter: Unix seconds or ISO 8601 (see :mod:`overc.web.numbers`)."""
+    return numbers.optional_time(arg(request, name), name, default)
 
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)

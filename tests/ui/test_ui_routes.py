@@ -26,7 +26,7 @@ def concrete_urls(app, prefix: str, ids: dict[str, int]):
                 concrete = re.sub(r"<any\([^)]*\):kind>", kind or "", path)
                 target = ids["disk"] if (kind or "").startswith("service") or (
                     "service" in concrete and kind is None) else ids["web1"]
-                concrete = re.sub(r"<int:[a-z_]+>", str(target), concrete)
+                concrete = re.sub(r"<(?:int|id)(?:\([^)]*\))?:[a-z_]+>", str(target), concrete)
                 for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                     yield method, prefix + concrete
         else:
