@@ -93,11 +93,12 @@ def makeService(options: Options, reactor: Any = None, http: Any = None) -> Moni
     """Build the monitor service; the reactor and HTTP client are injectable for tests."""
     level: LogLevel = options["level"]
     if reactor is None:
-        from twisted.internet import reactor  # entry point: the global reactor is fine here
+        from twisted.internet import reactor as global_reactor  # entry point: the global reactor is fine here
 
+        reactor = global_reactor
         # twistd installs its log observer after this returns: filter it once the reactor runs.
         AGENT_LOG.set_level(level)
-        reactor.callWhenRunning(AGENT_LOG.install)
+        global_reactor.callWhenRunning(AGENT_LOG.install)
     from overc.agent.cli import default_http
     from overc.agent.monitor import build_monitor
 
