@@ -16,18 +16,12 @@ import sys
 from typing import IO, TYPE_CHECKING, Any, Mapping, NoReturn, Sequence
 
 from twisted.internet import defer, task
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    Logger,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.logger import LogLevel, Logger, globalLogBeginner, textFileLogObserver
 
 from overc.agent import client as clientmod
 from overc.agent.client import Endpoint, OvercClient, Refused, Unreachable, UsageError
 from overc.agent.config import MAX_PERIOD, ConfigError, MonitorConfig, read_config
+from overc.agent.logs import AGENT_LOG, level_for, version
 from overc.agent.plugin_runner import PluginRunner, PluginSpec
 from overc.agent.results import Report
 
@@ -49,6 +43,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="overcli", description="OverC agent: push service states to an OverC server.")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more detail (repeat for debug)")
+    p.add_argument("--version", action="version", version=f"overcli (OverC) {version()}")
     p.add_argument("-s", "--server", help="server URL (default: $OVERC_SERVER)")
     p.add_argument("-i", "--server-id", help="NAME:KEY of this host (default: $OVERC_SERVER_ID)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -206,8 +201,10 @@ async def _monitor(reactor, args, http, env, err) -> int:
         raise
     endpoint = resolve_endpoint(args.server, args.server_id, env, config)
     fatal: defer.Deferred = defer.Deferred()
-    # Each run's debug line is only shown with -vv (see _start_logging): skip it otherwise.
-    monitor = build_monitor(config, endpoint, reactor, http, on_fatal=fatal.callback, chdir=True, log_runs=args.verbose >= 2)
+    level = level_for(args.verbose, config.loglevel)
+    AGENT_LOG.set_level(level)
+    # Each run's debug line is shown only at debug level: skip making it otherwise.
+    monitor = build_monitor(config, endpoint, reactor, http, on_fatal=fatal.callback, chdir=True, log_runs=level <= LogLevel.debug)
     trigger = reactor.addSystemEventTrigger("before", "shutdown", monitor.stopService)
     monitor.startService()
     failure = await fatal  # only a fatal error ends the foreground monitor; a signal stops the reactor
@@ -231,21 +228,14 @@ async def _alert_config_error(reactor, args, http, env, error: ConfigError) -> N
         endpoint = clientmod.make_endpoint(url, ident)
     except UsageError:
         return
-    await send_failure_alert(OvercClient(http, reactor, endpoint), f"Monitoring failure: config error: {error}")
+    # The error itself is printed on one line; a server that cannot hear about it is detail.
+    await send_failure_alert(OvercClient(http, reactor, endpoint), f"Monitoring failure: config error: {error}", quiet=True)
 
 
-def _start_logging(verbose: int, monitor: bool) -> None:
-    if verbose >= 2:
-        level = LogLevel.debug
-    elif verbose == 1 or monitor:
-        level = LogLevel.info
-    else:
-        level = LogLevel.warn
-    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
-    # The connection pool logs every connection at info level: noise unless debugging.
-    predicate.setLogLevelForNamespace("twisted.web.client._HTTP11ClientFactory", max(level, LogLevel.warn) if verbose < 2 else level)
-    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+def _start_logging(verbose: int) -> None:
+    """stderr, quiet by default (warnings and errors); ``monitor`` sets its level from the config."""
+    AGENT_LOG.set_level(level_for(verbose))
+    globalLogBeginner.beginLoggingTo([AGENT_LOG.wrap(textFileLogObserver(sys.stderr))], redirectStandardIO=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -253,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = sum(a.count("v") for a in argv if a.startswith("-") and not a.startswith("--") and set(a[1:]) <= {"v"})
     verbose += argv.count("--verbose")
-    _start_logging(verbose, monitor="monitor" in argv)
+    _start_logging(verbose)
 
     async def _main(reactor) -> None:
         code = await run(reactor, argv)

@@ -2,8 +2,10 @@
 
 1.x files work unchanged: ``[overc] server / my-name / my-key`` and ``[service:NAME]`` with
 ``period``, ``command`` and optional ``max-lag``. New optional keys: ``[overc] spool``,
-``spool-size``, ``concurrency``; ``[service:*] timeout``, ``shell``. Sections without a colon
-other than ``[overc]`` are ignored (as 1.x did); ``[x:y]`` with an unknown ``x`` is an error.
+``spool-size``, ``concurrency``, ``loglevel``; ``[service:*] timeout``, ``shell``. A key that is
+none of these in ``[overc]`` or ``[service:*]`` is an error (a misspelt ``timout`` would
+otherwise be silently ignored), as in the server's config. Sections without a colon other than
+``[overc]`` are ignored (as 1.x did); ``[x:y]`` with an unknown ``x`` is an error.
 
 Interpolation is off, so ``%`` in a command (``check_disk -w 10%``) is literal, as it was in
 1.x; ``;`` after whitespace starts a comment, as in 1.x. Every error names the file, the
@@ -22,6 +24,14 @@ from overc.agent.plugin_runner import PluginSpec, shell_argv
 MAX_PERIOD = 31_536_000
 DEFAULT_CONCURRENCY = 16
 DEFAULT_SPOOL_SIZE = 100_000
+
+#: Every key each section may hold (1.x had server, my-name, my-key; period, command, max-lag).
+OVERC_KEYS = ("server", "my-name", "my-key", "spool", "spool-size", "concurrency", "loglevel")
+SERVICE_KEYS = ("period", "command", "max-lag", "timeout", "shell")
+
+#: ``[overc] loglevel`` values, as in the server's config.
+LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
+DEFAULT_LOGLEVEL = "info"
 
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
@@ -74,6 +84,7 @@ class MonitorConfig:
     spool_size: int = DEFAULT_SPOOL_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
     services: tuple[ServiceConfig, ...] = field(default_factory=tuple)
+    loglevel: str = DEFAULT_LOGLEVEL
 
     @property
     def folder(self) -> str:
@@ -102,6 +113,25 @@ class _Section:
 
     def error(self, key: str | None, message: str) -> ConfigError:
         return ConfigError(self.path, self.name, key, message)
+
+    def only(self, known: tuple[str, ...]) -> None:
+        """Every key of the section is one of ``known``; else an error naming the first stray one.
+
+        Keys inherited from ``[DEFAULT]`` are checked once, against every known key (a shared
+        ``period`` there is fine, as it was in 1.x).
+        """
+        inherited = self.parser.defaults()
+        for key in self.parser.options(self.name):
+            if key not in known and key not in inherited:
+                raise self.error(key, f"unknown key (known: {', '.join(known)})")
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        raw = self.get(key)
+        if raw is None:
+            return default
+        if raw.lower() not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {raw!r}")
+        return raw.lower()
 
     def get(self, key: str, required: bool = False) -> str | None:
         if self.parser.has_option(self.name, key):
@@ -173,9 +203,10 @@ def parse_config(text: str, path: str) -> MonitorConfig:
 
     folder = os.path.dirname(os.path.abspath(path))
     server = name = key = spool = None
-    spool_size, concurrency = DEFAULT_SPOOL_SIZE, DEFAULT_CONCURRENCY
+    spool_size, concurrency, loglevel = DEFAULT_SPOOL_SIZE, DEFAULT_CONCURRENCY, DEFAULT_LOGLEVEL
     if parser.has_section("overc"):
         s = _Section(path, parser, "overc")
+        s.only(OVERC_KEYS)
         server, name, key = s.get("server"), s.get("my-name"), s.get("my-key")
         if name is not None and not 1 <= len(name) <= 64:
             raise s.error("my-name", "must be 1 to 64 characters")
@@ -186,7 +217,11 @@ def parse_config(text: str, path: str) -> MonitorConfig:
             spool = os.path.join(folder, os.path.expanduser(spool)) if spool else None
         spool_size = s.number("spool-size", int, 1) or DEFAULT_SPOOL_SIZE
         concurrency = s.number("concurrency", int, 1, 10_000) or DEFAULT_CONCURRENCY
+        loglevel = s.choice("loglevel", LOGLEVELS, DEFAULT_LOGLEVEL)
 
+    for shared in parser.defaults():
+        if shared not in OVERC_KEYS + SERVICE_KEYS:
+            raise ConfigError(path, "DEFAULT", shared, f"unknown key (known: {', '.join(OVERC_KEYS + SERVICE_KEYS)})")
     services = []
     for section in parser.sections():
         kind, colon, service_name = section.partition(":")
@@ -197,12 +232,13 @@ def parse_config(text: str, path: str) -> MonitorConfig:
         services.append(_service(_Section(path, parser, section), service_name, folder))
     if not services:
         raise ConfigError(path, None, None, "no [service:NAME] sections: nothing to monitor")
-    return MonitorConfig(path, server, name, key, spool, spool_size, concurrency, tuple(services))
+    return MonitorConfig(path, server, name, key, spool, spool_size, concurrency, tuple(services), loglevel)
 
 
 def _service(s: _Section, name: str, folder: str) -> ServiceConfig:
     if not 1 <= len(name) <= 64:
         raise s.error(None, "service name must be 1 to 64 characters")
+    s.only(SERVICE_KEYS)
     period = s.number("period", int, 1, MAX_PERIOD, required=True)
     command = s.get("command", required=True)
     assert command is not None

@@ -19,10 +19,11 @@ from collections import deque
 from typing import Callable, Iterable, Iterator
 
 from twisted.internet import defer, task
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from overc.agent.client import OvercClient, Refused, Unreachable
+from overc.agent.logs import plural
 from overc.agent.results import Report
 from overc.agent.spool import MemorySpool
 
@@ -93,6 +94,8 @@ class Forwarder:
         self._wake: defer.Deferred | None = None
         self._delays = backoff_delays()
         self._stopping = False
+        self._down: str | None = None  # why the server cannot be reached, while it cannot
+        self._failures = 0
 
     # -- public --------------------------------------------------------------------------
     def submit(self, reports: Iterable[Report]) -> None:
@@ -179,24 +182,31 @@ class Forwarder:
                 delay = next(self._delays)
                 if e.retry_after is not None:
                     delay = min(max(delay, e.retry_after), 300.0)
-                log.warn(
-                    "Cannot deliver {count} reports ({reason}); {queued} queued in the spool, retrying in {delay:g} s",
+                self._failures += 1
+                # The first failure, or a new reason, is news; the same one again is debug detail.
+                log.emit(
+                    LogLevel.warn if e.message != self._down else LogLevel.debug,
+                    "Cannot deliver {reports} ({reason}); {queued} in the spool, retrying in {delay:g} s",
+                    reports=plural(len(batch), "report"),
                     count=len(batch),
                     reason=e.message,
-                    queued=len(self.spool),
+                    queued=plural(len(self.spool), "report"),
                     delay=delay,
                 )
+                self._down = e.message
                 await self._sleep(delay)
                 continue
             except Refused as refusal:
                 self._delays = backoff_delays()
+                self._back_up()
                 bad = offending_index(refusal, len(batch))
                 if bad is not None and len(batch) > 1:
                     self._drop_one(batch, bad, from_spool, refusal)
                     continue
                 self.refused += len(batch)
                 log.error(
-                    "Server refused {count} reports ({reason}); dropped: retrying cannot help",
+                    "Server refused {reports} ({reason}); dropped: retrying cannot help",
+                    reports=plural(len(batch), "report"),
                     count=len(batch),
                     reason=str(refusal),
                 )
@@ -204,6 +214,7 @@ class Forwarder:
                     self.spool.remove(len(batch))
                 continue
             self._delays = backoff_delays()
+            self._back_up()
             self.delivered += len(batch)
             if from_spool:
                 self.spool.remove(len(batch))
@@ -214,6 +225,12 @@ class Forwarder:
                 # of their own. During a burst of runs that makes one POST per window instead
                 # of one per round trip (a POST costs the agent far more CPU than a report).
                 await self._sleep(self.batch_window)
+
+    def _back_up(self) -> None:
+        """The server answered: end of an outage, if there was one."""
+        if self._down is not None:
+            log.info("Server answers again after {failures}", failures=plural(self._failures, "failed attempt"))
+            self._down, self._failures = None, 0
 
     def _drop_one(self, batch: list[Report], index: int, from_spool: bool, refusal: Refused) -> None:
         """Drop the one report the server blamed; put the others back at the front."""

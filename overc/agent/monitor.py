@@ -14,13 +14,14 @@ from typing import Any, Callable, Mapping
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from overc.agent import schedule
 from overc.agent.client import Endpoint, OvercClient, Refused, Unreachable
 from overc.agent.config import MonitorConfig, ServiceConfig
 from overc.agent.forwarder import Forwarder
+from overc.agent.logs import plural, version
 from overc.agent.plugin_runner import PluginRunner
 from overc.agent.results import Report
 from overc.agent.spool import FileSpool, InThread, MemorySpool, SpoolError, run_here
@@ -65,6 +66,7 @@ class Monitor(Service):
         self.forwarder.on_fatal = self.fatal
         self.timers: dict[str, IDelayedCall] = {}
         self.runs = 0
+        self.states: dict[str, str] = {}
         self.failed: Failure | None = None
 
     def startService(self) -> None:
@@ -75,8 +77,11 @@ class Monitor(Service):
             # points ask for this; it changes the whole process, so a library user need not.
             os.chdir(self.config.folder)
         log.info(
-            "Monitoring {count} services as {name!r}, reporting to {url}",
+            "OverC monitor {version}: {services} from {path} as {name!r}, reporting to {url}",
+            version=version(),
+            services=plural(len(self.config.services), "service"),
             count=len(self.config.services),
+            path=self.config.path,
             name=self.client.endpoint.name,
             url=self.client.endpoint.base_url,
         )
@@ -101,6 +106,11 @@ class Monitor(Service):
         self.timers.clear()
         await self.forwarder.stop()
         self.runner.close()
+        log.info(
+            "Monitor stopped after {runs}; {queued} in the spool for the next start",
+            runs=plural(self.runs, "plugin run"),
+            queued=plural(len(self.forwarder.spool), "report"),
+        )
 
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
@@ -128,9 +138,24 @@ class Monitor(Service):
                 duration=result.finished - result.started,
                 info=outcome.info[:200],
             )
+        self._note_state(svc.name, outcome.state, outcome.info)
         self.forwarder.submit([Report(svc.name, outcome.state, outcome.info, svc.period, result.finished)])
         at = schedule.next_start(result.started, result.finished, svc.period, svc.max_lag)
         self._schedule(svc, at - self.clock.seconds())
+
+    def _note_state(self, service: str, state: str, info: str) -> None:
+        """Log a service's state at info level when it changes (and a first state that is not OK)."""
+        before = self.states.get(service)
+        if before == state:
+            return
+        self.states[service] = state
+        first_line = info.split("\n", 1)[0][:200]
+        detail = f": {first_line}" if first_line else ""
+        if before is None:
+            if state != "OK":
+                log.info("{service} is {state}{detail}", service=service, state=state, detail=detail, info=first_line)
+        else:
+            log.info("{service}: {before} -> {state}{detail}", service=service, before=before, state=state, detail=detail, info=first_line)
 
     def fatal(self, failure: Failure) -> None:
         """A bug or a broken environment: log it, tell the server, stop."""
@@ -148,14 +173,23 @@ class Monitor(Service):
             d.addBoth(alert_sent)
 
 
-async def send_failure_alert(client: OvercClient, message: str) -> None:
-    """Send ``Monitoring failure: ...`` as an ``api`` alert if the server can be reached."""
+async def send_failure_alert(client: OvercClient, message: str, quiet: bool = False) -> None:
+    """Send ``Monitoring failure: ...`` as an ``api`` alert if the server can be reached.
+
+    ``quiet``: failing to send it is logged at info level, not as an error (the caller reports
+    the failure itself).
+    """
     quick = OvercClient(client.http, client.clock, client.endpoint, min(client.timeout, ALERT_TIMEOUT))
     try:
         await quick.set_alerts([{"message": message[:65536]}])
         log.info("Sent alert: {message}", message=message)
     except (Unreachable, Refused) as e:
-        log.error("Could not send alert {message!r}: {reason}", message=message, reason=str(e))
+        log.emit(
+            LogLevel.info if quiet else LogLevel.error,
+            "Could not send alert {message!r}: {reason}",
+            message=message,
+            reason=str(e),
+        )
 
 
 def open_spool(config: MonitorConfig, env: Mapping[str, str] | None = None, reactor: Any = None) -> MemorySpool:

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from overc.agent.logs import plural
 from overc.agent.results import Report
 
 log = Logger()
@@ -96,10 +97,11 @@ class MemorySpool:
         overflow = self._drop_oldest()
         if overflow:
             log.warn(
-                "Spool full ({max} reports): dropped the {count} oldest undelivered reports ({total} so far)",
-                max=self.max_reports,
+                "Spool full ({max}): dropped {oldest} ({total} so far)",
+                max=plural(self.max_reports, "report"),
+                oldest=_oldest(overflow),
                 count=overflow,
-                total=self.dropped_total,
+                total=f"{self.dropped_total:,}",
             )
 
     def _drop_oldest(self) -> int:
@@ -157,10 +159,11 @@ class FileSpool(MemorySpool):
             raise SpoolError(f"cannot write spool file {path}: {e.strerror or e}") from None
         overflow = self._drop_oldest()
         if overflow:
-            log.warn("Spool holds more than {max} reports: dropped the {count} oldest",
-                     max=self.max_reports, count=overflow)
+            log.warn("Spool holds more than {max}: dropped {oldest}",
+                     max=plural(self.max_reports, "report"), count=overflow, oldest=_oldest(overflow))
         if self.pending:
-            log.info("Spool {path}: {count} undelivered reports from an earlier run", path=path, count=len(self.pending))
+            log.info("Spool {path}: {reports} from an earlier run", path=path, count=len(self.pending),
+                     reports=plural(len(self.pending), "undelivered report"))
 
     def _load(self) -> None:
         try:
@@ -272,3 +275,8 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _oldest(count: int) -> str:
+    """``the oldest undelivered report`` / ``the 12 oldest undelivered reports``."""
+    return "the oldest undelivered report" if count == 1 else f"the {count:,} oldest undelivered reports"

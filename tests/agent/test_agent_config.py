@@ -117,3 +117,31 @@ def test_peek_identity_of_a_broken_file(tmp_path):
     path.write_text("[overc]\nserver=http://h/\nmy-name=n\nmy-key=k\n[service:a]\nperiod=x\n")
     assert peek_identity(str(path)) == ("http://h/", "n", "k")
     assert peek_identity(str(tmp_path / "none.ini")) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("[overc]\ntimout=3\n[service:a]\nperiod=5\ncommand=x\n", "m.ini: [overc] timout: unknown key (known: server, my-name,"),
+        ("[service:a]\nperiod=5\ncommand=x\ntimout=3\n", "m.ini: [service:a] timout: unknown key (known: period, command, max-lag, timeout, shell)"),
+        ("[service:a]\nperiod=5\ncommand=x\nmax_lag=3\n", "m.ini: [service:a] max_lag: unknown key"),
+        ("[overc]\nperiod=5\n[service:a]\nperiod=5\ncommand=x\n", "m.ini: [overc] period: unknown key"),
+        ("[service:a]\nperiod=5\ncommand=x\nspool=x\n", "m.ini: [service:a] spool: unknown key"),
+        ("[DEFAULT]\nfoo=1\n[service:a]\nperiod=5\ncommand=x\n", "m.ini: [DEFAULT] foo: unknown key"),
+        ("[overc]\nloglevel=loud\n[service:a]\nperiod=5\ncommand=x\n", "m.ini: [overc] loglevel: must be one of debug, info, warn"),
+    ],
+)
+def test_unknown_keys_are_errors(text, expected):
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, "m.ini")
+    assert str(e.value).startswith(expected)
+    assert "\n" not in str(e.value)
+
+
+def test_every_1x_key_and_shared_defaults_stay_valid():
+    # 1.x keys: [overc] server, my-name, my-key; [service:*] period, command, max-lag (upper case too).
+    cfg = parse_config(V1.replace("max-lag=1", "MAX-LAG=1"), "m.ini")
+    assert cfg.services[0].max_lag == 1.0 and cfg.loglevel == "info"
+    cfg = parse_config("[DEFAULT]\nperiod=30\n[overc]\nserver=http://a/\n[service:a]\ncommand=x\n[misc]\nanything=1\n", "m.ini")
+    assert cfg.services[0].period == 30
+    assert parse_config("[overc]\nloglevel = Warning\n[service:a]\nperiod=5\ncommand=x\n", "m.ini").loglevel == "warning"

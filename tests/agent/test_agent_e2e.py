@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from overc.agent.logs import version
 from realserver import ROOT, RealServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -242,3 +243,93 @@ def test_store_and_forward_across_agent_restart(tmp_path):
     assert times == sorted(times)
     assert all(t < server_up_at for t in times[:down_runs])
     assert times[down_runs - 1] - times[0] >= (down_runs - 1) * 1.0
+
+
+class TwistdServer(RealServer):
+    """A server started the README's way: twistd's default pidfile, ``twistd.pid`` in its folder."""
+
+    def command(self):
+        return [arg for arg in super().command() if arg != "--pidfile="]
+
+
+def test_monitor_beside_a_twistd_server_own_pidfile_and_quiet_logs(tmp_path):
+    folder = tmp_path / "srv"
+    server = TwistdServer(folder).start()
+    try:
+        pidfile = folder / "twistd.pid"
+        assert wait_for("the server's twistd.pid", pidfile.exists, timeout=10)
+        server_pid = pidfile.read_text()
+        (folder / "monitor.ini").write_text(
+            f"[overc]\nserver = {server.url}\nmy-name = web1\nmy-key = s3cret\n\n"
+            "[service:flip]\nperiod = 1\ncommand = sh -c 'test -e down && { echo down; exit 2; }; echo up'\n"
+        )
+        log_path = tmp_path / "agent.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(TWISTD + ["-n", "overcli-monitor", "monitor.ini"], cwd=folder, env=agent_env(),
+                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        agent = Agent.__new__(Agent)
+        agent.log_path, agent.process = log_path, process
+        try:
+            own = folder / "overcli-monitor.pid"
+            wait_for("the monitor's own pidfile", lambda: own.exists() and own.read_text().strip() == str(process.pid),
+                     timeout=20, logs=[log_path])
+            wait_for("3 runs at the server", lambda: len(history(server, "flip")) >= 3, timeout=30, logs=[log_path])
+            (folder / "down").write_text("")
+            wait_for("the FAIL at the server", lambda: service_rows(server).get("flip", ("",))[0] == "FAIL", timeout=30, logs=[log_path])
+            wait_for("the state change in the log", lambda: "flip: OK -> FAIL: down" in agent.log(), timeout=10, logs=[log_path])
+        finally:
+            # twistd ends itself with the signal it got (-15) once it has shut down cleanly.
+            assert agent.stop() in (0, -signal.SIGTERM), agent.log()
+        assert "Server Shut Down." in agent.log()
+        assert pidfile.read_text() == server_pid  # the server's pidfile is untouched
+        assert not own.exists()  # removed on a clean stop
+    finally:
+        server.stop()
+    text = agent.log()
+    runs = len(history(server, "flip"))
+    lines = text.splitlines()
+    assert f"OverC monitor {version()}: 1 service from monitor.ini as 'web1', reporting to {server.url}" in text
+    for noise in ("Starting factory", "Stopping factory", "Main loop terminated", "services", "flip: OK in", "Another twistd"):
+        assert noise not in text, noise
+    assert len(lines) < 12, text  # start-up, the server answers, one state change, the stop; not one line per run
+    assert f"Monitor stopped after {runs} plugin runs; 0 reports in the spool for the next start" in text
+
+
+def test_loglevel_debug_shows_every_run_and_overcli_v(tmp_path):
+    with running_server(tmp_path / "srv") as server:
+        folder = tmp_path / "agent"
+        folder.mkdir()
+        config = folder / "monitor.ini"
+        config.write_text(f"[overc]\nserver = {server.url}\nmy-name = web1\nmy-key = s3cret\nloglevel = error\n\n"
+                          "[service:ok]\nperiod = 1\ncommand = echo fine\n")
+        quiet = Agent(OVERCLI + ["monitor", str(config)], tmp_path / "quiet.log")
+        try:
+            wait_for("2 runs at the server", lambda: len(history(server, "ok")) >= 2, timeout=30, logs=[quiet.log_path])
+        finally:
+            assert quiet.stop() == 0
+        assert quiet.log() == ""  # loglevel = error: nothing to say
+        loud = Agent(OVERCLI + ["-vv", "monitor", str(config)], tmp_path / "loud.log")
+        try:
+            wait_for("a per-run debug line", lambda: "ok: OK in " in loud.log(), timeout=30, logs=[loud.log_path])
+        finally:
+            assert loud.stop() == 0
+        assert "Starting factory" in loud.log()  # -vv: debug shows Twisted's detail too
+        url = server.url
+    r = overcli("-v", "-s", url, "-i", "web1:s3cret", "ping")
+    assert r.returncode == 3
+    assert r.stderr.startswith("overcli: cannot reach ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_versions_and_config_errors_of_the_real_commands(tmp_path):
+    r = overcli("--version")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"overcli (OverC) {version()}\n", "")
+    r = subprocess.run(TWISTD + ["overcli-monitor", "--version"], env=agent_env(), capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stdout) == (0, f"overcli-monitor (OverC) {version()}\n")
+    config = tmp_path / "monitor.ini"
+    config.write_text("[overc]\nserver = http://127.0.0.1:1/\nmy-name = a\nmy-key = b\n\n[service:x]\nperiod = 5\ntimout = 3\ncommand = true\n")
+    expected = f"{config}: [service:x] timout: unknown key (known: period, command, max-lag, timeout, shell)\n"
+    r = overcli("monitor", str(config))
+    assert (r.returncode, r.stderr) == (2, "overcli: config error: " + expected)
+    r = subprocess.run(TWISTD + ["-n", "--pidfile=", "overcli-monitor", str(config)], env=agent_env(), capture_output=True,
+                       text=True, timeout=30)
+    assert (r.returncode, r.stderr) == (2, "overcli-monitor: config error: " + expected)

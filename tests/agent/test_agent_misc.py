@@ -65,12 +65,42 @@ def test_tap_options_read_the_config(tmp_path):
     assert (opts["endpoint"].name, opts["endpoint"].key) == ("other", "key2")
 
 
-def test_tap_config_error_is_one_line(tmp_path):
+def test_tap_config_error_is_one_line(tmp_path, capsys):
     config = tmp_path / "m.ini"
     config.write_text("[service:x]\nperiod = soon\ncommand = true\n")
-    with pytest.raises(usage.UsageError) as e:
+    with pytest.raises(SystemExit) as e:
         tap.Options().parseOptions(["-s", "http://a/", "-i", "n:k", str(config)])
-    assert str(e.value) == f"{config}: [service:x] period: must be an integer, got 'soon'"
+    assert e.value.code == 2
+    assert capsys.readouterr().err == f"overcli-monitor: config error: {config}: [service:x] period: must be an integer, got 'soon'\n"
+
+
+def test_tap_loglevel_option_overrides_the_file(tmp_path):
+    from twisted.logger import LogLevel
+
+    config = tmp_path / "m.ini"
+    config.write_text("[overc]\nserver = http://a/\nmy-name = n\nmy-key = k\nloglevel = error\n[service:x]\nperiod = 5\ncommand = true\n")
+    opts = tap.Options()
+    opts.parseOptions([str(config)])
+    assert opts["level"] == LogLevel.error
+    opts = tap.Options()
+    opts.parseOptions(["--loglevel", "DEBUG", str(config)])
+    assert opts["level"] == LogLevel.debug
+    with pytest.raises(usage.UsageError, match="must be one of"):
+        tap.Options().parseOptions(["--loglevel", "loud", str(config)])
+
+
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ({"pidfile": "twistd.pid", "nodaemon": 1, "logfile": None, "syslog": 0}, ("overcli-monitor.pid", None)),
+        ({"pidfile": "twistd.pid", "nodaemon": 0, "logfile": None, "syslog": 0}, ("overcli-monitor.pid", "overcli-monitor.log")),
+        ({"pidfile": "/run/x.pid", "nodaemon": 0, "logfile": "x.log", "syslog": 0}, ("/run/x.pid", "x.log")),
+        ({"pidfile": "", "nodaemon": 0, "logfile": None, "syslog": 1}, ("", None)),
+    ],
+)
+def test_twistd_defaults_become_the_monitors_own_files(given, expected):
+    tap.own_files(given)
+    assert (given["pidfile"], given["logfile"]) == expected
 
 
 def test_tap_make_service_builds_the_monitor(tmp_path):
