@@ -110,10 +110,15 @@ def _parse_retry_after(value: bytes | None) -> float | None:
         return None  # an HTTP date: rare enough to fall back to our own backoff
 
 
+#: Answers that say "not now" rather than "never".
+RETRYABLE = frozenset({408, 429})
+
+
 def classify(status: int, body: bytes, retry_after: bytes | None = None) -> dict[str, Any]:
     """Decide what an HTTP answer means (pure): return the JSON on 200, else raise.
 
-    429 and 5xx are :class:`Unreachable` (retry later, honouring ``Retry-After``); other
+    408 (the server's request timeout on a slow link), 429 and 5xx are :class:`Unreachable`
+    (retry later, honouring ``Retry-After``): retrying can help, so nothing is dropped; other
     statuses are :class:`Refused` with the server's ``error`` and ``field`` when it sent them.
     """
     try:
@@ -121,7 +126,7 @@ def classify(status: int, body: bytes, retry_after: bytes | None = None) -> dict
     except (UnicodeDecodeError, ValueError):
         data = None
     error = data.get("error") if isinstance(data, dict) else None
-    if status == 429 or status >= 500:
+    if status in RETRYABLE or status >= 500:
         raise Unreachable(f"server answered {status}" + (f": {error}" if error else ""), _parse_retry_after(retry_after))
     if status == 200 and isinstance(data, dict) and "error" not in data:
         return data

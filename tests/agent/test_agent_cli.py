@@ -175,6 +175,8 @@ def test_classify():
     assert e.value.retry_after == 7.0
     with pytest.raises(Unreachable):
         classify(502, b"<html>bad gateway</html>")
+    with pytest.raises(Unreachable):  # the server's request timeout: retry, never drop
+        classify(408, b'{"error": "request timeout"}')
     with pytest.raises(Refused) as r:
         classify(400, b'{"error": "bad", "field": "services[2].state"}')
     assert (r.value.status, r.value.field) == (400, "services[2].state")
