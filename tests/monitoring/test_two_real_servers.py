@@ -101,8 +101,15 @@ def test_two_processes_one_killed_mid_delivery_every_alert_once(tmp_path: Path, 
 
         delivered: dict[int, int] = Counter()
         seen_alerts = Counter()
+        cut_short = set()
         for path in (tmp_path / "deliveries").glob("*.json"):
-            doc = json.loads(path.read_text())
+            try:
+                doc = json.loads(path.read_text())
+            except ValueError:
+                # The victim was SIGKILLed while writing this delivery's stdin: its orphaned
+                # command got a truncated document. Only a taken-over lease may explain that.
+                cut_short.add(int(path.name.split("-")[0]))
+                continue
             delivered[doc["notification"]] += 1
             seen_alerts.update(x["id"] for x in doc["alerts"])
         assert set(delivered) == {n for n, _ in notifications}, "nothing lost"
@@ -112,6 +119,7 @@ def test_two_processes_one_killed_mid_delivery_every_alert_once(tmp_path: Path, 
         expired = {n for (n,) in q("SELECT notification_id FROM notification_attempts"
                                     " WHERE error LIKE 'lease expired%'")}
         assert repeated <= expired
+        assert cut_short <= expired
         assert expired, "the victim was killed holding a lease: the survivor took it over"
         takers = {o.split(":")[1] for (o,) in q(
             "SELECT owner FROM notification_attempts WHERE ok = 1 AND notification_id IN"
