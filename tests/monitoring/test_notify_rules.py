@@ -142,8 +142,10 @@ def test_offline_message_and_away_rules():
     assert was_away(100.0, 94.0, 1.0)
     # idle ticks write the heartbeat often enough that a running OverC never looks away
     assert not heartbeat_due(102.4, 100.0, 1.0) and heartbeat_due(102.5, 100.0, 1.0)
-    assert fresh_deadline(100.0, 60, Grace()) == 166.0
-    assert fresh_deadline(100.0, 5, Grace()) == 106.0  # grace at least 1 s
+    # after a gap: at least 60 s (agent backoff) + 5 s (Retry-After), or the period, + grace
+    assert fresh_deadline(100.0, 60, Grace()) == 171.0
+    assert fresh_deadline(100.0, 5, Grace()) == 166.0  # grace at least 1 s
+    assert fresh_deadline(100.0, 600, Grace()) == 760.0  # a long period is its own window
 
 
 def cfg(text: str) -> str:
@@ -156,6 +158,10 @@ def cfg(text: str) -> str:
     ("[alert:x]\nformat = json\n", None, "needs one of"),
     ("[alert:x]\nurl = ftp://a/\n", "url", "http"),
     ("[alert:x]\ncommand = true\nbogus = 1\n", "bogus", "unknown key"),
+    ("[alert:x]\ncomand = true\n", "comand", "unknown key"),  # a typo is named
+    ("[alert:x]\nurl = http://a/\nto = a@b\n", "to", "unknown key for a url channel"),
+    ("[alert:x]\ncommand = no-such-program-overc\n", "command", "not found on PATH"),
+    ("[alert:x]\ncommand = ./nope.sh\n", "command", "command not found: ./nope.sh"),
     ("[alert:x]\nsmtp = smtp://h:25\nfrom = a@b\n", "to", "e-mail"),
     ("[alert:x]\ncommand = true\nretries = many\n", "retries", "whole number"),
     ("[alert:x]\ncommand = 'unclosed\n", "command", "split"),
