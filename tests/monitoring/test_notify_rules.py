@@ -189,6 +189,9 @@ def test_channel_config_parses_every_option(tmp_path: Path):
     assert spec.headers == {"Authorization": "Bearer abc", "X-Env": "prod"}
     assert spec.route == Route("hook", "FAIL", ("web*", "db1"), ("disk",), 3600.0)
     assert (spec.timeout, spec.retries, spec.lease) == (5.0, 2, 15.0)
+    (tmp_path / "alert.d").mkdir()
+    (tmp_path / "alert.d" / "log.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "alert.d" / "log.sh").chmod(0o755)
     legacy = parse_channel("log", {"command": "./alert.d/log.sh '/var/log/o c.log'"},
                            source="s.ini", base_dir=tmp_path)
     assert legacy.command == ("./alert.d/log.sh", "/var/log/o c.log")
