@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
-from overc.core.alerts import Alert, channel_event
+from overc.core.alerts import OFFLINE, Alert, channel_event
+from overc.core.watchdog_rules import silence_of
 
 
 def alert_block(alert: Alert) -> str:
@@ -14,11 +15,17 @@ def alert_block(alert: Alert) -> str:
 
         web1 disk: [service:state/WARN] State changed: "OK" -> "WARN"
         Current: WARN: DISK WARNING - /var 91%
+
+    An ``offline`` alert's service is not in its last state any more: its second line says
+    what is known, ``Current: no report for 75 s; last: OK: app back``.
     """
     who = " ".join(x for x in (alert.server_name, alert.service_name) if x)
     channel, event = channel_event(alert.kind, alert.severity)
     text = (f"{who}: " if who else "") + f"[{channel}/{event}] {alert.message}\n"
-    if alert.service_name is not None and alert.state:
+    if alert.service_name is not None and alert.kind == OFFLINE:
+        last = f"; last: {alert.state}: {alert.info or ''}" if alert.state else ""
+        text += f"Current: {silence_of(alert.message)}{last}\n"
+    elif alert.service_name is not None and alert.state:
         text += f"Current: {alert.state}: {alert.info or ''}\n"
     return text
 

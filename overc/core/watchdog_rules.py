@@ -5,6 +5,8 @@ No clock, no database: ``now`` is an argument, so every rule is tested without a
 """
 from __future__ import annotations
 
+import re
+
 from overc.core.durations import Grace
 from overc.core.retry import AGENT_RETURN_WITHIN
 
@@ -18,6 +20,16 @@ def offline_message(now: float, last_time: float | None, period: float | None) -
     if period:
         return f"{silent} (period {int(period)} s)"
     return silent
+
+
+_SILENCE = re.compile(r"^No report (for \d+ s|yet)")
+
+
+def silence_of(message: str) -> str:
+    """``no report for 75 s``: the silence an ``offline`` message states, for the
+    notification's ``Current:`` line (the service's last state is not its current one)."""
+    match = _SILENCE.match(message)
+    return f"no report {match.group(1)}" if match else "no report"
 
 
 def away_threshold(interval: float) -> float:

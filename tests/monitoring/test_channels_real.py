@@ -66,7 +66,8 @@ async def test_command_gets_the_1x_text_on_stdin_the_env_and_the_config_folder(t
     assert await outcome(log.send(ALERTS, "alert")) is None
     assert (tmp_path / "out.log").read_text() == TEXT_ONE + (
         "web1: 2 alerts (1 offline, 1 state)\n" + TEXT_ONE +
-        "web1 app: [plugin/offline] No report for 75 s (period 60 s)\nCurrent: OK: up 32h\n")
+        "web1 app: [plugin/offline] No report for 75 s (period 60 s)\n"
+        "Current: no report for 75 s; last: OK: up 32h\n")
     assert (tmp_path / "env.txt").read_text().strip() == (
         'web1|disk|state|WARN|WARN|State changed: "OK" -> "WARN"|'
         f"https://mon.example.com/ui/service/10|2|{tmp_path}")

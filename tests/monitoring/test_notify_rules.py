@@ -45,6 +45,16 @@ def test_other_kinds_use_the_1x_channel_event_pairs():
         [alert(kind="internal", severity="FAIL", service=None, state=None)])
 
 
+def test_offline_says_what_is_known_not_a_stale_state():
+    gone = alert(kind="offline", severity="FAIL", message="No report for 75 s (period 60 s)",
+                 state="OK", info="app back")
+    assert notification_text([gone]) == (
+        "web1 disk: [plugin/offline] No report for 75 s (period 60 s)\n"
+        "Current: no report for 75 s; last: OK: app back\n")
+    never = alert(kind="offline", severity="FAIL", message="No report yet", state=None)
+    assert notification_text([never]).splitlines()[1] == "Current: no report yet"
+
+
 def test_group_starts_with_summary_line_then_blocks():
     alerts = [alert(id=i, kind="offline", severity="FAIL", service=f"s{i}", message="gone",
                     state="OK", info="fine") for i in range(1, 11)]
@@ -52,7 +62,7 @@ def test_group_starts_with_summary_line_then_blocks():
     text = notification_text(alerts)
     lines = text.splitlines()
     assert lines[0] == "web1: 12 alerts (10 offline, 2 state)"
-    assert lines[1:3] == ["web1 s1: [plugin/offline] gone", "Current: OK: fine"]
+    assert lines[1:3] == ["web1 s1: [plugin/offline] gone", "Current: no report; last: OK: fine"]
     assert len(lines) == 1 + 12 * 2
     assert text.endswith("Current: WARN: DISK WARNING - /var 91%\n")
 
