@@ -82,3 +82,26 @@ def test_service_created_by_an_alert_has_no_state_yet():
     out = apply_report(ServiceSnapshot(), "FAIL", "", 60, 1000.0, GRACE)
     assert kinds(out) == [("state", "FAIL", 'First report: "FAIL"')]
 
+
+
+def test_online_says_how_long_the_server_heard_nothing():
+    # The last report came at 1000; the agent spooled through a 35 s cut and resends a report
+    # made at 1001: the server heard nothing from 1000 to its arrival at 1035.
+    before = ServiceSnapshot(state="OK", period=5, last_time=1000.0, deadline=1006.0, stale=True)
+    out = apply_report(before, "OK", "", 5, 1001.0, GRACE, arrival=1035.0)
+    assert kinds(out) == [("online", "OK", "Reporting again after 35 s without a report")]
+
+
+@pytest.mark.parametrize("period, time, arrival, deadline", [
+    (5, 1000.0, 1000.0, 1006.0),     # on time: time + period + grace
+    (5, 999.5, 1000.0, 1005.5),      # a little late (within grace): still time-based
+    (5, 960.0, 1000.0, 1066.0),      # resent from a spool: the fresh window from the arrival
+    (60, 900.0, 1000.0, 1071.0),     # 65 s window + 6 s grace
+    (600, 100.0, 1000.0, 1660.0),    # a long period is its own window
+    (600, 950.0, 1000.0, 1610.0),    # late, but time + period + grace is later still
+])
+def test_a_late_report_never_leaves_a_deadline_before_the_fresh_window(period, time, arrival,
+                                                                        deadline):
+    before = ServiceSnapshot(state="OK", period=period, last_time=0.0, deadline=1.0, stale=True)
+    out = apply_report(before, "OK", "", period, time, GRACE, arrival=arrival)
+    assert out.service.deadline == pytest.approx(deadline)

@@ -238,3 +238,19 @@ async def test_a_registration_race_returns_the_winner(database, monkeypatch):
     monkeypatch.setattr(store_module, "_txn_get_server", stale_read)
     record, created = await store.register_server("web1", "h2", "10.0.0.2", T0)
     assert (record, created) == (winner, False)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("address", [
+    "2001:db8:85a3:1234:5678:8a2e:370:7334",
+    "0000:0000:0000:0000:0000:ffff:192.168.100.228",  # 45 characters, the longest IPv6 text
+    "fe80::1ff:fe23:4567:890a%enp0s31f6-with-a-long-interface-name",  # with a zone
+])
+async def test_any_client_address_is_stored(database, address):
+    # MariaDB in strict mode refused more than 32 characters: the push failed for IPv6 hosts.
+    store = Store(database, Grace(), Counters())
+    record, _ = await store.register_server("v6", "h", address, T0)
+    result = await store.ingest([IngestItem(record.id, address, T0 + 1,
+                                            [Report("app", "OK", "", 60)], [])])
+    assert result == [None]
+    assert await rows(database, "SELECT ip FROM servers WHERE id = ?", record.id) == [(address,)]

@@ -26,6 +26,7 @@ from overc.agent.client import OvercClient, Refused, Unreachable
 from overc.agent.logs import plural
 from overc.agent.results import Report
 from overc.agent.spool import MemorySpool
+from overc.core.retry import AGENT_BACKOFF_MAX
 
 log = Logger()
 
@@ -37,7 +38,7 @@ MAX_BATCH = 500
 MAX_BATCH_BYTES = 512 * 1024
 
 BACKOFF_START = 1.0
-BACKOFF_MAX = 60.0
+BACKOFF_MAX = AGENT_BACKOFF_MAX  # the server's watchdog counts on it (overc.core.retry)
 
 
 def backoff_delays(start: float = BACKOFF_START, cap: float = BACKOFF_MAX) -> Iterator[float]:

@@ -25,13 +25,14 @@ from overc.core.payload import (
     parse_server,
     parse_status,
 )
+from overc.core.retry import PUSH_RETRY_AFTER
 from overc.ingest.groupcommit import GroupCommit
 from overc.ingest.serverkeys import InvalidKey, ServerKeys
 from overc.storage.ingest_store import IngestItem, ServerGone
 from overc.web.http import json_body, json_error
 
 log = Logger()
-RETRY_AFTER = b"5"
+RETRY_AFTER = str(PUSH_RETRY_AFTER).encode()  # the watchdog counts on it (overc.core.retry)
 
 
 class NotReady(DatabaseUnavailable):

@@ -3,10 +3,38 @@
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any, Sequence
 
-from overc.core.alerts import Alert, channel_event
+from overc.core.alerts import OFFLINE, Alert, channel_event
+from overc.core.watchdog_rules import silence_of
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: what a pushing host
+# could use to forge lines in the text, break a header or an environment variable (NUL).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
+    if named is not None:
+        return named
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` safe for one line of the text format, a header or an environment variable:
+    control characters become visible escapes (``\\n``, ``\\x00``). Names and messages come
+    from pushing hosts; a CR/LF must not forge a line, a NUL must not stop a delivery."""
+    return _CONTROL.sub(_escape, text)
+
+
+def multi_line(text: str) -> str:
+    """A plugin's output keeps its lines (``\\r\\n`` counts as one); other controls are escaped."""
+    return _CONTROL_BUT_NEWLINE.sub(_escape, text.replace("\r\n", "\n"))
 
 
 def alert_block(alert: Alert) -> str:
@@ -14,12 +42,20 @@ def alert_block(alert: Alert) -> str:
 
         web1 disk: [service:state/WARN] State changed: "OK" -> "WARN"
         Current: WARN: DISK WARNING - /var 91%
+
+    An ``offline`` alert's service is not in its last state any more: its second line says
+    what is known, ``Current: no report for 75 s; last: OK: app back``.
     """
-    who = " ".join(x for x in (alert.server_name, alert.service_name) if x)
+    who = " ".join(one_line(x) for x in (alert.server_name, alert.service_name) if x)
     channel, event = channel_event(alert.kind, alert.severity)
-    text = (f"{who}: " if who else "") + f"[{channel}/{event}] {alert.message}\n"
-    if alert.service_name is not None and alert.state:
-        text += f"Current: {alert.state}: {alert.info or ''}\n"
+    text = (f"{who}: " if who else "") + f"[{channel}/{one_line(event)}] {one_line(alert.message)}\n"
+    info = multi_line(alert.info or "")
+    state = one_line(alert.state or "")
+    if alert.service_name is not None and alert.kind == OFFLINE:
+        last = f"; last: {state}: {info}" if state else ""
+        text += f"Current: {silence_of(alert.message)}{last}\n"
+    elif alert.service_name is not None and state:
+        text += f"Current: {state}: {info}\n"
     return text
 
 
@@ -27,8 +63,8 @@ def summary_line(alerts: Sequence[Alert]) -> str:
     """``web1: 12 alerts (10 offline, 2 state)``: most frequent kind first."""
     counts = Counter(a.kind for a in alerts)
     by_count = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    kinds = ", ".join(f"{n} {kind}" for kind, n in by_count)
-    servers = sorted({a.server_name for a in alerts})
+    kinds = ", ".join(f"{n} {one_line(kind)}" for kind, n in by_count)
+    servers = sorted({one_line(a.server_name) for a in alerts})
     return f"{', '.join(servers)}: {len(alerts)} alerts ({kinds})"
 
 
@@ -86,7 +122,7 @@ def notification_json(
 def command_environment(alerts: Sequence[Alert], public_url: str) -> dict[str, str]:
     """The ``OVERC_*`` variables of a command channel: the first alert, plus the count."""
     first = alerts[0]
-    return {
+    environment = {
         "OVERC_SERVER": first.server_name,
         "OVERC_SERVICE": first.service_name or "",
         "OVERC_KIND": first.kind,
@@ -96,3 +132,5 @@ def command_environment(alerts: Sequence[Alert], public_url: str) -> dict[str, s
         "OVERC_URL": alert_url(public_url, first),
         "OVERC_ALERT_COUNT": str(len(alerts)),
     }
+    # An environment variable cannot hold a NUL (the program would not start at all).
+    return {name: one_line(value) for name, value in environment.items()}

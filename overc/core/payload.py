@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -83,8 +84,11 @@ def _encodable(value: str) -> bool:
     return True
 
 
+_NAME_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _string(obj: dict, key: str, path: str, *, minimum: int, maximum: int,
-            required: bool = True) -> str | None:
+            required: bool = True, name: bool = False) -> str | None:
     if key not in obj or obj[key] is None:
         if required:
             raise ValidationError(f"{path} is required", path)
@@ -94,6 +98,10 @@ def _string(obj: dict, key: str, path: str, *, minimum: int, maximum: int,
         raise ValidationError(f"{path} must be a string", path)
     if not _encodable(value):
         raise ValidationError(f"{path} holds characters that are not valid Unicode", path)
+    if name and _NAME_CONTROL.search(value):
+        # A name is shown on one line everywhere (UI, notifications, e-mail subjects).
+        raise ValidationError(f"{path} must not hold control characters (NUL, CR, LF, tab...)",
+                              path)
     if not minimum <= len(value) <= maximum:
         if minimum and not value:
             raise ValidationError(f"{path} must not be empty", path)
@@ -127,7 +135,7 @@ def parse_server(body: dict[str, Any]) -> ServerIdentity:
         raise ValidationError("server is required", "server")
     if not isinstance(server, dict):
         raise ValidationError("server must be an object with name and key", "server")
-    name = _string(server, "name", "server.name", minimum=1, maximum=MAX_NAME)
+    name = _string(server, "name", "server.name", minimum=1, maximum=MAX_NAME, name=True)
     key = _string(server, "key", "server.key", minimum=1, maximum=MAX_KEY)
     assert name is not None and key is not None
     return ServerIdentity(name, key)
@@ -172,7 +180,7 @@ def parse_status(body: dict[str, Any], now: float) -> tuple[ServerIdentity, list
     period = parse_period(body["period"], "period")
     reports = []
     for path, item in _objects(body, "services", MAX_SERVICES):
-        name = _string(item, "name", f"{path}.name", minimum=1, maximum=MAX_NAME)
+        name = _string(item, "name", f"{path}.name", minimum=1, maximum=MAX_NAME, name=True)
         sent_state = _string(item, "state", f"{path}.state", minimum=0, maximum=MAX_STATE)
         info = _string(item, "info", f"{path}.info", minimum=0, maximum=MAX_INFO,
                        required=False) or ""
@@ -196,7 +204,7 @@ def parse_alerts(body: dict[str, Any]) -> tuple[ServerIdentity, list[AlertReques
     for path, item in _objects(body, "alerts", MAX_ALERTS):
         message = _string(item, "message", f"{path}.message", minimum=1, maximum=MAX_MESSAGE)
         service = _string(item, "service", f"{path}.service", minimum=1, maximum=MAX_NAME,
-                          required=False)
+                          required=False, name=True)
         assert message is not None
         alerts.append(AlertRequest(message, service))
     return server, alerts

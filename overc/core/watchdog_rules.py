@@ -5,7 +5,10 @@ No clock, no database: ``now`` is an argument, so every rule is tested without a
 """
 from __future__ import annotations
 
+import re
+
 from overc.core.durations import Grace
+from overc.core.retry import AGENT_RETURN_WITHIN
 
 
 def offline_message(now: float, last_time: float | None, period: float | None) -> str:
@@ -17,6 +20,16 @@ def offline_message(now: float, last_time: float | None, period: float | None) -
     if period:
         return f"{silent} (period {int(period)} s)"
     return silent
+
+
+_SILENCE = re.compile(r"^No report (for \d+ s|yet)")
+
+
+def silence_of(message: str) -> str:
+    """``no report for 75 s``: the silence an ``offline`` message states, for the
+    notification's ``Current:`` line (the service's last state is not its current one)."""
+    match = _SILENCE.match(message)
+    return f"no report {match.group(1)}" if match else "no report"
 
 
 def away_threshold(interval: float) -> float:
@@ -42,7 +55,18 @@ def heartbeat_due(now: float, last_tick: float, interval: float) -> bool:
     return now - last_tick >= away_threshold(interval) / 2.0
 
 
+def fresh_window(period: float) -> float:
+    """How long after a gap in watching a service is given before it can be declared offline.
+
+    An agent turned away keeps retrying on its own backoff (up to ``AGENT_BACKOFF_MAX``, or the
+    push API's ``Retry-After``), so one period is not enough: the window is at least
+    ``AGENT_BACKOFF_MAX + PUSH_RETRY_AFTER`` (65 s), or the period when that is longer.
+    """
+    return max(float(period), AGENT_RETURN_WITHIN)
+
+
 def fresh_deadline(now: float, period: float, grace: Grace) -> float:
-    """A restarted watch gives an overdue service one more period from ``now`` (the watchdog
-    store computes the same in SQL for every row at once)."""
-    return now + period + grace.for_period(period)
+    """After a gap in watching (process start, database back) or a late report: the earliest
+    deadline a service may have, ``now + max(period, 65 s) + grace``. The watchdog store
+    computes the same in SQL for every row at once."""
+    return now + fresh_window(period) + grace.for_period(period)

@@ -16,6 +16,7 @@ from overc.core.alerts import SEVERITIES
 from overc.core.durations import parse_duration
 from overc.core.routing import parse_globs
 from overc.notify.base import ChannelSpec
+from overc.notify.command import resolve_program
 
 KINDS = ("command", "url", "smtp")
 COMMON_KEYS = ("min-severity", "servers", "services", "timeout", "retries", "repeat")
@@ -33,6 +34,10 @@ def parse_channel(name: str, raw: Mapping[str, str], *, source: str, base_dir: P
     def fail(key: str | None, message: str) -> ConfigError:
         return ConfigError(source, section, key, message)
 
+    every_key = set(KINDS) | set(COMMON_KEYS) | {k for keys in KIND_KEYS.values() for k in keys}
+    for key in raw:  # a typo (comand =) is named, not reported as a missing kind
+        if key not in every_key:
+            raise fail(key, f"unknown key (known: {', '.join(sorted(every_key))})")
     present = [k for k in KINDS if raw.get(k, "").strip()]
     if not present:
         raise fail(None, "a channel needs one of command, url or smtp")
@@ -82,6 +87,12 @@ def parse_channel(name: str, raw: Mapping[str, str], *, source: str, base_dir: P
             argv = tuple(shlex.split(raw["command"]))
         except ValueError as e:
             raise fail("command", f"cannot split it like a shell would: {e}") from None
+        if not argv:
+            raise fail("command", "a program to run is needed")
+        try:  # at start, not at the first delivery at 3 a.m.
+            resolve_program(argv[0], str(base_dir))
+        except ValueError as e:
+            raise fail("command", str(e)) from None
         values["command"] = argv
     elif kind == "url":
         url = raw["url"].strip()

@@ -50,6 +50,23 @@ class _ChannelProcess(ProcessProtocol):
         self.exited.callback(reason.value)
 
 
+def resolve_program(program: str, base_dir: str) -> str:
+    """The executable a command channel runs: a path (relative to the config file's folder) or
+    a name on ``PATH``. A ``ValueError`` says why there is none: checked at start and again
+    at each delivery."""
+    if os.sep in program:
+        path = os.path.normpath(os.path.join(base_dir, program))
+        if not os.path.isfile(path):
+            raise ValueError(f"command not found: {program}")
+        if not os.access(path, os.X_OK):
+            raise ValueError(f"command is not executable: {program}")
+        return path
+    found = shutil.which(program)
+    if found is None:
+        raise ValueError(f"command not found on PATH: {program}")
+    return found
+
+
 class CommandChannel:
     def __init__(self, spec: ChannelSpec, reactor: Any, *, public_url: str = "") -> None:
         self.spec = spec
@@ -57,18 +74,10 @@ class CommandChannel:
         self.public_url = public_url
 
     def _executable(self) -> str:
-        program = self.spec.command[0]
-        if os.sep in program:
-            path = os.path.normpath(os.path.join(self.spec.base_dir, program))
-            if not os.path.isfile(path):
-                raise DeliveryError(f"command not found: {program}")
-            if not os.access(path, os.X_OK):
-                raise DeliveryError(f"command is not executable: {program}")
-            return path
-        found = shutil.which(program)
-        if found is None:
-            raise DeliveryError(f"command not found on PATH: {program}")
-        return found
+        try:
+            return resolve_program(self.spec.command[0], str(self.spec.base_dir))
+        except ValueError as e:  # checked at start; it may have gone since
+            raise DeliveryError(str(e)) from None
 
     async def send(self, alerts: Sequence[Alert], kind: str,
                    notification_id: int | None = None) -> None:

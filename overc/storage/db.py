@@ -199,6 +199,10 @@ def _schema_version(cursor: Cursor) -> int:
     return (row[0] if row is not None else None) or 0
 
 
+#: A migration statement starting with this runs on MariaDB/MySQL only.
+MYSQL_ONLY = "{mysql}"
+
+
 def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
     cursor.execute(
         cursor.dialect.format_ddl(
@@ -225,6 +229,10 @@ def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
         if version <= current:
             continue
         for statement in split_statements(script):
+            if statement.startswith(MYSQL_ONLY):  # e.g. widening a column SQLite never limited
+                if cursor.dialect.name != "mysql":
+                    continue
+                statement = statement[len(MYSQL_ONLY):].lstrip()
             cursor.execute(cursor.dialect.format_ddl(statement))
         cursor.execute(
             "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",

@@ -153,7 +153,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
             service_id, snapshot = services[key]
             when = report.time if report.time is not None else item.now
             outcome = apply_report(snapshot, report.state, report.info, report.period, when,
-                                   grace)
+                                   grace, arrival=item.now)
             history.append((service_id, when, report.state, report.info, int(outcome.late)))
             perfdata.extend(
                 (service_id, when, m.label, m.value, m.uom, m.warn, m.crit, m.min, m.max)

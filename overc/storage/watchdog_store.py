@@ -12,6 +12,7 @@ from typing import Any
 
 from overc.core.alerts import OFFLINE
 from overc.core.durations import Grace
+from overc.core.retry import AGENT_RETURN_WITHIN
 from overc.core.states import FAIL
 from overc.core.watchdog_rules import heartbeat_due, offline_message, was_away
 from overc.storage.alert_tables import Dispatch, Job, lock_job
@@ -41,13 +42,16 @@ class WatchdogStore:
 def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
     """:func:`overc.core.watchdog_rules.fresh_deadline` as one portable SQL expression.
 
-    It lets restart awareness move every overdue deadline in one statement; the placeholder
+    It lets restart awareness move every early deadline in one statement; the placeholder
     list is ``(now, ...)`` for the caller to prefix.
     """
+    window = "CASE WHEN period > ? THEN period ELSE ? END"
+    wait = (AGENT_RETURN_WITHIN, AGENT_RETURN_WITHIN)
     if grace.seconds is not None:
-        return "? + period + ?", (max(1.0, grace.seconds),)
+        return f"? + {window} + ?", (*wait, max(1.0, grace.seconds))
     fraction = grace.fraction or 0.0
-    return "? + period + CASE WHEN period * ? < 1 THEN 1 ELSE period * ? END", (fraction, fraction)
+    return (f"? + {window} + CASE WHEN period * ? < 1 THEN 1 ELSE period * ? END",
+            (*wait, fraction, fraction))
 
 
 _DUE = Columns("Due", id="id", server_id="server_id", period="period", last_time="last_time",
@@ -72,13 +76,15 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
     refreshed = 0
     away_since = None
     if was_away(now, last_tick, interval):
-        # Nobody watched since last_tick (OverC down, or its database): agents could not report,
-        # so every overdue service gets one fresh period from now instead of an offline alert.
+        # Nobody watched since last_tick (OverC down, or its database): agents could not report
+        # and are on their own backoff now, so no deadline may end before they can be back:
+        # every earlier one moves to the fresh window (one statement, only after a gap).
         away_since = last_tick
         expression, extra = fresh_deadline_sql(grace)
         cursor.execute(
-            f"UPDATE services SET deadline = {expression} WHERE stale = 0 AND deadline < ?",
-            (now, *extra, now),
+            f"UPDATE services SET deadline = {expression}"
+            f" WHERE stale = 0 AND deadline < {expression}",
+            (now, *extra, now, *extra),
         )
         refreshed = max(0, cursor.rowcount)
     # Through the (stale, deadline) index: cost follows the services that expire.

@@ -87,17 +87,51 @@ async def test_overdue_service_goes_stale_once_with_one_offline_alert(world):
 
 
 @pytest_twisted.ensureDeferred
-async def test_restart_awareness_gives_one_fresh_period(world):
+async def test_restart_awareness_gives_the_fresh_window(world):
     await world.report("web1", 1000.0, ("app", "OK"), period=60)  # deadline 1066
     for now in (1000.0, 1010.0, 1020.0):
         await world.tick(now, interval=10.0)
     # OverC is down from 1020 to 1500: the deadline passed meanwhile
     result = await world.tick(1500.0, interval=10.0)
     assert (result.away_since, result.refreshed, result.expired) == (1020.0, 1, [])
-    for now in range(1510, 1570, 10):  # the fresh period: 1500 + 60 + 6
+    for now in range(1510, 1571, 10):  # the fresh window: 1500 + max(60, 65) + 6
         assert (await world.tick(float(now), interval=10.0)).expired == []
-    assert len((await world.tick(1570.0, interval=10.0)).expired) == 1
+    assert len((await world.tick(1572.0, interval=10.0)).expired) == 1
     assert len(await world.tables.alerts(kind="offline")) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_a_short_gap_no_deadline_ends_before_agents_can_be_back(world):
+    # OverC away for 5.5 s (over the 5 s threshold): fast's deadline passed, edge's did not but
+    # ends before its agent may be back; slow's moves to 300 s + 30 s from the recovery.
+    await world.report("web1", 1000.0, ("fast", "OK"), period=2)  # deadline 1003
+    await world.report("web1", 1000.0, ("slow", "OK"), period=300)  # deadline 1330
+    await world.report("web2", 1004.0, ("edge", "OK"), period=5)  # deadline 1010: not passed
+    await world.tick(1004.0, interval=1.0)
+    result = await world.tick(1010.0 - 0.5, interval=1.0)
+    assert (result.refreshed, result.expired) == (3, [])
+    # An agent backing off (up to 60 s, or Retry-After 5 s) is back before 1009.5 + 65 + 1
+    for now in (1020.0, 1050.0, 1075.0):
+        assert (await world.tick(now, interval=30.0)).expired == []
+    assert len((await world.tick(1076.0, interval=30.0)).expired) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_late_report_after_the_window_keeps_the_service_watched(world):
+    # The agent resends its spool after the fresh window: reports carry their old times.
+    await world.report("web1", 1000.0, ("app", "OK"), period=5)
+    await world.tick(1000.0)
+    assert len((await world.tick(1007.0)).expired) == 1  # offline, for real
+    server_id = await world.server("web1")
+    late = [Report("app", "OK", "from the spool", 5, time=1001.0)]
+    assert await world.ingest.ingest([IngestItem(server_id, "127.0.0.1", 1100.0, late, [])]) \
+        == [None]
+    [online] = await world.tables.alerts(kind="online")
+    assert online.message == "Reporting again after 100 s without a report"
+    # the next resent POST may take a while: no tick before the fresh window declares it gone
+    for now in (1100.5, 1110.0, 1160.0, 1165.9):  # 1100 + 65 + 1
+        assert (await world.tick(now)).expired == []
+    assert len((await world.tick(1166.5)).expired) == 1
 
 
 @pytest_twisted.ensureDeferred

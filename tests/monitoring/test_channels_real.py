@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 from overc.core.alerts import Alert
 from overc.notify.base import DeliveryError
+from overc.config import ConfigError
 from overc.notify.channel_config import parse_channel
 from overc.notify.factory import build_channel
 
@@ -65,7 +66,8 @@ async def test_command_gets_the_1x_text_on_stdin_the_env_and_the_config_folder(t
     assert await outcome(log.send(ALERTS, "alert")) is None
     assert (tmp_path / "out.log").read_text() == TEXT_ONE + (
         "web1: 2 alerts (1 offline, 1 state)\n" + TEXT_ONE +
-        "web1 app: [plugin/offline] No report for 75 s (period 60 s)\nCurrent: OK: up 32h\n")
+        "web1 app: [plugin/offline] No report for 75 s (period 60 s)\n"
+        "Current: no report for 75 s; last: OK: up 32h\n")
     assert (tmp_path / "env.txt").read_text().strip() == (
         'web1|disk|state|WARN|WARN|State changed: "OK" -> "WARN"|'
         f"https://mon.example.com/ui/service/10|2|{tmp_path}")
@@ -102,11 +104,22 @@ async def test_command_hanging_past_its_timeout_is_killed(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_command_that_cannot_start(tmp_path):
+    # Checked at start (a config error naming file, section and key) ...
     (tmp_path / "plain.sh").write_text("echo\n")
-    assert "not executable" in await outcome(
-        channel(tmp_path, "x", command="./plain.sh").send(ALERTS, "alert"))
-    assert "not found on PATH" in await outcome(
-        channel(tmp_path, "x", command="no-such-program-overc").send(ALERTS, "alert"))
+    for command, why in (("./plain.sh", "command is not executable: ./plain.sh"),
+                         ("./gone.sh", "command not found: ./gone.sh"),
+                         ("no-such-program-overc", "command not found on PATH")):
+        with pytest.raises(ConfigError) as caught:
+            channel(tmp_path, "x", command=command)
+        assert (caught.value.section, caught.value.key) == ("alert:x", "command")
+        assert str(caught.value).startswith(f"{tmp_path / 'server.ini'} [alert:x] command: {why}")
+    # ... and again at delivery, when the program went away since
+    script(tmp_path, "soon-gone.sh", "exit 0\n")
+    gone = channel(tmp_path, "x", command="./alert.d/soon-gone.sh")
+    (tmp_path / "alert.d" / "soon-gone.sh").chmod(0o644)
+    assert "not executable" in await outcome(gone.send(ALERTS, "alert"))
+    (tmp_path / "alert.d" / "soon-gone.sh").unlink()
+    assert "command not found" in await outcome(gone.send(ALERTS, "alert"))
 
 
 class Receiver(resource.Resource):

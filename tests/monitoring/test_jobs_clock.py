@@ -225,7 +225,10 @@ def test_command_channel_exit_codes(tmp_path: Path):
 
 
 def test_command_channel_missing_program_fails_without_spawning(tmp_path: Path):
+    (tmp_path / "nope.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "nope.sh").chmod(0o755)
     spec = parse_channel("log", {"command": "./nope.sh"}, source="s", base_dir=tmp_path)
+    (tmp_path / "nope.sh").unlink()  # gone after the start
     reactor = FakeProcessReactor()
     failed = []
     _run(CommandChannel(spec, reactor).send([alert()], "alert")).addErrback(failed.append)

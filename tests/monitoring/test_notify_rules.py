@@ -45,6 +45,16 @@ def test_other_kinds_use_the_1x_channel_event_pairs():
         [alert(kind="internal", severity="FAIL", service=None, state=None)])
 
 
+def test_offline_says_what_is_known_not_a_stale_state():
+    gone = alert(kind="offline", severity="FAIL", message="No report for 75 s (period 60 s)",
+                 state="OK", info="app back")
+    assert notification_text([gone]) == (
+        "web1 disk: [plugin/offline] No report for 75 s (period 60 s)\n"
+        "Current: no report for 75 s; last: OK: app back\n")
+    never = alert(kind="offline", severity="FAIL", message="No report yet", state=None)
+    assert notification_text([never]).splitlines()[1] == "Current: no report yet"
+
+
 def test_group_starts_with_summary_line_then_blocks():
     alerts = [alert(id=i, kind="offline", severity="FAIL", service=f"s{i}", message="gone",
                     state="OK", info="fine") for i in range(1, 11)]
@@ -52,7 +62,7 @@ def test_group_starts_with_summary_line_then_blocks():
     text = notification_text(alerts)
     lines = text.splitlines()
     assert lines[0] == "web1: 12 alerts (10 offline, 2 state)"
-    assert lines[1:3] == ["web1 s1: [plugin/offline] gone", "Current: OK: fine"]
+    assert lines[1:3] == ["web1 s1: [plugin/offline] gone", "Current: no report; last: OK: fine"]
     assert len(lines) == 1 + 12 * 2
     assert text.endswith("Current: WARN: DISK WARNING - /var 91%\n")
 
@@ -142,8 +152,10 @@ def test_offline_message_and_away_rules():
     assert was_away(100.0, 94.0, 1.0)
     # idle ticks write the heartbeat often enough that a running OverC never looks away
     assert not heartbeat_due(102.4, 100.0, 1.0) and heartbeat_due(102.5, 100.0, 1.0)
-    assert fresh_deadline(100.0, 60, Grace()) == 166.0
-    assert fresh_deadline(100.0, 5, Grace()) == 106.0  # grace at least 1 s
+    # after a gap: at least 60 s (agent backoff) + 5 s (Retry-After), or the period, + grace
+    assert fresh_deadline(100.0, 60, Grace()) == 171.0
+    assert fresh_deadline(100.0, 5, Grace()) == 166.0  # grace at least 1 s
+    assert fresh_deadline(100.0, 600, Grace()) == 760.0  # a long period is its own window
 
 
 def cfg(text: str) -> str:
@@ -156,6 +168,10 @@ def cfg(text: str) -> str:
     ("[alert:x]\nformat = json\n", None, "needs one of"),
     ("[alert:x]\nurl = ftp://a/\n", "url", "http"),
     ("[alert:x]\ncommand = true\nbogus = 1\n", "bogus", "unknown key"),
+    ("[alert:x]\ncomand = true\n", "comand", "unknown key"),  # a typo is named
+    ("[alert:x]\nurl = http://a/\nto = a@b\n", "to", "unknown key for a url channel"),
+    ("[alert:x]\ncommand = no-such-program-overc\n", "command", "not found on PATH"),
+    ("[alert:x]\ncommand = ./nope.sh\n", "command", "command not found: ./nope.sh"),
     ("[alert:x]\nsmtp = smtp://h:25\nfrom = a@b\n", "to", "e-mail"),
     ("[alert:x]\ncommand = true\nretries = many\n", "retries", "whole number"),
     ("[alert:x]\ncommand = 'unclosed\n", "command", "split"),
@@ -183,6 +199,9 @@ def test_channel_config_parses_every_option(tmp_path: Path):
     assert spec.headers == {"Authorization": "Bearer abc", "X-Env": "prod"}
     assert spec.route == Route("hook", "FAIL", ("web*", "db1"), ("disk",), 3600.0)
     assert (spec.timeout, spec.retries, spec.lease) == (5.0, 2, 15.0)
+    (tmp_path / "alert.d").mkdir()
+    (tmp_path / "alert.d" / "log.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "alert.d" / "log.sh").chmod(0o755)
     legacy = parse_channel("log", {"command": "./alert.d/log.sh '/var/log/o c.log'"},
                            source="s.ini", base_dir=tmp_path)
     assert legacy.command == ("./alert.d/log.sh", "/var/log/o c.log")
