@@ -1,9 +1,8 @@
 """What tests share to synchronise: waiting on a condition (blocking or on the reactor), the real
-reactor, and a fake process reactor for the server's command channel.
+reactor, and a fake process reactor (for the command channel and the agent's plugins).
 
 Tests wait for the event a sleep would stand for (a log line, an HTTP answer, a row, a process
 gone) so they are as fast as the code allows and fail with a message naming what never came.
-The agent's richer process fakes live in ``tests/agent/agent_fakes.py``.
 """
 from __future__ import annotations
 
@@ -11,7 +10,10 @@ import inspect
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
-from twisted.internet.task import Clock, deferLater
+from twisted.internet import error
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 
 T = TypeVar("T")
 
@@ -64,40 +66,72 @@ def reactor() -> Any:
     return installed
 
 
-class FakeProcessTransport:
-    """What a process protocol sees: records stdin, the closing of stdin and signals sent."""
+class FakeProcess:
+    """What ``spawnProcess`` returns: records signals; the test makes it exit and end."""
 
-    def __init__(self, protocol: Any) -> None:
-        self.protocol = protocol
+    def __init__(self, reactor, protocol, executable, args, env, path, pid):
+        self.reactor, self.protocol = reactor, protocol
+        self.executable, self.args, self.env, self.path, self.pid = executable, args, env, path, pid
+        self.signals: list[tuple[float, str]] = []  # (when, signal name)
         self.written = b""
-        self.signals: list[str] = []
         self.stdin_closed = False
+        self.lost = False
+        self.exited: Failure | None = None
+        self.ended = False
 
+    # ITransport bits the protocol uses
     def write(self, data: bytes) -> None:
         self.written += data
 
     def closeStdin(self) -> None:
         self.stdin_closed = True
 
+    def signalProcess(self, sig: str) -> None:
+        if self.exited is not None:
+            raise error.ProcessExitedAlready()
+        self.signals.append((self.reactor.seconds(), sig))
+
     def loseConnection(self) -> None:
-        pass
+        self.lost = True
+        if self.exited is not None and not self.ended:
+            self.end()
 
-    def signalProcess(self, name: str) -> None:
-        self.signals.append(name)
+    # Test controls
+    def out(self, data: bytes) -> None:
+        self.protocol.outReceived(data)
+
+    def err(self, data: bytes) -> None:
+        self.protocol.errReceived(data)
+
+    def exit(self, code: int | None = 0, signal: int | None = None, end: bool = True) -> None:
+        if signal is None and code == 0:
+            reason = Failure(error.ProcessDone(0))
+        else:
+            reason = Failure(error.ProcessTerminated(exitCode=code, signal=signal))
+        self.exited = reason
+        self.protocol.processExited(reason)
+        if end:
+            self.end()
+
+    def end(self) -> None:
+        self.ended = True
+        self.protocol.processEnded(self.exited)
 
 
-class FakeProcessReactor(Clock):
-    """A Clock that "spawns" processes: each spawn is recorded as
-    ``(executable, args, env, path, transport)``; the test ends it through
-    ``transport.protocol.processExited``."""
+class FakeProcessReactor(MemoryReactorClock):
+    """A MemoryReactorClock that also 'spawns' processes (cf. twisted.runner's procmon tests)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.spawned: list[tuple[str, list[str], dict, str, FakeProcessTransport]] = []
+        self.processes: list[FakeProcess] = []
+        self.spawn_error: Exception | None = None
 
-    def spawnProcess(self, protocol: Any, executable: str, args: list[str], env: dict,
-                     path: str) -> FakeProcessTransport:
-        transport = FakeProcessTransport(protocol)
-        self.spawned.append((executable, args, env, path, transport))
-        protocol.makeConnection(transport)
-        return transport
+    def spawnProcess(self, processProtocol, executable, args=(), env=None, path=None, uid=None, gid=None, usePTY=0, childFDs=None):
+        if self.spawn_error is not None:
+            raise self.spawn_error
+        p = FakeProcess(self, processProtocol, executable, args, env, path, 1000 + len(self.processes))
+        self.processes.append(p)
+        processProtocol.makeConnection(p)
+        return p
+
+

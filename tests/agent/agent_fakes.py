@@ -11,77 +11,11 @@ import json
 from typing import Any
 
 from klein import Klein
-from twisted.internet import error
-from twisted.internet.testing import MemoryReactorClock
-from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from overc.agent.client import Endpoint, OvercClient
 
-
-class FakeProcess:
-    """What ``spawnProcess`` returns: records signals; the test makes it exit and end."""
-
-    def __init__(self, reactor, protocol, executable, args, env, path, pid):
-        self.reactor, self.protocol = reactor, protocol
-        self.executable, self.args, self.env, self.path, self.pid = executable, args, env, path, pid
-        self.signals: list[tuple[float, str]] = []
-        self.stdin_closed = False
-        self.lost = False
-        self.exited: Failure | None = None
-        self.ended = False
-
-    # ITransport bits the protocol uses
-    def closeStdin(self) -> None:
-        self.stdin_closed = True
-
-    def signalProcess(self, sig: str) -> None:
-        if self.exited is not None:
-            raise error.ProcessExitedAlready()
-        self.signals.append((self.reactor.seconds(), sig))
-
-    def loseConnection(self) -> None:
-        self.lost = True
-        if self.exited is not None and not self.ended:
-            self.end()
-
-    # Test controls
-    def out(self, data: bytes) -> None:
-        self.protocol.outReceived(data)
-
-    def err(self, data: bytes) -> None:
-        self.protocol.errReceived(data)
-
-    def exit(self, code: int | None = 0, signal: int | None = None, end: bool = True) -> None:
-        if signal is None and code == 0:
-            reason = Failure(error.ProcessDone(0))
-        else:
-            reason = Failure(error.ProcessTerminated(exitCode=code, signal=signal))
-        self.exited = reason
-        self.protocol.processExited(reason)
-        if end:
-            self.end()
-
-    def end(self) -> None:
-        self.ended = True
-        self.protocol.processEnded(self.exited)
-
-
-class FakeProcessReactor(MemoryReactorClock):
-    """A MemoryReactorClock that also 'spawns' processes (cf. twisted.runner's procmon tests)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.processes: list[FakeProcess] = []
-        self.spawn_error: Exception | None = None
-
-    def spawnProcess(self, processProtocol, executable, args=(), env=None, path=None, uid=None, gid=None, usePTY=0, childFDs=None):
-        if self.spawn_error is not None:
-            raise self.spawn_error
-        p = FakeProcess(self, processProtocol, executable, args, env, path, 1000 + len(self.processes))
-        self.processes.append(p)
-        processProtocol.makeConnection(p)
-        return p
+from helpers import FakeProcess, FakeProcessReactor  # noqa: F401 (the agent tests' names)
 
 
 def fake_resolve(argv0: str, cwd, path_env) -> str:

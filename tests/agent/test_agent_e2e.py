@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from overc.agent.logs import version
+from helpers import wait_for as shared_wait_for
 from realserver import ROOT, RealServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -57,14 +58,12 @@ def history(server, service):
 
 
 def wait_for(what, predicate, timeout=30.0, logs=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    detail = "\n".join(Path(p).read_text(errors="replace")[-3000:] for p in logs if Path(p).exists())
-    raise AssertionError(f"timed out waiting for {what}\n{detail}")
+    """:func:`helpers.wait_for`, with the tail of the processes' logs when it times out."""
+    try:
+        return shared_wait_for(predicate, timeout, what, interval=0.1)
+    except AssertionError as error:
+        detail = "\n".join(Path(p).read_text(errors="replace")[-3000:] for p in logs if Path(p).exists())
+        raise AssertionError(f"{error}\n{detail}") from None
 
 
 class Agent:

@@ -190,17 +190,18 @@ def test_command_channel_writes_text_sets_env_and_kills_at_timeout(tmp_path: Pat
     reactor = FakeProcessReactor()
     channel = CommandChannel(spec, reactor, public_url="http://m/")
     done = _run(channel.send([alert()], "alert"))
-    executable, args, env, path, transport = reactor.spawned[0]
-    assert (executable, args, path) == (str(tmp_path / "alert.sh"), ["./alert.sh", "a"],
-                                        str(tmp_path))
+    process = reactor.processes[0]
+    assert (process.executable, list(process.args), process.path) == (
+        str(tmp_path / "alert.sh"), ["./alert.sh", "a"], str(tmp_path))
+    env = process.env
     assert env["OVERC_SERVER"] == "web1" and env["OVERC_URL"] == "http://m/ui/service/10"
-    assert transport.written == b"web1 app: [service:state/FAIL] m\nCurrent: FAIL: x\n"
-    assert transport.stdin_closed
+    assert process.written == b"web1 app: [service:state/FAIL] m\nCurrent: FAIL: x\n"
+    assert process.stdin_closed
     reactor.advance(3)
-    assert transport.signals == ["TERM"]
+    assert [name for _, name in process.signals] == ["TERM"]
     reactor.advance(2)
-    assert transport.signals == ["TERM", "KILL"]
-    transport.protocol.processExited(Failure(ProcessTerminated(signal=9)))
+    assert [name for _, name in process.signals] == ["TERM", "KILL"]
+    process.protocol.processExited(Failure(ProcessTerminated(signal=9)))
     failures = []
     done.addErrback(failures.append)
     assert failures and failures[0].check(DeliveryError)
@@ -212,10 +213,10 @@ def test_command_channel_exit_codes(tmp_path: Path):
     reactor = FakeProcessReactor()
     channel = CommandChannel(spec, reactor)
     ok = _run(channel.send([alert()], "alert"))
-    reactor.spawned[-1][4].protocol.processExited(Failure(ProcessDone(0)))
+    reactor.processes[-1].protocol.processExited(Failure(ProcessDone(0)))
     assert ok.called and ok.result is None
     bad = _run(channel.send([alert()], "alert"))
-    proto = reactor.spawned[-1][4].protocol
+    proto = reactor.processes[-1].protocol
     proto.childDataReceived(2, b"disk full\n")
     proto.processExited(Failure(ProcessTerminated(exitCode=3)))
     errors = []
@@ -232,7 +233,7 @@ def test_command_channel_missing_program_fails_without_spawning(tmp_path: Path):
     reactor = FakeProcessReactor()
     failed = []
     _run(CommandChannel(spec, reactor).send([alert()], "alert")).addErrback(failed.append)
-    assert "command not found: ./nope.sh" in str(failed[0].value) and reactor.spawned == []
+    assert "command not found: ./nope.sh" in str(failed[0].value) and reactor.processes == []
 
 
 class FakePurgeStore:
