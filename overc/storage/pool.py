@@ -5,8 +5,9 @@ Two things adbapi does not do, and a Galera cluster needs:
 - **Several hosts** (``mysql://u:p@db1,db2,db3/overc``): a connection is opened to the host in
   use, else to the next one that answers (cyclically, in the operator's order); a host whose
   Galera node is not ready (``wsrep_ready=OFF``: joining, donor, outside the primary component)
-  does not count as answering. A lost connection is dropped, so the next transaction on that
-  thread connects again: to the same host if it answers, else to the next.
+  does not count as answering. A lost connection is dropped and the next host becomes the one
+  in use; every other connection to the lost host is dropped at its next use too (one thread
+  finding the host gone is enough), so the retry that follows goes to a live host.
 - **The commit is part of the interaction**, so the caller knows whether an error came before
   COMMIT (nothing was written: safe to run again, on any host) or from COMMIT itself (a lost
   connection there leaves the outcome unknown: the caller must not guess).
@@ -59,7 +60,10 @@ class Pool(adbapi.ConnectionPool):
         self.is_connection_error = is_connection_error
         self._current = 0
         self._host_lock = threading.Lock()
+        #: per host: how many times a connection to it was found lost
+        self._losses = [0] * len(hosts)
         self.failovers = 0
+        self._last_used: int | None = None
 
     def host_in_use(self) -> str | None:
         """``host:port`` new connections go to (None for SQLite)."""
@@ -71,6 +75,12 @@ class Pool(adbapi.ConnectionPool):
     def connect(self) -> Any:
         tid = self.threadID()
         conn = self.connections.get(tid)
+        if conn is not None and self.hosts:
+            index, losses = getattr(conn, "_overc_host", (0, 0))
+            if self._losses[index] != losses:  # its host was lost since it was opened
+                self._close(conn)
+                del self.connections[tid]
+                conn = None
         if conn is None:
             conn = self._open() if self.hosts else self.dbapi.connect(*self.connargs,
                                                                       **self.connkw)
@@ -99,12 +109,15 @@ class Pool(adbapi.ConnectionPool):
                     except Exception:
                         pass
                 continue
+            conn._overc_host = (index, self._losses[index])
             with self._host_lock:
-                if index != self._current:
-                    self.failovers += 1
-                    log.warn("Database: now using {host}:{port} ({why})", host=host,
-                             port=port, why="; ".join(failures) or "first to answer")
-                self._current = index
+                if index != self._last_used:
+                    if self._last_used is not None:
+                        self.failovers += 1
+                    (log.warn if failures else log.info)(
+                        "Database: now using {host}:{port}{why}", host=host, port=port,
+                        why=(" (" + "; ".join(failures) + ")") if failures else "")
+                self._current = self._last_used = index
             return conn
         # Shaped like a driver error, so the dialect classifies it as "unreachable" (503).
         raise self.dbapi.err.OperationalError(
@@ -128,6 +141,13 @@ class Pool(adbapi.ConnectionPool):
                 return
             except Exception:
                 pass
-        # The connection is gone or its node unusable: drop it; the next use reconnects.
+        # The connection is gone or its node unusable: drop it (and, at their next use, every
+        # connection to that host); the next connection goes to the next host first.
+        if self.hosts and raw is not None:
+            index, _ = getattr(raw, "_overc_host", (0, 0))
+            with self._host_lock:
+                self._losses[index] += 1
+                if index == self._current:
+                    self._current = (index + 1) % len(self.hosts)
         if raw is not None and self.connections.get(self.threadID()) is raw:
             self.disconnect(raw)
