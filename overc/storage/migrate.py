@@ -206,19 +206,18 @@ async def _ensure_mysql_database(db: "Database") -> None:
                     host=host, port=port, user=target.user,
                     password=target.password, charset="utf8mb4", connect_timeout=5,
                 )
-            except pymysql.err.OperationalError as error:
+                try:
+                    with connection.cursor() as cursor:
+                        name = target.database.replace("`", "``")
+                        cursor.execute(
+                            f"CREATE DATABASE IF NOT EXISTS `{name}` "
+                            "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                        )
+                    return
+                finally:
+                    connection.close()
+            except pymysql.err.OperationalError as error:  # down, or a node not ready (1047)
                 failures.append(error)
-                continue
-            try:
-                with connection.cursor() as cursor:
-                    name = target.database.replace("`", "``")
-                    cursor.execute(
-                        f"CREATE DATABASE IF NOT EXISTS `{name}` "
-                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                    )
-                return
-            finally:
-                connection.close()
         raise failures[-1]
 
     reactor = db.reactor
