@@ -1,6 +1,7 @@
 """Ingest throughput of the real server against a bare Klein route, measured in one run.
 
     python bench/ingest.py [--duration 10] [--servers 500] [--no-mysql]
+    python bench/ingest.py --galera [--duration 10]      # the Galera rows (SPEC 12)
 
 Starts (1) bench/bare_klein.py, (2) `twistd -n overc server` on SQLite, (3) the same on a fresh
 MariaDB database (OVERC_TEST_MYSQL), and loads each from a separate process (wrk when
@@ -214,10 +215,18 @@ def main() -> None:
     parser.add_argument("--no-mysql", action="store_true")
     parser.add_argument("--load", choices=["auto", "wrk", "asyncio"], default="auto",
                         help="load generator (auto: wrk when installed)")
+    parser.add_argument("--galera", action="store_true",
+                        help="only the Galera rows (a 3-node cluster of tests/galera) next to"
+                             " one MariaDB")
     args = parser.parse_args()
     global LOADER
     LOADER = args.load
     levels = [int(c) for c in args.concurrency.split(",")]
+    if args.galera:
+        from ingest_galera import galera_rows
+
+        galera_rows(args, levels)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="overc-bench-"))
     rows = []
 

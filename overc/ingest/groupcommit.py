@@ -4,6 +4,12 @@ Each push request submits its work and waits; while a transaction is in flight, 
 queues up and goes into the next one together. Every waiter is answered only after the
 transaction holding its work has committed, so a 200 still means "committed", but N requests
 cost one commit (one fsync) instead of N.
+
+A batch that meets a write conflict (1213: a deadlock, or Galera's certification failure at
+COMMIT, which no request causes) is not the fault of any of its requests: the database layer
+runs the whole transaction again with a backoff, and if the conflicts outlast every retry the
+batch fails as one 503 (DatabaseUnavailable), never split into single commits that would only
+conflict more. Only an error a request can cause (bad data) splits the batch to find it.
 """
 from __future__ import annotations
 
@@ -110,4 +116,5 @@ class GroupCommit(Generic[Item]):
 
 
 def _worth_splitting(error: Exception) -> bool:
+    """Unavailable, busy (conflicts beyond every retry), in doubt: no item is to blame."""
     return not isinstance(error, DatabaseUnavailable)

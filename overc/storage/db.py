@@ -1,22 +1,26 @@
 """The connection pool, transactions and migrations: the one door to the database.
 
 Every store method is one call to :meth:`Database.run`, which runs a ``_txn_*`` function in a pool
-thread inside one transaction. Driver errors that mean "the database is not reachable" become
-:class:`DatabaseUnavailable` (the API answers 503); deadlocks are retried a few times.
+thread inside one transaction and commits it there. A transaction that fails with a conflict
+(1213/1205, Galera's certification failure at COMMIT included) or loses its connection before
+COMMIT is run again whole, after a capped, jittered backoff, on the next host that answers; one
+that loses its connection during COMMIT, or keeps failing, becomes :class:`DatabaseUnavailable`
+(the API answers 503 with Retry-After): never a 500, and nothing is acknowledged before COMMIT.
 """
 from __future__ import annotations
 
+import random
 import sqlite3
-from importlib import resources
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar, cast
 
-from twisted.enterprise import adbapi
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from overc.core.dburl import MySQLTarget, SQLiteTarget
 from overc.core.errors import DatabaseUnavailable
 from overc.storage.dialect import Dialect, MySQLDialect, SQLiteDialect
+from overc.storage.pool import CommitInDoubt, NodeNotReady, Pool, RetryPolicy
 
 T = TypeVar("T")
 _FOUND_ROWS = 2  # pymysql.constants.CLIENT.FOUND_ROWS
@@ -36,6 +40,16 @@ def _mysql_open(connection: Any) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         cursor.execute("SET SESSION time_zone = '+00:00'")
+        cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
+        galera = cursor.fetchall()
+        if galera and str(galera[0][1]).upper() == "ON":  # a Galera node
+            cursor.execute("SHOW STATUS LIKE 'wsrep_ready'")
+            ready = cursor.fetchall()
+            if not ready or str(ready[0][1]).upper() != "ON":
+                raise NodeNotReady("wsrep_ready is OFF (joining, donor or not primary)")
+            # Reads wait until this node has applied what the cluster committed before them:
+            # a report acknowledged through one node is seen by a read on any other.
+            cursor.execute("SET SESSION wsrep_sync_wait = 1")
     connection.commit()
 
 
@@ -48,14 +62,20 @@ class Database:
         reactor: IReactorThreads,
         *,
         pool_size: int = 4,
+        retry: RetryPolicy = RetryPolicy(),
+        rng: random.Random | None = None,
     ) -> None:
         self.target = target
         self.reactor = reactor
+        self.retry = retry
+        self.rng = rng or random.Random()
+        #: Runs again after a conflict (1213/1205) and after a lost connection, for /metrics.
+        self.retries = {"conflict": 0, "connection": 0}
         self.dialect: Dialect
         if isinstance(target, SQLiteTarget):
             self.dialect = SQLiteDialect()
             # One connection: SQLite has one writer anyway, and one thread keeps it simple.
-            self.pool = adbapi.ConnectionPool(
+            self.pool = Pool(
                 "sqlite3",
                 str(target.path),
                 check_same_thread=False,
@@ -68,10 +88,10 @@ class Database:
             )
         else:
             self.dialect = MySQLDialect()
-            self.pool = adbapi.ConnectionPool(
+            self.pool = Pool(
                 "pymysql",
-                host=target.host,
-                port=target.port,
+                hosts=target.hosts,
+                is_connection_error=self.dialect.is_connection_error,
                 user=target.user,
                 password=target.password,
                 database=target.database,
@@ -90,42 +110,65 @@ class Database:
                 cp_noisy=False,
             )
 
-    async def run(self, txn: Callable[..., T], *args: Any, attempts: int = 3) -> T:
-        """Run ``txn(cursor, *args)`` in one transaction in a pool thread; return its value."""
+    async def run(self, txn: Callable[..., T], *args: Any, attempts: int | None = None) -> T:
+        """Run ``txn(cursor, *args)`` in one transaction in a pool thread, commit it, and
+        return its value; run it again whole on a conflict or a connection lost before COMMIT.
+        ``txn`` must therefore do nothing but SQL (it may run several times)."""
         dialect = self.dialect
+        limit = attempts or self.retry.attempts
 
-        def interaction(cursor: Any) -> T:
-            dialect.begin(cursor)
-            return txn(Cursor(cursor, dialect), *args)
-
-        for attempt in range(attempts):
+        def interaction(connection: Any) -> T:
+            raw = connection.cursor()
             try:
-                return await self.pool.runInteraction(interaction)
+                dialect.begin(raw)
+                result = txn(Cursor(raw, dialect), *args)
+            finally:
+                raw.close()
+            try:
+                connection.commit()
             except Exception as error:
-                if dialect.is_retryable(error) and attempt + 1 < attempts:
+                if dialect.is_connection_error(error):
+                    raise CommitInDoubt(f"connection lost during COMMIT: {error}") from error
+                raise
+            return result
+
+        for attempt in range(1, limit + 1):
+            try:
+                return cast(T, await self.pool.runWithConnection(interaction))
+            except CommitInDoubt as error:  # maybe committed: only the caller may decide
+                raise DatabaseUnavailable(str(error)) from error
+            except Exception as error:
+                conflict = dialect.is_retryable(error)
+                lost = not conflict and dialect.is_connection_error(error)
+                if (conflict or lost) and attempt < limit:
+                    self.retries["conflict" if conflict else "connection"] += 1
+                    delay = self.retry.delay(attempt, self.rng)
+                    await deferLater(cast(IReactorTime, self.reactor), delay, lambda: None)
                     continue
+                if conflict:  # contention that outlasted every retry: busy, try again later
+                    raise DatabaseUnavailable(f"gave up after {attempt} conflicts: {error}"
+                                              ) from error
                 if dialect.is_unavailable(error):
                     raise DatabaseUnavailable(str(error)) from error
                 raise
         raise AssertionError("unreachable")
 
+    def host_in_use(self) -> str | None:
+        """``host:port`` of the database host new connections go to (None for SQLite)."""
+        return self.pool.host_in_use()
+
     async def ping(self) -> None:
         """One trivial query: is the database answering (for /healthz)?"""
-        await self.run(_txn_ping, attempts=1)
+        await self.run(_txn_ping, attempts=2)
 
     def close(self) -> None:
         self.pool.close()
 
     async def migrate(self) -> int:
         """Create or upgrade the schema; return the version now in place."""
-        if isinstance(self.target, MySQLTarget):
-            await _ensure_mysql_database(self.target, self.reactor)
-            collation = await self.run(_txn_best_collation)
-            self.dialect.ddl = {
-                **self.dialect.ddl,
-                "table_options": f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={collation}",
-            }
-        return await self.run(_txn_migrate, load_migrations())
+        from overc.storage.migrate import migrate
+
+        return await migrate(self)
 
 
 class Cursor:
@@ -164,112 +207,7 @@ def _txn_ping(cursor: "Cursor") -> None:
     cursor.execute("SELECT 1").fetchall()
 
 
-def load_migrations() -> list[tuple[int, str, str]]:
-    """``(version, name, sql)`` for every ``migrations/NNNN_name.sql``, in order."""
-    found = []
-    for entry in resources.files("overc.storage.migrations").iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"two migrations share a version: {[n for _, n, _ in found]}")
-    return found
+# Migrations live in overc.storage.migrate; these names stay importable from here.
+from overc.storage.migrate import load_migrations, split_statements  # noqa: E402
 
-
-def split_statements(script: str) -> list[str]:
-    """Statements of a migration file: separated by ``;`` at the end of a line, ``--`` comments."""
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    statements = (s.strip().rstrip(";").strip() for s in "\n".join(lines).split(";\n"))
-    return [s for s in statements if s]
-
-
-def _txn_best_collation(cursor: Cursor) -> str:
-    """A binary collation without PAD SPACE, so "app" and "app " are two services."""
-    for collation in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin"):
-        cursor.execute(f"SHOW COLLATION LIKE '{collation}'")
-        if cursor.fetchall():
-            return collation
-    return "utf8mb4_bin"
-
-
-def _schema_version(cursor: Cursor) -> int:
-    row = cursor.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return (row[0] if row is not None else None) or 0
-
-
-#: A migration statement starting with this runs on MariaDB/MySQL only.
-MYSQL_ONLY = "{mysql}"
-
-
-def _txn_migrate(cursor: Cursor, migrations: list[tuple[int, str, str]]) -> int:
-    cursor.execute(
-        cursor.dialect.format_ddl(
-            "CREATE TABLE IF NOT EXISTS schema_version "
-            "(version INTEGER NOT NULL, name {name} NOT NULL, applied {double} NOT NULL) "
-            "{table_options}"
-        )
-    )
-    current = _schema_version(cursor)
-    known = max((v for v, _, _ in migrations), default=0)
-    if current > known:
-        raise RuntimeError(
-            f"the database schema is version {current}, newer than this OverC knows ({known}):"
-            " refusing to touch it"
-        )
-    if cursor.dialect.name == "mysql":
-        # Several processes may start at once on one database: one migrates, the others wait.
-        cursor.execute("SELECT GET_LOCK('overc_migrate', 60)")
-        cursor.fetchall()
-        current = _schema_version(cursor)
-    import time
-
-    for version, name, script in migrations:
-        if version <= current:
-            continue
-        for statement in split_statements(script):
-            if statement.startswith(MYSQL_ONLY):  # e.g. widening a column SQLite never limited
-                if cursor.dialect.name != "mysql":
-                    continue
-                statement = statement[len(MYSQL_ONLY):].lstrip()
-            cursor.execute(cursor.dialect.format_ddl(statement))
-        cursor.execute(
-            "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",
-            (version, name, time.time()),
-        )
-        log.info("Applied database migration {name}", name=name)
-        current = version
-    if cursor.dialect.name == "mysql":
-        cursor.execute("SELECT RELEASE_LOCK('overc_migrate')")
-        cursor.fetchall()
-    return current
-
-
-async def _ensure_mysql_database(target: MySQLTarget, reactor: IReactorThreads) -> None:
-    """Create the database itself if the server has none by that name (first start)."""
-    from twisted.internet.threads import deferToThreadPool
-
-    def create() -> None:
-        import pymysql
-
-        connection = pymysql.connect(
-            host=target.host, port=target.port, user=target.user,
-            password=target.password, charset="utf8mb4", connect_timeout=5,
-        )
-        try:
-            with connection.cursor() as cursor:
-                name = target.database.replace("`", "``")
-                cursor.execute(
-                    f"CREATE DATABASE IF NOT EXISTS `{name}` "
-                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                )
-        finally:
-            connection.close()
-
-    try:
-        await deferToThreadPool(reactor, reactor.getThreadPool(), create)
-    except Exception as error:
-        if MySQLDialect().is_unavailable(error):
-            raise DatabaseUnavailable(str(error)) from error
-        raise
+__all__ = ["Cursor", "Database", "DatabaseUnavailable", "load_migrations", "split_statements"]

@@ -32,7 +32,13 @@ class Dialect:
         return False
 
     def is_retryable(self, error: BaseException) -> bool:
-        """True for deadlocks and lock timeouts: run the whole transaction again."""
+        """True for deadlocks, lock timeouts and Galera certification failures (1213, at any
+        statement, COMMIT included): nothing was written, run the whole transaction again."""
+        return False
+
+    def is_connection_error(self, error: BaseException) -> bool:
+        """True when this connection is lost or its node unusable: drop it and connect again
+        (to the next host of the URL when this one does not answer)."""
         return False
 
     def is_duplicate(self, error: BaseException) -> bool:
@@ -115,8 +121,15 @@ class SQLiteDialect(Dialect):
         return "", "json_group_array"
 
 
-# pymysql error codes: client-side connection loss and server "go away" conditions.
-_MYSQL_UNAVAILABLE = {2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927, 1049}
+# pymysql error codes. A connection that is lost, or whose node cannot serve: 2006 gone away,
+# 2013 lost during query, 2055 lost at handshake, 1053 server shutdown, 1927 connection killed,
+# 4031 disconnected for inactivity, 1047 Galera node not ready (WSREP has not yet prepared the
+# node: joining, donor, or outside the primary component).
+_MYSQL_CONNECTION = {2006, 2013, 2055, 1053, 1927, 4031, 1047}
+# ...plus no connection at all: 2002/2003 cannot connect, 1040 too many connections, 1049 no
+# such database (yet).
+_MYSQL_UNAVAILABLE = _MYSQL_CONNECTION | {2002, 2003, 1040, 1049}
+# Deadlock (and Galera's certification failure and brute-force abort), lock wait timeout.
 _MYSQL_RETRY = {1213, 1205}
 
 
@@ -141,11 +154,28 @@ class MySQLDialect(Dialect):
         import pymysql
         from twisted.enterprise.adbapi import ConnectionLost
 
-        if isinstance(error, ConnectionLost):
+        from overc.storage.pool import CommitInDoubt, NodeNotReady
+
+        if isinstance(error, (ConnectionLost, CommitInDoubt, NodeNotReady)):
             return True
-        if isinstance(error, (pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+        if isinstance(error, (pymysql.err.OperationalError, pymysql.err.InterfaceError,
+                              pymysql.err.InternalError)):
             code = error.args[0] if error.args else None
             return code in _MYSQL_UNAVAILABLE or not isinstance(code, int) or code == 0
+        return isinstance(error, (ConnectionError, TimeoutError, OSError))
+
+    def is_connection_error(self, error: BaseException) -> bool:
+        import pymysql
+        from twisted.enterprise.adbapi import ConnectionLost
+
+        from overc.storage.pool import NodeNotReady
+
+        if isinstance(error, (ConnectionLost, NodeNotReady)):
+            return True
+        if isinstance(error, (pymysql.err.OperationalError, pymysql.err.InterfaceError,
+                              pymysql.err.InternalError)):
+            code = error.args[0] if error.args else None
+            return code in _MYSQL_CONNECTION or not isinstance(code, int) or code == 0
         return isinstance(error, (ConnectionError, TimeoutError, OSError))
 
     def is_retryable(self, error: BaseException) -> bool:

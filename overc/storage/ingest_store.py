@@ -124,6 +124,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
         return results, 0
 
     # One read of every service the batch touches, locked for the rest of the transaction.
+    # On Galera the lock holds on this node only: a process on another node that writes the
+    # same rows makes one of the two COMMITs fail with 1213, and Database.run runs this whole
+    # function again (it only reads and writes rows; nothing is answered before COMMIT).
     wanted = sorted({
         (item.server_id, name)
         for item in live

@@ -1,6 +1,7 @@
 """``GET /healthz``: 200 when the database answers and the timers run, 503 otherwise.
 
-A load balancer polls it; each process answers for itself (its ``pid`` is in the answer).
+A load balancer polls it; each process answers for itself (its ``pid`` is in the answer), and
+with MySQL names the database host it uses now (``database.host``: a URL may list several).
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ class Health(Resource):
             except Exception as error:  # any failure means "do not send traffic here"
                 status["database"] = {"ok": False, "error": type(error).__name__}
                 healthy = False
+        host = self.db.host_in_use()
+        if host is not None:  # MySQL: which host of the URL this process uses now
+            status["database"]["host"] = host
         for name, check in self.checks.items():
             try:
                 result = check()
