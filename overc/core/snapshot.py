@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 
 from overc.core.alerts import ONLINE, STATE
 from overc.core.durations import Grace
+from overc.core.runs import run_deadline, run_duration
+from overc.core.schedule import DEFAULT_ZONE, scheduled_deadline
 from overc.core.states import OK
 
 
@@ -23,6 +25,15 @@ class ServiceSnapshot:
     deadline: float | None = None
     stale: bool = False
     acked: bool = False
+    # SPEC 9: the latest report's promise (schedule, zone, own grace) and the current run.
+    schedule: str | None = None
+    tz: str | None = None
+    grace: float | None = None
+    run_started: float | None = None
+    run_timeout: int | None = None
+    run_deadline: float | None = None
+    run_late: bool = False
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -40,11 +51,28 @@ class Outcome:
     current_changed: bool
     alerts: tuple[RaisedAlert, ...]
     late: bool
+    #: Stored with the report: what it carried, or the time since the run it ended started.
+    duration: float | None = None
 
 
-def compute_deadline(report_time: float, period: float, grace: Grace) -> float:
-    """``last report time + period + grace`` (grace at least 1 s)."""
+def compute_deadline(report_time: float, period: float, grace: Grace,
+                     report_grace: float | None = None) -> float:
+    """``last report time + period + grace`` (grace at least 1 s); the report's own grace
+    replaces the config's (SPEC 9.2)."""
+    if report_grace is not None:
+        return report_time + period + max(1.0, report_grace)
     return report_time + period + grace.for_period(period)
+
+
+def report_deadline(report_time: float, period: float, grace: Grace, *,
+                    schedule: str | None = None, tz: str | None = None,
+                    report_grace: float | None = None) -> float:
+    """A scheduled service is due at the first scheduled time after its report plus grace;
+    any other after its period plus grace (SPEC 9.1)."""
+    if schedule is not None:
+        return scheduled_deadline(schedule, tz or DEFAULT_ZONE, report_time, grace,
+                                  report_grace)
+    return compute_deadline(report_time, period, grace, report_grace)
 
 
 def _seconds(value: float) -> str:
@@ -58,6 +86,11 @@ def apply_report(
     period: int,
     report_time: float,
     grace: Grace,
+    *,
+    schedule: str | None = None,
+    tz: str | None = None,
+    report_grace: float | None = None,
+    duration: float | None = None,
 ) -> Outcome:
     """Fold one report into a service.
 
@@ -65,9 +98,13 @@ def apply_report(
     no alert). The first report alerts only when it is not OK. A stale service that reports is
     fresh again with an ``online`` alert; a changed state raises a ``state`` alert and ends an
     acknowledgement.
+
+    Each report states its whole promise (``schedule``/``tz``/``report_grace``: none means
+    period-based with the config's grace). A report at or after the start of a run ends it;
+    its duration is the one it carries, else the time since the start.
     """
     if before.last_time is not None and report_time < before.last_time:
-        return Outcome(before, False, (), True)
+        return Outcome(before, False, (), True, duration)
     alerts: list[RaisedAlert] = []
     if before.stale:
         silent_for = report_time - before.last_time if before.last_time is not None else 0.0
@@ -80,15 +117,38 @@ def apply_report(
     elif state != before.state:
         alerts.append(RaisedAlert(STATE, state, f'State changed: "{before.state}" -> "{state}"'))
     changed = before.state is not None and state != before.state
+    ends_run = before.run_started is not None and report_time >= before.run_started
+    took = run_duration(before.run_started if ends_run else None, report_time, duration)
     after = replace(
         before,
         state=state,
         info=info,
         period=period,
         last_time=report_time,
-        deadline=compute_deadline(report_time, period, grace),
+        deadline=report_deadline(report_time, period, grace, schedule=schedule, tz=tz,
+                                 report_grace=report_grace),
         stale=False,
         acked=before.acked and not changed,
+        schedule=schedule,
+        tz=(tz or DEFAULT_ZONE) if schedule is not None else None,
+        grace=report_grace,
+        duration=took if took is not None else before.duration,
     )
-    return Outcome(after, True, tuple(alerts), False)
+    if ends_run:
+        after = replace(after, run_started=None, run_timeout=None, run_deadline=None,
+                        run_late=False)
+    return Outcome(after, True, tuple(alerts), False, took)
 
+
+
+def apply_start(before: ServiceSnapshot, started: float, timeout: int, grace: Grace
+                ) -> ServiceSnapshot:
+    """A start signal (SPEC 9.3): the service is running since ``started``; a run already in
+    progress is replaced. State, deadline and staleness are untouched."""
+    return replace(
+        before,
+        run_started=started,
+        run_timeout=timeout,
+        run_deadline=run_deadline(started, timeout, grace, before.grace),
+        run_late=False,
+    )
