@@ -20,7 +20,7 @@ def service_json(s: ServiceRow) -> dict[str, Any]:
         "ack_comment": s.ack_comment, "silenced_until": s.silenced_until,
         "silence_reason": s.silence_reason, "server_name": s.server_name,
         "schedule": s.schedule, "tz": s.tz, "grace": s.grace,
-        "running": s.run_started is not None, "run_started": s.run_started,
+        "run_started": s.run_started,
         "run_timeout": s.run_timeout, "run_late": s.run_late, "duration": s.duration,
     }
 
