@@ -1,7 +1,12 @@
 """Watchdog and notification costs on the real code, against MariaDB and SQLite.
 
     python bench/watchdog.py [--sizes 100000,1000000] [--no-mysql] [--no-sqlite]
-                             [--skip-notify] [--rate 1000] [--seconds 10]
+                             [--skip-notify] [--rate 1000] [--seconds 10] [--mix]
+
+``--mix`` (SPEC 9): a third of the services carry a cron schedule (their deadlines are the
+next scheduled time plus grace, as ingest computes them), a tenth have a run open whose
+``run_deadline`` lies in the next hour, and half of the measured expiries are run timeouts
+(the ``run_deadline`` path) instead of missed deadlines.
 
 For each database and size: fill ``services`` with N services whose deadlines are spread over
 the next hour (the rows the real ingest would leave), then measure with the real
@@ -64,7 +69,8 @@ def pct(values: list[float], p: float) -> float:
 # ------------------------------------------------------------------ fixtures (bench only)
 
 
-def _txn_fill(cursor: Cursor, start: int, count: int, now: float, seed: int) -> None:
+def _txn_fill(cursor: Cursor, start: int, count: int, now: float, seed: int,
+              mix: bool = False) -> None:
     rng = random.Random(seed)
     if start == 0:
         cursor.executemany(
@@ -74,12 +80,43 @@ def _txn_fill(cursor: Cursor, start: int, count: int, now: float, seed: int) -> 
     rows = []
     for i in range(start, start + count):
         deadline = now + rng.uniform(900.0, 4500.0)  # an hour wide, from 15 min on
-        rows.append((1 + i % SERVERS, f"svc{i}", "OK", "fine", 60, deadline - 66, deadline, now))
+        row = [1 + i % SERVERS, f"svc{i}", "OK", "fine", 60, deadline - 66, deadline, now,
+               None, None, None, None, None]
+        if mix:
+            _mix(row, i, now, rng)
+        rows.append(tuple(row))
     cursor.executemany(
         "INSERT INTO services (server_id, name, state, info, period, last_time, deadline,"
-        " stale, created) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+        " stale, created, schedule, tz, run_started, run_timeout, run_deadline)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+
+
+SCHEDULES = ("*/5 * * * *", "0 3 * * *", "30 2 * * *", "0 9 * * mon#1", "0 3 L * *")
+ZONES = ("UTC", "Europe/Berlin", "America/New_York")
+
+
+def _mix(row: list, i: int, now: float, rng: random.Random) -> None:
+    """--mix: a third scheduled (deadline from the schedule, as ingest computes it, at least
+    15 min ahead), a tenth with a run open whose deadline lies in the next hour."""
+    from overc.core.schedule import scheduled_deadline
+
+    if i % 3 == 0:
+        schedule, tz = SCHEDULES[i % len(SCHEDULES)], ZONES[(i // 3) % 3]
+        row[5] = now - rng.uniform(0, 300)
+        row[6] = max(now + rng.uniform(900.0, 1800.0),
+                     scheduled_deadline(schedule, tz, row[5], GRACE))
+        row[8], row[9] = schedule, tz
+    if i % 10 == 1:
+        run_deadline = now + rng.uniform(900.0, 4500.0)
+        row[10], row[11], row[12] = run_deadline - 3660, 3600, run_deadline
+
+
+def _txn_expire_runs(cursor: Cursor, deadlines: list[tuple[float, int]]) -> None:
+    cursor.executemany("UPDATE services SET run_started = ? - 3660, run_timeout = 3600,"
+                       " run_deadline = ? WHERE id = ?",
+                       [(d, d, sid) for d, sid in deadlines])
 
 
 def _txn_expire(cursor: Cursor, deadlines: list[tuple[float, int]]) -> None:
@@ -112,8 +149,14 @@ class Target:
     def __init__(self, kind: str, size: int, folder: Path) -> None:
         self.kind = kind
         if kind == "sqlite":
-            self.url = f"sqlite:///{folder / f'bench-{size}.db'}"
-            self.drop = lambda: None
+            path = folder / f"bench-{size}-{uuid.uuid4().hex[:8]}.db"
+            self.url = f"sqlite:///{path}"
+
+            def drop_file() -> None:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+            self.drop = drop_file
         else:
             parts = urlsplit(MYSQL)
             name = f"overc_bench_{uuid.uuid4().hex[:8]}"
@@ -146,7 +189,7 @@ async def sleep(reactor, seconds: float) -> None:
 
 
 async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
-                         seconds: int) -> dict:
+                         seconds: int, mix: bool = False) -> dict:
     target = Target(kind, size, folder)
     db = await open_db(reactor, target, folder)
     store = WatchdogStore(db)
@@ -154,7 +197,8 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
         started = time.perf_counter()
         chunk = 20000
         for start in range(0, size, chunk):
-            await db.run(_txn_fill, start, min(chunk, size - start), reactor.seconds(), start)
+            await db.run(_txn_fill, start, min(chunk, size - start), reactor.seconds(), start,
+                         mix)
         fill = time.perf_counter() - started
         await store.watchdog_tick(reactor.seconds(), interval=1.0, grace=GRACE)  # away path once
 
@@ -163,7 +207,7 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
             t0 = time.perf_counter()
             result = await store.watchdog_tick(reactor.seconds(), interval=1.0, grace=GRACE)
             idle.append((time.perf_counter() - t0) * 1000)
-            assert not result.expired
+            assert not result.expired and not result.timeouts
         beat = []
         for k in range(1, 51):  # idle ticks that must write the heartbeat (commit to disk)
             t0 = time.perf_counter()
@@ -188,12 +232,20 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
         ids = await db.run(_txn_pick, total, 0)
         begin = reactor.seconds() + 2.0
         deadline_of = {sid: begin + n / rate for n, sid in enumerate(ids)}
-        await db.run(_txn_expire, [(d, sid) for sid, d in deadline_of.items()])
+        # --mix: every other expiry is a run timeout (run_deadline) instead of a deadline
+        as_run = {sid for n, sid in enumerate(ids) if mix and n % 2}
+        await db.run(_txn_expire, [(d, sid) for sid, d in deadline_of.items()
+                                   if sid not in as_run])
+        await db.run(_txn_expire_runs, [(d, sid) for sid, d in deadline_of.items()
+                                        if sid in as_run])
         seen: dict[int, float] = {}
 
         def on_expired(result) -> None:
             at = reactor.seconds()
             for service_id in result.expired:
+                if service_id not in as_run:
+                    seen[service_id] = at
+            for service_id in result.timeouts:
                 seen[service_id] = at
 
         watchdog = Watchdog(store, reactor, counters=Counters(), interval=1.0, grace=GRACE,
@@ -208,7 +260,7 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
         latencies = [seen[sid] - d for sid, d in deadline_of.items() if sid in seen]
         missing = total - len(latencies)
         return {
-            "db": kind, "size": size, "fill_s": fill,
+            "db": kind + (" (mix)" if mix else ""), "size": size, "fill_s": fill,
             "idle_p50": statistics.median(idle), "idle_p99": pct(idle, 99),
             "beat_p50": statistics.median(beat), "beat_p99": pct(beat, 99),
             "tick1000_ms": per_service[1000][0], "per1000_ms": per_service[1000][1],
@@ -293,10 +345,10 @@ async def main(reactor, args) -> None:
     for kind in kinds:
         for size in [int(s) for s in args.sizes.split(",")]:
             print(f"... {kind} {size:,} services", file=sys.stderr, flush=True)
-            rows.append(await bench_watchdog(reactor, kind, size, folder, args.rate,
-                                             args.seconds))
-            r = rows[-1]
-            print(f"    {r}", file=sys.stderr, flush=True)
+            for mix in ((False, True) if args.mix else (False,)):
+                rows.append(await bench_watchdog(reactor, kind, size, folder, args.rate,
+                                                 args.seconds, mix))
+                print(f"    {rows[-1]}", file=sys.stderr, flush=True)
     print("\n| db | services | fill | idle tick p50 / p99 | idle tick writing the heartbeat p50 / p99 "
           "| tick expiring 1,000 (per service) "
           f"| tick expiring 5,000 (per service) | latency at {args.rate}/s p50 / p99 / max "
@@ -329,5 +381,7 @@ if __name__ == "__main__":
     parser.add_argument("--no-mysql", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--skip-notify", action="store_true")
+    parser.add_argument("--mix", action="store_true",
+                        help="also run each size with scheduled services and run timeouts")
     arguments = parser.parse_args()
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, arguments)))

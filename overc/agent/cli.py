@@ -24,6 +24,7 @@ from overc.agent.config import MAX_PERIOD, ConfigError, MonitorConfig, read_conf
 from overc.agent.logs import AGENT_LOG, level_for, version
 from overc.agent.plugin_runner import PluginRunner, PluginSpec
 from overc.agent.results import Report
+from overc.core.schedule import check_schedule, typical_interval, zone
 
 if TYPE_CHECKING:  # treq is imported when a command needs HTTP
     from treq.client import HTTPClient
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # treq is imported when a command needs HTTP
 log = Logger()
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+DEFAULT_RUN_PERIOD = 60
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("name", help="service name")
     c.add_argument("state", help="OK, WARN, FAIL or UNK")
     c.add_argument("info", nargs="?", default="", help="plugin output text")
+    _schedule_options(c)
 
     c = sub.add_parser("alert", help="raise an alert")
     c.add_argument("--service", help="service the alert is about")
@@ -65,11 +68,38 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("config", help="monitor config (INI)")
 
     c = sub.add_parser("run", help="run a plugin once and report it (cron wrapper)")
-    c.add_argument("--period", default="60", help="seconds until the next report is due (default 60)")
-    c.add_argument("--timeout", help="seconds the plugin may take (default: the period)")
+    c.add_argument("--period", help="seconds until the next report is due (default 60; with"
+                   " --schedule, the schedule's typical interval)")
+    c.add_argument("--timeout", help="seconds the plugin may take (default: the period); sent"
+                   " with the start signal, the server raises a timeout alert after it")
+    _schedule_options(c)
     c.add_argument("name", help="service name")
     c.add_argument("plugin", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
     return p
+
+
+def _schedule_options(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--schedule", help='cron expression the job runs on, like "0 3 * * *": the'
+                   " server expects the next report at the next scheduled time")
+    c.add_argument("--tz", help="IANA time zone of --schedule (default UTC)")
+
+
+def parse_schedule(args: argparse.Namespace, now: float) -> tuple[str | None, str | None, int | None]:
+    """``(schedule, tz, typical interval)`` from ``--schedule``/``--tz``; usage errors name the option."""
+    if args.schedule is None:
+        if args.tz is not None:
+            raise UsageError("--tz needs --schedule")
+        return None, None, None
+    try:
+        schedule = check_schedule(args.schedule)
+    except ValueError as e:
+        raise UsageError(f"--schedule: {e}") from None
+    tz = args.tz or "UTC"
+    try:
+        zone(tz)
+    except ValueError as e:
+        raise UsageError(f"--tz: {e}") from None
+    return schedule, tz, min(MAX_PERIOD, typical_interval(schedule, tz, now))
 
 
 def parse_period(raw: str, what: str = "period") -> int:
@@ -164,7 +194,8 @@ async def _dispatch(reactor, args, http, env, out, err) -> int:
         print("pong", file=out)
     elif args.command == "service-status":
         period = parse_period(args.period)
-        report = Report(args.name, args.state, args.info, period, reactor.seconds())
+        schedule, tz, _ = parse_schedule(args, reactor.seconds())
+        report = Report(args.name, args.state, args.info, period, reactor.seconds(), schedule, tz)
         await client.set_service_status([report], with_time=False)
     elif args.command == "alert":
         alert = {"message": args.message}
@@ -177,17 +208,28 @@ async def _dispatch(reactor, args, http, env, out, err) -> int:
 
 
 async def _run_once(reactor, args, client: OvercClient, out) -> None:
-    """``run NAME -- CMD ...``: one plugin run, reported like the monitor would (no spool)."""
-    period = parse_period(args.period)
-    timeout = float(parse_period(args.timeout, "timeout")) if args.timeout else float(period)
+    """``run NAME -- CMD ...``: one plugin run, reported like the monitor would (no spool).
+
+    The start signal goes first (its timeout: ``--timeout``, else the period), so a run that
+    hangs or dies without reporting raises a ``timeout`` alert; the report carries the duration.
+    """
+    schedule, tz, typical = parse_schedule(args, reactor.seconds())
+    given_period = args.period is not None
+    period = parse_period(args.period) if given_period else (typical or DEFAULT_RUN_PERIOD)
+    timeout = parse_period(args.timeout, "timeout") if args.timeout else period
     plugin = list(args.plugin)
     if plugin and plugin[0] == "--":
         plugin = plugin[1:]
     if not plugin:
         raise UsageError("run needs a command after the service name: run NAME -- COMMAND [ARG...]")
-    result = await PluginRunner(reactor, concurrency=1).run(PluginSpec(tuple(plugin), None, timeout))
+    try:
+        await client.start(args.name, timeout)
+    except Unreachable as e:  # the job runs anyway (cron would not retry it); its report may get through
+        log.warn("Could not send the start signal: {reason}", reason=e.message)
+    result = await PluginRunner(reactor, concurrency=1).run(PluginSpec(tuple(plugin), None, float(timeout)))
     log.info("{name}: {state}: {info}", name=args.name, state=result.outcome.state, info=result.outcome.info)
-    report = Report(args.name, result.outcome.state, result.outcome.info, period, result.finished)
+    report = Report(args.name, result.outcome.state, result.outcome.info, period, result.finished,
+                    schedule, tz, result.finished - result.started)
     await client.set_service_status([report], with_time=False)
 
 

@@ -164,6 +164,11 @@ class OvercClient:
             self._body(period=period, services=[r.to_wire(with_time) for r in reports]),
         )
 
+    async def start(self, name: str, timeout: int) -> None:
+        """SPEC 9.3: the run of ``name`` starts now and may take ``timeout`` seconds."""
+        await self.post("api/set/service/start",
+                        self._body(services=[{"name": name, "timeout": timeout}]))
+
     async def set_alerts(self, alerts: list[dict[str, str]]) -> None:
         await self.post("api/set/alerts", self._body(alerts=alerts))
 

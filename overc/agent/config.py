@@ -16,10 +16,12 @@ from __future__ import annotations
 import configparser
 import os
 import shlex
+import time
 from typing import Any
 from dataclasses import dataclass, field
 
 from overc.agent.plugin_runner import PluginSpec, shell_argv
+from overc.core.schedule import check_schedule, typical_interval, zone
 
 MAX_PERIOD = 31_536_000
 DEFAULT_CONCURRENCY = 16
@@ -27,7 +29,7 @@ DEFAULT_SPOOL_SIZE = 100_000
 
 #: Every key each section may hold (1.x had server, my-name, my-key; period, command, max-lag).
 OVERC_KEYS = ("server", "my-name", "my-key", "spool", "spool-size", "concurrency", "loglevel")
-SERVICE_KEYS = ("period", "command", "max-lag", "timeout", "shell")
+SERVICE_KEYS = ("period", "command", "max-lag", "timeout", "shell", "schedule", "tz")
 
 #: ``[overc] loglevel`` values, as in the server's config.
 LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
@@ -62,6 +64,9 @@ class ServiceConfig:
     max_lag: float | None = None
     timeout: float | None = None
     shell: bool = False
+    #: SPEC 9: run at the times of a cron schedule (in ``tz``) instead of every period.
+    schedule: str | None = None
+    tz: str | None = None
 
     @property
     def effective_timeout(self) -> float:
@@ -239,7 +244,11 @@ def _service(s: _Section, name: str, folder: str) -> ServiceConfig:
     if not 1 <= len(name) <= 64:
         raise s.error(None, "service name must be 1 to 64 characters")
     s.only(SERVICE_KEYS)
-    period = s.number("period", int, 1, MAX_PERIOD, required=True)
+    schedule, tz = _schedule(s)
+    period = s.number("period", int, 1, MAX_PERIOD, required=schedule is None)
+    if period is None:  # a scheduled service: its typical interval is the period it sends
+        assert schedule is not None
+        period = typical_interval(schedule, tz or "UTC", time.time())
     command = s.get("command", required=True)
     assert command is not None
     max_lag = s.number("max-lag", float, 0)
@@ -254,7 +263,26 @@ def _service(s: _Section, name: str, folder: str) -> ServiceConfig:
             raise s.error("command", f"cannot split it like a shell would: {e}") from None
         if not argv:
             raise s.error("command", "must not be empty")
-    return ServiceConfig(name, period, command, argv, folder, max_lag, timeout, shell)
+    return ServiceConfig(name, period, command, argv, folder, max_lag, timeout, shell,
+                         schedule, tz)
+
+
+def _schedule(s: _Section) -> tuple[str | None, str | None]:
+    """``schedule`` (five cron fields) and ``tz`` (IANA zone, default UTC) of a service."""
+    raw, tz = s.get("schedule"), s.get("tz")
+    if raw is None:
+        if tz is not None:
+            raise s.error("tz", "is only meaningful with a schedule")
+        return None, None
+    try:
+        schedule = check_schedule(raw)
+    except ValueError as e:
+        raise s.error("schedule", str(e)) from None
+    try:
+        zone(tz or "UTC")
+    except ValueError as e:
+        raise s.error("tz", str(e)) from None
+    return schedule, tz or "UTC"
 
 
 def peek_identity(path: str) -> tuple[str | None, str | None, str | None]:

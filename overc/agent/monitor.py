@@ -25,6 +25,7 @@ from overc.agent.logs import plural, version
 from overc.agent.plugin_runner import PluginRunner
 from overc.agent.results import Report
 from overc.agent.spool import FileSpool, InThread, MemorySpool, SpoolError, run_here
+from overc.core.schedule import next_time
 
 log = Logger()
 
@@ -86,8 +87,11 @@ class Monitor(Service):
             url=self.client.endpoint.base_url,
         )
         defer.Deferred.fromCoroutine(self._hello()).addErrback(self.fatal)
+        now = self.clock.seconds()
         for svc in self.config.services:
-            self._schedule(svc, 0.0)
+            # A scheduled service (a nightly backup) waits for its time; the others run now.
+            first = 0.0 if svc.schedule is None else next_time(svc.schedule, svc.tz or "UTC", now) - now
+            self._schedule(svc, first)
 
     async def _hello(self) -> None:
         """Ping once at start, only to tell the log whether the server is there and takes our key."""
@@ -139,8 +143,12 @@ class Monitor(Service):
                 info=outcome.info[:200],
             )
         self._note_state(svc.name, outcome.state, outcome.info)
-        self.forwarder.submit([Report(svc.name, outcome.state, outcome.info, svc.period, result.finished)])
-        at = schedule.next_start(result.started, result.finished, svc.period, svc.max_lag)
+        self.forwarder.submit([Report(svc.name, outcome.state, outcome.info, svc.period, result.finished,
+                                      svc.schedule, svc.tz, result.finished - result.started)])
+        if svc.schedule is not None:
+            at = next_time(svc.schedule, svc.tz or "UTC", max(result.finished, self.clock.seconds()))
+        else:
+            at = schedule.next_start(result.started, result.finished, svc.period, svc.max_lag)
         self._schedule(svc, at - self.clock.seconds())
 
     def _note_state(self, service: str, state: str, info: str) -> None:

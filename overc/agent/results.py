@@ -29,6 +29,10 @@ class Report:
     info: str
     period: int
     time: float
+    #: SPEC 9: a cron schedule and its zone, and how long the plugin ran (seconds).
+    schedule: str | None = None
+    tz: str | None = None
+    duration: float | None = None
 
     def to_wire(self, with_time: bool = True) -> dict[str, Any]:
         """The JSON object for ``services[]``; ``time`` only when the report is late."""
@@ -40,6 +44,11 @@ class Report:
         }
         if with_time:
             wire["time"] = self.time
+        if self.schedule is not None:
+            wire["schedule"] = self.schedule
+            wire["tz"] = self.tz or "UTC"
+        if self.duration is not None:
+            wire["duration"] = round(max(0.0, self.duration), 3)
         return wire
 
     @classmethod
@@ -51,6 +60,9 @@ class Report:
             info=str(data.get("info", "")),
             period=int(data["period"]),
             time=float(data["time"]),
+            schedule=None if data.get("schedule") is None else str(data["schedule"]),
+            tz=None if data.get("tz") is None else str(data["tz"]),
+            duration=None if data.get("duration") is None else float(data["duration"]),
         )
 
 

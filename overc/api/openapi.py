@@ -80,6 +80,24 @@ _SCHEMAS: dict[str, Any] = {
                      "description": "Plugin output; Nagios perfdata after `|` is parsed"},
             "period": _ref("Period"),
             "time": {"type": "number", "description": "Unix time the check ran (late results)"},
+            "schedule": {"type": "string", "maxLength": 100, "example": "0 3 * * *",
+                         "description": "Cron expression (5 fields, `L`, `#`): the deadline is"
+                                        " the next scheduled time after the report plus grace"},
+            "tz": {"type": "string", "example": "Europe/Berlin",
+                   "description": "IANA zone of `schedule` (default UTC)"},
+            "grace": {"type": "number", "minimum": 0, "maximum": 31536000,
+                      "description": "Seconds of slack, instead of the config's grace"},
+            "duration": {"type": "number", "minimum": 0, "maximum": 31536000,
+                         "description": "How long the run took, in seconds"},
+        },
+    },
+    "RunStart": {
+        "type": "object", "required": ["name", "timeout"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "timeout": {"type": "integer", "minimum": 1, "maximum": 31536000,
+                        "description": "Longest the run may take; then a `timeout` alert"},
+            "time": {"type": "number", "description": "Unix time the run started"},
         },
     },
     "Service": {
@@ -100,6 +118,14 @@ _SCHEMAS: dict[str, Any] = {
             "ack_comment": _STR_OR_NULL,
             "silenced_until": _NUM_OR_NULL,
             "silence_reason": _STR_OR_NULL,
+            "schedule": {**_STR_OR_NULL, "description": "Cron expression, or null"},
+            "tz": {**_STR_OR_NULL, "description": "Zone of the schedule"},
+            "grace": {**_NUM_OR_NULL, "description": "The latest report's own grace (s)"},
+            "run_started": {**_NUM_OR_NULL,
+                            "description": "Start of the run in progress (null: not running)"},
+            "run_timeout": {"type": "integer", "nullable": True},
+            "run_late": {"type": "boolean", "description": "The run exceeded its timeout"},
+            "duration": {**_NUM_OR_NULL, "description": "The latest run's duration (s)"},
         },
     },
     "Server": {
@@ -121,6 +147,7 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": _INT64_ID, "time": {"type": "number"}, "state": _STATE,
             "info": _STR_OR_NULL, "late": {"type": "boolean"},
+            "duration": {**_NUM_OR_NULL, "description": "How long the run took (s)"},
         },
     },
     "Alert": {
@@ -134,7 +161,8 @@ _SCHEMAS: dict[str, Any] = {
             "service_id": _INT64_ID_OR_NULL,
             "service_name": _STR_OR_NULL,
             "time": {"type": "number"},
-            "kind": {"type": "string", "enum": ["state", "offline", "online", "api", "internal"]},
+            "kind": {"type": "string", "enum": ["state", "offline", "online", "api", "internal",
+                                                       "timeout"]},
             "severity": _STATE,
             "message": {"type": "string"},
             "state": _STR_OR_NULL,
@@ -244,6 +272,11 @@ def _document() -> dict[str, Any]:
                 {"server": _ref("ServerIdentity"), "period": _ref("Period"),
                  "services": {"type": "array", "maxItems": 1000, "items": _ref("Report")}},
                 ["server", "period"], _ok()),
+            "/api/set/service/start": _push(
+                "Start runs: a report must follow within timeout + grace",
+                {"server": _ref("ServerIdentity"),
+                 "services": {"type": "array", "maxItems": 1000, "items": _ref("RunStart")}},
+                ["server", "services"], _ok()),
             "/api/set/alerts": _push(
                 "Raise alerts (kind api, severity FAIL)",
                 {"server": _ref("ServerIdentity"),

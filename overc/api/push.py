@@ -1,4 +1,5 @@
-"""The push API (SPEC section 1): ``/api/ping``, ``/api/set/service/status``, ``/api/set/alerts``.
+"""The push API (SPEC 1 and 9.3): ``/api/ping``, ``/api/set/service/status``,
+``/api/set/service/start``, ``/api/set/alerts``.
 
 Routes only parse, authenticate and hand the work to the group committer; a 200 is written
 after the transaction holding the request's reports has committed.
@@ -23,6 +24,7 @@ from overc.core.payload import (
     parse_alerts,
     parse_body,
     parse_server,
+    parse_start,
     parse_status,
 )
 from overc.core.retry import PUSH_RETRY_AFTER
@@ -92,6 +94,14 @@ class PushAPI:
         identity, reports = parse_status(body, self.clock.seconds())
         await self._store(request, identity, reports=reports)
         self.counters.inc("reports", len(reports))
+        return self._answer(request, 200, {"ok": 1})
+
+    @app.route("/set/service/start", methods=["POST"])
+    async def set_service_start(self, request: IRequest) -> bytes:
+        """SPEC 9.3: the named services are running since now (or ``time``)."""
+        body = parse_body(request.content.read())
+        identity, starts = parse_start(body, self.clock.seconds())
+        await self._store(request, identity, starts=starts)
         return self._answer(request, 200, {"ok": 1})
 
     @app.route("/set/alerts", methods=["POST"])

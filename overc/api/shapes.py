@@ -19,6 +19,9 @@ def service_json(s: ServiceRow) -> dict[str, Any]:
         "deadline": s.deadline, "stale": s.stale, "acked": s.acked,
         "ack_comment": s.ack_comment, "silenced_until": s.silenced_until,
         "silence_reason": s.silence_reason, "server_name": s.server_name,
+        "schedule": s.schedule, "tz": s.tz, "grace": s.grace,
+        "run_started": s.run_started,
+        "run_timeout": s.run_timeout, "run_late": s.run_late, "duration": s.duration,
     }
 
 
@@ -32,7 +35,8 @@ def server_json(s: ServerRow) -> dict[str, Any]:
 
 
 def state_json(r: StateRow) -> dict[str, Any]:
-    return {"id": r.id, "time": r.time, "state": r.state, "info": r.info, "late": r.late}
+    return {"id": r.id, "time": r.time, "state": r.state, "info": r.info, "late": r.late,
+            "duration": r.duration}
 
 
 def alert_json(a: Alert) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from overc.core.states import FAIL, STATES
 
 # Alert kinds. A state alert's severity is the new state; the others have fixed severities.
 STATE, OFFLINE, ONLINE, API, INTERNAL = "state", "offline", "online", "api", "internal"
-KINDS = (STATE, OFFLINE, ONLINE, API, INTERNAL)
+#: A run (SPEC 9.3) that did not report within its timeout plus grace.
+TIMEOUT = "timeout"
+KINDS = (STATE, OFFLINE, ONLINE, API, INTERNAL, TIMEOUT)
 #: Severities share the states' names and 1.x order (UNK ranks above FAIL).
 SEVERITIES = STATES
 #: The 1.x ``[channel/event]`` pair of each alert kind (STATE is the new state).
@@ -21,6 +23,7 @@ _CHANNEL_EVENT = {
     ONLINE: ("plugin", "online"),
     API: ("api", "alert"),
     INTERNAL: ("overc", "internal"),
+    TIMEOUT: ("plugin", "timeout"),
 }
 
 

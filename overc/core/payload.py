@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from overc.core.perfdata import Metric, parse_plugin_output
+from overc.core.runs import RunStart
+from overc.core.schedule import DEFAULT_ZONE, check_schedule, zone
 from overc.core.states import map_state
 
 MAX_NAME = 64
@@ -56,6 +58,11 @@ class Report:
     period: int
     time: float | None = None
     metrics: tuple[Metric, ...] = ()
+    # SPEC 9: a cron schedule and its zone, the report's own grace, the run's duration.
+    schedule: str | None = None
+    tz: str | None = None
+    grace: float | None = None
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -192,9 +199,66 @@ def parse_status(body: dict[str, Any], now: float) -> tuple[ServerIdentity, list
         assert name is not None and sent_state is not None
         state, suffix = map_state(sent_state)
         output = parse_plugin_output(info)
-        reports.append(Report(name, state, output.text + suffix, service_period, when,
-                              output.metrics))
+        schedule, tz = parse_schedule_fields(item, path)
+        reports.append(Report(
+            name, state, output.text + suffix, service_period, when, output.metrics,
+            schedule=schedule, tz=tz,
+            grace=_seconds_field(item, "grace", path, minimum=0),
+            duration=_seconds_field(item, "duration", path, minimum=0),
+        ))
     return server, reports
+
+
+def _seconds_field(item: dict, key: str, path: str, *, minimum: float) -> float | None:
+    """An optional number of seconds from ``minimum`` to 31,536,000 (``grace``, ``duration``)."""
+    value = item.get(key)
+    if value is None:
+        return None
+    where = f"{path}.{key}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise ValidationError(f"{where} must be a number of seconds", where)
+    if not minimum <= value <= MAX_PERIOD:
+        raise ValidationError(f"{where} must be from {minimum:g} to {MAX_PERIOD} seconds",
+                              where)
+    return float(value)
+
+
+def parse_schedule_fields(item: dict, path: str) -> tuple[str | None, str | None]:
+    """``schedule`` (five cron fields) and ``tz`` (an IANA zone, UTC if absent) of one
+    service; a zone without a schedule is refused rather than silently ignored."""
+    schedule = _string(item, "schedule", f"{path}.schedule", minimum=1, maximum=1000,
+                       required=False)
+    tz = _string(item, "tz", f"{path}.tz", minimum=1, maximum=1000, required=False)
+    if schedule is None:
+        if tz is not None:
+            raise ValidationError(f"{path}.tz is given without a schedule", f"{path}.tz")
+        return None, None
+    try:
+        schedule = check_schedule(schedule)
+    except ValueError as error:
+        raise ValidationError(f"{path}.schedule: {error}", f"{path}.schedule") from None
+    tz = DEFAULT_ZONE if tz is None else tz
+    try:
+        zone(tz)
+    except ValueError as error:
+        raise ValidationError(f"{path}.tz: {error}", f"{path}.tz") from None
+    return schedule, tz
+
+
+def parse_start(body: dict[str, Any], now: float) -> tuple[ServerIdentity, list[RunStart]]:
+    """Validate a ``/api/set/service/start`` body (SPEC 9.3): names and timeouts."""
+    server = parse_server(body)
+    starts = []
+    for path, item in _objects(body, "services", MAX_SERVICES):
+        name = _string(item, "name", f"{path}.name", minimum=1, maximum=MAX_NAME)
+        if item.get("timeout") is None:
+            raise ValidationError(f"{path}.timeout is required", f"{path}.timeout")
+        timeout = parse_period(item["timeout"], f"{path}.timeout")
+        when = None if item.get("time") is None else _time(item["time"], f"{path}.time", now)
+        assert name is not None
+        starts.append(RunStart(name, timeout, when))
+    return server, starts
 
 
 def parse_alerts(body: dict[str, Any]) -> tuple[ServerIdentity, list[AlertRequest]]:

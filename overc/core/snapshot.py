@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 
 from overc.core.alerts import ONLINE, STATE
 from overc.core.durations import Grace
+from overc.core.runs import run_deadline, run_duration
+from overc.core.schedule import DEFAULT_ZONE, scheduled_deadline
 from overc.core.states import OK
 from overc.core.watchdog_rules import fresh_deadline
 
@@ -24,6 +26,15 @@ class ServiceSnapshot:
     deadline: float | None = None
     stale: bool = False
     acked: bool = False
+    # SPEC 9: the latest report's promise (schedule, zone, own grace) and the current run.
+    schedule: str | None = None
+    tz: str | None = None
+    grace: float | None = None
+    run_started: float | None = None
+    run_timeout: int | None = None
+    run_deadline: float | None = None
+    run_late: bool = False
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -41,21 +52,45 @@ class Outcome:
     current_changed: bool
     alerts: tuple[RaisedAlert, ...]
     late: bool
+    #: Stored with the report: what it carried, or the time since the run it ended started.
+    duration: float | None = None
 
 
 def compute_deadline(report_time: float, period: float, grace: Grace,
-                     arrival: float | None = None) -> float:
-    """``last report time + period + grace`` (grace at least 1 s).
+                     report_grace: float | None = None, arrival: float | None = None
+                     ) -> float:
+    """``last report time + period + grace`` (grace at least 1 s); the report's own grace
+    replaces the config's (SPEC 9.2).
 
     A report that arrives later than its grace after its own time was resent from an agent's
     spool: its agent was cut off and is flushing now, so the deadline is at least the fresh
     window from the arrival (:func:`overc.core.watchdog_rules.fresh_deadline`); otherwise a
     watchdog tick between two resent POSTs would declare a service offline that is reporting.
     """
-    deadline = report_time + period + grace.for_period(period)
-    if arrival is not None and arrival - report_time > grace.for_period(period):
-        deadline = max(deadline, fresh_deadline(arrival, period, grace))
+    own = max(1.0, report_grace) if report_grace is not None else grace.for_period(period)
+    return _not_before_window(report_time + period + own, report_time, period, grace, own,
+                              arrival)
+
+
+def _not_before_window(deadline: float, report_time: float, period: float, grace: Grace,
+                       own_grace: float, arrival: float | None) -> float:
+    if arrival is not None and arrival - report_time > own_grace:
+        return max(deadline, fresh_deadline(arrival, period, grace))
     return deadline
+
+
+def report_deadline(report_time: float, period: float, grace: Grace, *,
+                    schedule: str | None = None, tz: str | None = None,
+                    report_grace: float | None = None, arrival: float | None = None) -> float:
+    """A scheduled service is due at the first scheduled time after its report plus grace;
+    any other after its period plus grace (SPEC 9.1). Either way a late arrival gets at least
+    the fresh window (:func:`compute_deadline`)."""
+    if schedule is not None:
+        deadline = scheduled_deadline(schedule, tz or DEFAULT_ZONE, report_time, grace,
+                                      report_grace)
+        own = max(1.0, report_grace) if report_grace is not None else grace.for_period(period)
+        return _not_before_window(deadline, report_time, period, grace, own, arrival)
+    return compute_deadline(report_time, period, grace, report_grace, arrival)
 
 
 def _seconds(value: float) -> str:
@@ -70,6 +105,11 @@ def apply_report(
     report_time: float,
     grace: Grace,
     arrival: float | None = None,
+    *,
+    schedule: str | None = None,
+    tz: str | None = None,
+    report_grace: float | None = None,
+    duration: float | None = None,
 ) -> Outcome:
     """Fold one report into a service.
 
@@ -79,9 +119,13 @@ def apply_report(
     acknowledgement. ``arrival`` is when the server received the report (its own clock): the
     ``online`` alert says how long the server heard nothing (arrival minus the previous
     report's time), and a late report gets at least the fresh window (:func:`compute_deadline`).
+
+    Each report states its whole promise (``schedule``/``tz``/``report_grace``: none means
+    period-based with the config's grace). A report at or after the start of a run ends it;
+    its duration is the one it carries, else the time since the start.
     """
     if before.last_time is not None and report_time < before.last_time:
-        return Outcome(before, False, (), True)
+        return Outcome(before, False, (), True, duration)
     alerts: list[RaisedAlert] = []
     if before.stale:
         heard = arrival if arrival is not None else report_time
@@ -95,15 +139,38 @@ def apply_report(
     elif state != before.state:
         alerts.append(RaisedAlert(STATE, state, f'State changed: "{before.state}" -> "{state}"'))
     changed = before.state is not None and state != before.state
+    ends_run = before.run_started is not None and report_time >= before.run_started
+    took = run_duration(before.run_started if ends_run else None, report_time, duration)
     after = replace(
         before,
         state=state,
         info=info,
         period=period,
         last_time=report_time,
-        deadline=compute_deadline(report_time, period, grace, arrival),
+        deadline=report_deadline(report_time, period, grace, schedule=schedule, tz=tz,
+                                 report_grace=report_grace, arrival=arrival),
         stale=False,
         acked=before.acked and not changed,
+        schedule=schedule,
+        tz=(tz or DEFAULT_ZONE) if schedule is not None else None,
+        grace=report_grace,
+        duration=took if took is not None else before.duration,
     )
-    return Outcome(after, True, tuple(alerts), False)
+    if ends_run:
+        after = replace(after, run_started=None, run_timeout=None, run_deadline=None,
+                        run_late=False)
+    return Outcome(after, True, tuple(alerts), False, took)
 
+
+
+def apply_start(before: ServiceSnapshot, started: float, timeout: int, grace: Grace
+                ) -> ServiceSnapshot:
+    """A start signal (SPEC 9.3): the service is running since ``started``; a run already in
+    progress is replaced. State, deadline and staleness are untouched."""
+    return replace(
+        before,
+        run_started=started,
+        run_timeout=timeout,
+        run_deadline=run_deadline(started, timeout, grace, before.grace),
+        run_late=False,
+    )

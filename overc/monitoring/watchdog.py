@@ -33,6 +33,7 @@ class Watchdog(RepeatingJob):
         self.counters = counters
         self.expired_total = 0
         self.refreshed_total = 0
+        self.timeouts_total = 0
 
     async def tick(self) -> TickResult:
         """One tick; a full batch means a storm: go on until the backlog is gone."""
@@ -59,8 +60,18 @@ class Watchdog(RepeatingJob):
                 log.info("{count} services missed their period", count=len(result.expired))
                 if self.on_expired is not None:
                     self.on_expired(result)
-            if len(result.expired) < self.batch:
+            if result.timeouts:
+                self._timed_out(result)
+            if len(result.expired) < self.batch and len(result.timeouts) < self.batch:
                 return result
+
+    def _timed_out(self, result: TickResult) -> None:
+        """Runs that did not report within timeout + grace: one `timeout` alert each."""
+        self.timeouts_total += len(result.timeouts)
+        self.counters.inc("alerts", len(result.timeouts))  # committed timeout alerts
+        log.info("{count} runs did not finish in time", count=len(result.timeouts))
+        if self.on_expired is not None and not result.expired:
+            self.on_expired(result)
 
     def status(self) -> dict[str, Any]:
         """For ``/healthz``: ok while ticks succeed; the time of the last successful one."""

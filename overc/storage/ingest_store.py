@@ -14,7 +14,8 @@ from overc.core.counters import Counters
 from overc.core.durations import Grace
 from overc.core.errors import DatabaseUnavailable
 from overc.core.payload import AlertRequest, Report
-from overc.core.snapshot import ServiceSnapshot, apply_report
+from overc.core.runs import RunStart
+from overc.core.snapshot import ServiceSnapshot, apply_report, apply_start
 from overc.core.states import FAIL
 from overc.storage.db import Cursor, Database
 from overc.storage.rows import chunks, marks
@@ -36,6 +37,7 @@ class IngestItem:
     now: float
     reports: list[Report] = field(default_factory=list)
     alerts: list[AlertRequest] = field(default_factory=list)
+    starts: list[RunStart] = field(default_factory=list)
 
 
 class ServerGone(Exception):
@@ -132,6 +134,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
         for item in live
         for name in [r.service for r in item.reports]
         + [a.service for a in item.alerts if a.service is not None]
+        + [s.service for s in item.starts]
     })
     services: dict[tuple[int, str], list] = {}
     if wanted:
@@ -151,13 +154,22 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
     api_alerts: list[int] = []  # their snapshot needs the info text, which is not preloaded
     touched: dict[tuple[int, str], ServiceSnapshot] = {}
     for item in live:
+        for start in item.starts:
+            key = (item.server_id, start.service)
+            service_id, snapshot = services[key]
+            started = start.time if start.time is not None else item.now
+            services[key] = [service_id, apply_start(snapshot, started, start.timeout, grace)]
+            touched[key] = services[key][1]
         for report in item.reports:
             key = (item.server_id, report.service)
             service_id, snapshot = services[key]
             when = report.time if report.time is not None else item.now
             outcome = apply_report(snapshot, report.state, report.info, report.period, when,
-                                   grace, arrival=item.now)
-            history.append((service_id, when, report.state, report.info, int(outcome.late)))
+                                   grace, arrival=item.now, schedule=report.schedule,
+                                   tz=report.tz, report_grace=report.grace,
+                                   duration=report.duration)
+            history.append((service_id, when, report.state, report.info, int(outcome.late),
+                            outcome.duration))
             perfdata.extend(
                 (service_id, when, m.label, m.value, m.uom, m.warn, m.crit, m.min, m.max)
                 for m in report.metrics
@@ -178,7 +190,8 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
                            snapshot.state, snapshot.info])
 
     cursor.executemany(
-        "INSERT INTO states (service_id, time, state, info, late) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO states (service_id, time, state, info, late, duration)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         history,
     )
     cursor.executemany(
@@ -195,18 +208,30 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
     # Rows are locked and exist: an upsert by id is a bulk UPDATE in one statement on MySQL
     # (pymysql sends executemany INSERTs as one multi-row INSERT; UPDATEs would be N trips).
     # Only placeholders in VALUES (...): a literal there makes pymysql fall back to N trips.
-    columns = ("state", "info", "period", "last_time", "deadline", "acked")
+    columns = ("state", "info", "period", "last_time", "deadline", "acked") + _RUN_COLUMNS
+    # A start signal alone leaves staleness as it is; a report clears it.
     cursor.executemany(
         "INSERT INTO services (id, server_id, name, created, state, info, period, last_time,"
-        " deadline, acked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        + cursor.dialect.upsert_suffix(("id",), columns, "stale = 0"),
+        f" deadline, acked, {', '.join(_RUN_COLUMNS)}, stale)"
+        f" VALUES ({marks(range(10 + len(_RUN_COLUMNS) + 1))})"
+        + cursor.dialect.upsert_suffix(("id",), columns + ("stale",)),
         [
-            (services[key][0], key[0], key[1], s.last_time, s.state, s.info, s.period,
-             s.last_time, s.deadline, int(s.acked))
+            (services[key][0], key[0], key[1], s.last_time or 0.0, s.state, s.info, s.period,
+             s.last_time, s.deadline, int(s.acked), *_run_values(s), int(s.stale))
             for key, s in touched.items()
         ],
     )
     return results, len(alerts)
+
+
+#: What SPEC 9 adds to a service row, in :func:`_run_values`'s order.
+_RUN_COLUMNS = ("schedule", "tz", "grace", "run_started", "run_timeout", "run_deadline",
+                "run_late", "duration")
+
+
+def _run_values(s: ServiceSnapshot) -> tuple:
+    return (s.schedule, s.tz, s.grace, s.run_started, s.run_timeout, s.run_deadline,
+            int(s.run_late), s.duration)
 
 
 # Positions in a row of the alerts INSERT (server_id, service_id, ..., state, info).
@@ -265,16 +290,20 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
         server_ids = sorted({server_id for server_id, _ in chunk})
         names = sorted({name for _, name in chunk})
         cursor.execute(
-            "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked"
+            "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked,"
+            f" {', '.join(_RUN_COLUMNS)}"
             f" FROM services WHERE server_id IN ({marks(server_ids)})"
             f" AND name IN ({marks(names)}){lock}",
             [*server_ids, *names],
         )
         for (service_id, server_id, name, state, period, last_time, deadline, stale,
-             acked) in cursor.fetchall():
+             acked, schedule, tz, grace, run_started, run_timeout, run_deadline, run_late,
+             duration) in cursor.fetchall():
             key = (server_id, name)
             if key in wanted:
                 into[key] = [service_id, ServiceSnapshot(
                     state=state, period=period, last_time=last_time, deadline=deadline,
-                    stale=bool(stale), acked=bool(acked),
+                    stale=bool(stale), acked=bool(acked), schedule=schedule, tz=tz,
+                    grace=grace, run_started=run_started, run_timeout=run_timeout,
+                    run_deadline=run_deadline, run_late=bool(run_late), duration=duration,
                 )]

@@ -32,6 +32,14 @@ class ServiceRow:
     silenced_until: float | None
     silence_reason: str | None
     server_name: str = ""
+    # SPEC 9: the promise of the latest report and the current run.
+    schedule: str | None = None
+    tz: str | None = None
+    grace: float | None = None
+    run_started: float | None = None
+    run_timeout: int | None = None
+    run_late: bool = False
+    duration: float | None = None
 
 
 @dataclass
@@ -62,7 +70,8 @@ class OverviewServer:
 #: The columns :func:`service_row` reads, in its order; ``{info}`` is the info expression.
 SERVICE_COLUMNS = (
     "s.id, s.server_id, s.name, s.state, {info}, s.period, s.last_time, s.deadline, s.stale,"
-    " s.acked, s.ack_comment, s.silenced_until, s.silence_reason, v.name"
+    " s.acked, s.ack_comment, s.silenced_until, s.silence_reason, v.name,"
+    " s.schedule, s.tz, s.grace, s.run_started, s.run_timeout, s.run_late, s.duration"
 )
 _SERVER_COLUMNS = "id, name, ip, created, last_seen, silenced_until, silence_reason"
 
@@ -70,12 +79,15 @@ _SERVER_COLUMNS = "id, name, ip, created, last_seen, silenced_until, silence_rea
 def service_row(row: Sequence[Any]) -> ServiceRow:
     """A row of :data:`SERVICE_COLUMNS` as a :class:`ServiceRow`."""
     (service_id, server_id, name, state, info, period, last_time, deadline, stale, acked,
-     ack_comment, silenced_until, silence_reason, server_name) = row
+     ack_comment, silenced_until, silence_reason, server_name, schedule, tz, grace,
+     run_started, run_timeout, run_late, duration) = row
     return ServiceRow(
         id=service_id, server_id=server_id, name=name, state=state, info=info, period=period,
         last_time=last_time, deadline=deadline, stale=bool(stale), acked=bool(acked),
         ack_comment=ack_comment, silenced_until=silenced_until, silence_reason=silence_reason,
-        server_name=server_name,
+        server_name=server_name, schedule=schedule, tz=tz, grace=grace,
+        run_started=run_started, run_timeout=run_timeout, run_late=bool(run_late),
+        duration=duration,
     )
 
 

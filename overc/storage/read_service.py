@@ -17,6 +17,7 @@ class StateRow:
     state: str
     info: str | None
     late: bool
+    duration: float | None = None  # SPEC 9.3: how long the run this report ended took
 
 
 @dataclass
@@ -47,12 +48,12 @@ class PerfSeries:
     last: PerfPoint
 
 
-_STATE_COLUMNS = "id, time, state, info, late"
+_STATE_COLUMNS = "id, time, state, info, late, duration"
 
 
 def _state_row(row: Sequence[Any]) -> StateRow:
-    state_id, time, state, info, late = row
-    return StateRow(state_id, time, state, info, bool(late))
+    state_id, time, state, info, late, duration = row
+    return StateRow(state_id, time, state, info, bool(late), duration)
 
 
 def _txn_states(
@@ -138,13 +139,15 @@ def _recent_states_concat(
             shown[row.id] = row
     if shown:
         marks = ", ".join("?" for _ in shown)
-        for row_id, info, late in cursor.execute(
-            f"SELECT id, info, late FROM states WHERE service_id = ? AND id IN ({marks})",
+        for row_id, info, late, duration in cursor.execute(
+            f"SELECT id, info, late, duration FROM states WHERE service_id = ?"
+            f" AND id IN ({marks})",
             (service_id, *shown),
         ).fetchall():
             row = shown[row_id]
             row.info = info
             row.late = bool(late)
+            row.duration = duration
     states.reverse()
     return states
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from overc.core.alerts import OFFLINE
+from overc.core.alerts import OFFLINE, TIMEOUT
 from overc.core.durations import Grace
 from overc.core.retry import AGENT_RETURN_WITHIN
+from overc.core.runs import timeout_message
 from overc.core.states import FAIL
 from overc.core.watchdog_rules import heartbeat_due, offline_message, was_away
 from overc.storage.alert_tables import Dispatch, Job, lock_job
@@ -27,6 +28,7 @@ class TickResult:
     expired: list[int] = field(default_factory=list)  # services that went stale
     refreshed: int = 0  # services given a fresh period (restart awareness)
     away_since: float | None = None  # last tick before the gap, when one was found
+    timeouts: list[int] = field(default_factory=list)  # services whose run timed out
 
 
 class WatchdogStore:
@@ -70,9 +72,10 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
         due = cursor.execute(
             "SELECT id FROM services WHERE stale = 0 AND deadline < ? LIMIT 1", (now,)
         ).fetchone()
-        if due is None:
+        if due is None and not _run_due(cursor, now):
             return TickResult()
     last_tick = lock_job(cursor, Job.WATCHDOG, now)
+    timeouts = _claim_timeouts(cursor, now, limit, was_away(now, last_tick, interval))
     refreshed = 0
     away_since = None
     if was_away(now, last_tick, interval):
@@ -94,7 +97,7 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
         (now, limit),
     ).fetchall())
     if not rows:
-        return TickResult([], refreshed, away_since)
+        return TickResult([], refreshed, away_since, timeouts)
     claimed: list[Any] = []  # _DUE rows
     for chunk in chunks(rows):
         ids = [row.id for row in chunk]
@@ -126,4 +129,66 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
             for row in claimed
         ],
     )
-    return TickResult(sorted(row.id for row in claimed), refreshed, away_since)
+    return TickResult(sorted(row.id for row in claimed), refreshed, away_since, timeouts)
+
+
+# -- Runs (SPEC 9.3): a start signal without a report within timeout + grace ----------------
+
+_RUN = Columns("Run", id="id", server_id="server_id", run_started="run_started",
+               run_timeout="run_timeout", state="state", info="info")
+
+
+def _run_due(cursor: Cursor, now: float) -> bool:
+    """Whether a run's deadline passed: one probe of the ``run_deadline`` index."""
+    return cursor.execute(
+        "SELECT id FROM services WHERE run_deadline < ? LIMIT 1", (now,)
+    ).fetchone() is not None
+
+
+def _claim_timeouts(cursor: Cursor, now: float, limit: int, away: bool) -> list[int]:
+    """Raise one `timeout` alert per run whose deadline passed; called under the job lock.
+
+    Clearing ``run_deadline`` is the claim (a conditional write: a report that ended the run
+    meanwhile cleared it first), so each timeout is raised once across processes. After OverC
+    was away, overdue runs get their timeout plus grace again from now instead: their report
+    may have been refused while nobody listened.
+    """
+    if away:
+        cursor.execute(
+            "UPDATE services SET run_deadline = ? + run_deadline - run_started"
+            " WHERE run_deadline < ?",
+            (now, now),
+        )
+    rows = _RUN.read_all(cursor.execute(
+        f"SELECT {_RUN.sql} FROM services WHERE run_deadline < ? ORDER BY run_deadline LIMIT ?",
+        (now, limit),
+    ).fetchall())
+    claimed: list[Any] = []
+    for chunk in chunks(rows):
+        ids = [row.id for row in chunk]
+        cursor.execute(
+            f"UPDATE services SET run_deadline = NULL, run_late = 1 WHERE id IN ({marks(ids)})"
+            " AND run_deadline < ?",
+            (*ids, now),
+        )
+        if cursor.rowcount == len(ids):
+            claimed.extend(chunk)
+            continue
+        late = {
+            service_id for (service_id,) in cursor.execute(
+                f"SELECT id FROM services WHERE id IN ({marks(ids)}) AND run_late = 1"
+                " AND run_deadline IS NULL AND run_started IS NOT NULL", ids
+            ).fetchall()
+        }
+        claimed.extend(row for row in chunk if row.id in late)
+    cursor.executemany(
+        "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info,"
+        " dispatched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (row.server_id, row.id, now, TIMEOUT, FAIL,
+             timeout_message(now, row.run_started, row.run_timeout), row.state, row.info,
+             Dispatch.PENDING.value)
+            for row in claimed
+        ],
+    )
+    return sorted(row.id for row in claimed)

@@ -24,7 +24,7 @@ from werkzeug.routing import RequestRedirect
 
 from overc.storage.queries import Queries
 from overc.storage.read_alerts import AlertFilter
-from overc.ui import views
+from overc.ui import schedule_views, views
 from overc.ui.rendering import STATIC_DIR, make_environment, static_version
 from overc.web.auth import Auth, Identity, request_address
 from overc.web.files import StaticFiles
@@ -221,6 +221,7 @@ class UI:
             svc=svc, shown=shown, segments=segments, charts=charts, runs=runs, alerts=alerts,
             range_name=range_name, ranges=list(RANGES), history_count=len(states),
             day_start=day_start, timeline_axis=views.ago_labels(window), silenced=bool(svc.silenced_until and svc.silenced_until > now),
+            timing=schedule_views.service_timing(svc, states, start, now),
         )
 
     @app.route("/alerts", methods=["GET", "HEAD"])

@@ -11,7 +11,7 @@ from importlib import resources
 
 import jinja2
 
-from overc.ui import views
+from overc.ui import schedule_views, views
 
 STATIC_DIR = str(resources.files("overc.ui") / "static")
 
@@ -30,6 +30,7 @@ def make_environment() -> jinja2.Environment:
         utc=views.utc_text, iso=views.iso, duration=views.duration_text,
         icon=lambda s: views.ICON.get(s, "?"),
         lower_state=lambda s: (s or "none").lower(),
+        run_time=schedule_views.run_time_text,
     )
     return env
 

@@ -82,6 +82,13 @@ def render_metrics(snapshot: MetricsSnapshot, now: float, counter_values: Counte
     family("overc_service_period_seconds", "gauge", "Reporting period the service promised")
     out.extend(f"overc_service_period_seconds{lab} {s.period}"
                for s, lab in rows if s.period is not None)
+    family("overc_service_duration_seconds", "gauge",
+           "How long the service's latest run took (start signal or reported duration)")
+    out.extend(f"overc_service_duration_seconds{lab} {_number(round(s.duration, 3))}"
+               for s, lab in rows if s.duration is not None)
+    family("overc_service_running_late", "gauge",
+           "1 when a started run exceeded its timeout and has not reported yet")
+    out.extend(f"overc_service_running_late{lab} {int(s.run_late)}" for s, lab in rows)
     by_id = {s.id: lab[:-1] for s, lab in rows}  # the service's labels, left open
     family("overc_perfdata", "gauge", "Latest performance data value reported by a plugin")
     for service_id, label, value, uom in sorted(snapshot.perfdata, key=lambda p: (p[0], p[1])):

@@ -101,6 +101,10 @@ class FakePush:
     def alerts(self, request):
         return self._handle(request, "alerts")
 
+    @app.route("/api/set/service/start", methods=["POST"])
+    def start(self, request):
+        return self._handle(request, "start")
+
 
 class FakeClient:
     """An OvercClient stand-in for forwarder tests: answers are scripted per call."""

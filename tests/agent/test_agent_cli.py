@@ -201,3 +201,24 @@ def test_client_sends_each_report_with_its_period():
     body = push.status_posts()[0]
     assert body["period"] == 300
     assert [(s["period"], s["time"]) for s in body["services"]] == [(60, 1.0), (300, 2.0)]
+
+
+def test_service_status_with_schedule_and_zone():
+    push = FakePush()
+    r = overcli(URL + ["service-status", "--schedule", "0 3 * * *", "--tz", "Europe/Berlin",
+                       "86400", "backup", "OK", "done"], push)
+    assert r.code == 0, r.err
+    [report] = push.reports
+    assert (report["schedule"], report["tz"], report["period"]) == ("0 3 * * *", "Europe/Berlin", 86400)
+
+
+@pytest.mark.parametrize("options, needle", [
+    (["--schedule", "0 3 * *"], "overcli: error: --schedule: '0 3 * *' is not a cron expression"),
+    (["--schedule", "0 3 * * *", "--tz", "Mars/Base"], "overcli: error: --tz: 'Mars/Base' is not"),
+    (["--tz", "Europe/Berlin"], "overcli: error: --tz needs --schedule"),
+])
+def test_bad_schedule_options_are_usage_errors(options, needle):
+    push = FakePush()
+    r = overcli(URL + ["service-status", *options, "60", "backup", "OK"], push)
+    assert r.code == 2 and r.err.startswith(needle) and r.err.count("\n") == 1
+    assert push.calls == []

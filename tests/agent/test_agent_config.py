@@ -81,6 +81,9 @@ command = ps ax | grep -c httpd
         ("[service:a]\nperiod=5\ncommand=x\n[service:a]\n", "m.ini: [service:a]: section appears twice"),
         ("period=5\n", "m.ini: line 1: a key outside of any [section]"),
         ("[service:" + "x" * 65 + "]\nperiod=5\ncommand=x\n", "service name must be 1 to 64"),
+        ("[service:a]\nschedule=0 3 * *\ncommand=x\n", "m.ini: [service:a] schedule: '0 3 * *' is not a cron"),
+        ("[service:a]\nschedule=0 3 * * *\ntz=Mars\ncommand=x\n", "m.ini: [service:a] tz: 'Mars' is not an IANA"),
+        ("[service:a]\nperiod=5\ntz=UTC\ncommand=x\n", "m.ini: [service:a] tz: is only meaningful with a schedule"),
     ],
 )
 def test_errors_name_file_section_and_key(text, expected):
@@ -123,7 +126,7 @@ def test_peek_identity_of_a_broken_file(tmp_path):
     "text,expected",
     [
         ("[overc]\ntimout=3\n[service:a]\nperiod=5\ncommand=x\n", "m.ini: [overc] timout: unknown key (known: server, my-name,"),
-        ("[service:a]\nperiod=5\ncommand=x\ntimout=3\n", "m.ini: [service:a] timout: unknown key (known: period, command, max-lag, timeout, shell)"),
+        ("[service:a]\nperiod=5\ncommand=x\ntimout=3\n", "m.ini: [service:a] timout: unknown key (known: period, command, max-lag, timeout, shell, schedule, tz)"),
         ("[service:a]\nperiod=5\ncommand=x\nmax_lag=3\n", "m.ini: [service:a] max_lag: unknown key"),
         ("[overc]\nperiod=5\n[service:a]\nperiod=5\ncommand=x\n", "m.ini: [overc] period: unknown key"),
         ("[service:a]\nperiod=5\ncommand=x\nspool=x\n", "m.ini: [service:a] spool: unknown key"),
@@ -145,3 +148,16 @@ def test_every_1x_key_and_shared_defaults_stay_valid():
     cfg = parse_config("[DEFAULT]\nperiod=30\n[overc]\nserver=http://a/\n[service:a]\ncommand=x\n[misc]\nanything=1\n", "m.ini")
     assert cfg.services[0].period == 30
     assert parse_config("[overc]\nloglevel = Warning\n[service:a]\nperiod=5\ncommand=x\n", "m.ini").loglevel == "warning"
+
+
+def test_schedule_and_zone_per_service():
+    config = parse_config(
+        "[service:backup]\nschedule = 0 3 * * *\ntz = Europe/Berlin\ncommand = ./backup.sh\n"
+        "[service:report]\nperiod = 600\nschedule = */5 * * * *\ncommand = x\n"
+        "[service:plain]\nperiod = 60\ncommand = x\n", "/etc/overc/m.ini")
+    backup, report, plain = config.services
+    # without period, a scheduled service sends its typical interval (and times out after it)
+    assert (backup.schedule, backup.tz, backup.period) == ("0 3 * * *", "Europe/Berlin", 86400)
+    assert backup.effective_timeout == 86400.0
+    assert (report.schedule, report.tz, report.period) == ("*/5 * * * *", "UTC", 600)
+    assert (plain.schedule, plain.tz) == (None, None)

@@ -326,7 +326,7 @@ def test_versions_and_config_errors_of_the_real_commands(tmp_path):
     assert (r.returncode, r.stdout) == (0, f"overcli-monitor (OverC) {version()}\n")
     config = tmp_path / "monitor.ini"
     config.write_text("[overc]\nserver = http://127.0.0.1:1/\nmy-name = a\nmy-key = b\n\n[service:x]\nperiod = 5\ntimout = 3\ncommand = true\n")
-    expected = f"{config}: [service:x] timout: unknown key (known: period, command, max-lag, timeout, shell)\n"
+    expected = f"{config}: [service:x] timout: unknown key (known: period, command, max-lag, timeout, shell, schedule, tz)\n"
     r = overcli("monitor", str(config))
     assert (r.returncode, r.stderr) == (2, "overcli: config error: " + expected)
     r = subprocess.run(TWISTD + ["-n", "--pidfile=", "overcli-monitor", str(config)], env=agent_env(), capture_output=True,

@@ -62,8 +62,9 @@ def test_every_service_runs_at_start_and_results_share_one_post(env):
     posts = push.status_posts()
     assert len(posts) == 1
     assert posts[0]["services"] == [
-        {"name": "app", "state": "OK", "info": "up 32h", "period": 60},
-        {"name": "disk", "state": "WARN", "info": "DISK WARNING - /var 91% | /var=91%;90;95;0;100", "period": 300},
+        {"name": "app", "state": "OK", "info": "up 32h", "period": 60, "duration": 0.5},
+        {"name": "disk", "state": "WARN", "info": "DISK WARNING - /var 91% | /var=91%;90;95;0;100", "period": 300,
+         "duration": 0.625},  # how long each plugin ran (SPEC 9.3)
     ]
     assert push.calls[0][0] == "ping"
 
@@ -137,3 +138,37 @@ def test_failure_message_format():
 
     assert failure_message(Failure(OSError(28, "No space left on device"))) == "Monitoring failure: OSError: [Errno 28] No space left on device"
     assert failure_message(Failure(KeyError())) == "Monitoring failure: KeyError"
+
+
+def test_a_scheduled_service_runs_at_its_times_and_says_so():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    reactor = FakeProcessReactor()
+    start = datetime(2024, 3, 30, 12, 0, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+    reactor.advance(start)
+    push = FakePush()
+    config = parse_config("[service:backup]\nschedule = 30 2 * * *\ntz = Europe/Berlin\n"
+                          "command = ./backup.sh\n", "/etc/overc/monitor.ini")
+    client = OvercClient(StubTreq(push.resource()), reactor, Endpoint("http://overc.test/", "web1", "s3cret"))
+    runner = PluginRunner(reactor, concurrency=1, env={}, resolve=fake_resolve)
+    monitor = Monitor(config, client, reactor, runner, Forwarder(client, reactor, MemorySpool(), batch_window=0.25))
+    monitor.startService()
+    # Sunday 02:30 does not exist in Berlin (DST): cron runs it at 03:00 (+02:00), 14 h later
+    reactor.advance(14 * 3600 - 1)
+    assert procs(reactor, "backup.sh") == []
+    reactor.advance(1)
+    [run] = procs(reactor, "backup.sh")
+    reactor.advance(90)
+    run.out(b"backup done")
+    run.exit(0)
+    reactor.advance(0.25)
+    [report] = push.reports
+    assert (report["schedule"], report["tz"], report["duration"], report["period"]) == \
+        ("30 2 * * *", "Europe/Berlin", 90.0, 86400)
+    # the next run: Monday 02:30 (+02:00), 23.5 h after Sunday 03:00
+    reactor.advance(23.5 * 3600 - 90 - 0.25 - 1)
+    assert len(procs(reactor, "backup.sh")) == 1
+    reactor.advance(1)
+    assert len(procs(reactor, "backup.sh")) == 2
+    monitor.stopService()

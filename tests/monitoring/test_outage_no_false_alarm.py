@@ -40,7 +40,7 @@ class Monitor:
         config = folder / "monitor.ini"
         config.write_text(
             f"[overc]\nserver = {server_url}\nmy-name = web1\nmy-key = s3cret\n"
-            "spool = monitor.spool\n\n"
+            "spool = monitor.spool\nloglevel = debug\n\n"
             + "".join(f"[service:{name}]\nperiod = {period}\ncommand = ./ok.sh\n\n"
                       for name, period in PERIODS.items()))
         env = {k: v for k, v in os.environ.items() if not k.startswith("OVERC_")}

@@ -112,7 +112,7 @@ def test_api_shapes_carry_every_field_of_the_rows():
     assert {k: v for k, v in shaped.items() if k != "services"} == {
         k: v for k, v in vars(server).items() if k != "services"}
     assert state_json(StateRow(5, 9.5, "OK", None, True)) == {
-        "id": 5, "time": 9.5, "state": "OK", "info": None, "late": True}
+        "id": 5, "time": 9.5, "state": "OK", "info": None, "late": True, "duration": None}
     alert = Alert(7, 1, "web1", 3, "disk", 9.0, "state", "WARN", "changed", "WARN", "",
                   {"sent": 2})
     assert alert_json(alert) == {k: v for k, v in vars(alert).items() if k != "skip_channel"}
