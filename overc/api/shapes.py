@@ -41,5 +41,5 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "service_id": a.service_id, "service_name": a.service_name,
         "time": a.time, "kind": a.kind, "severity": a.severity,
         "message": a.message, "state": a.state, "info": a.info,
-        "delivery": dict(a.delivery),
+        "delivery": dict(a.delivery), "held": a.held,
     }
