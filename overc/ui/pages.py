@@ -29,6 +29,7 @@ from overc.web.auth import Auth, Identity, request_address
 from overc.web.authenticated import Forbidden, LoginRequired, authenticated
 from overc.web.control import Control, NotFound
 from overc.web.http import BadRequest, arg, int_arg, read_form, security_headers
+from overc.web.maintenance import MaintenanceControl
 
 log = Logger()
 
@@ -38,6 +39,7 @@ MESSAGES = {
     "acked": "Acknowledged.", "unacked": "Acknowledgement removed.",
     "silenced": "Silenced.", "unsilenced": "Silence ended.",
     "deleted": "Deleted.", "loggedout": "Logged out.",
+    "maintenance": "Maintenance window created.", "maintenance-ended": "Maintenance ended.",
 }
 
 
@@ -74,7 +76,12 @@ class UI:
     app = Klein()
 
     def __init__(self, queries: Queries, control: Control, auth: Auth, clock: IReactorTime,
+                 windows: MaintenanceControl | None = None,
                  env: jinja2.Environment | None = None) -> None:
+        from overc.ui.maintenance_pages import MaintenancePages
+
+        self.windows = windows
+        self.maintenance_pages = None if windows is None else MaintenancePages(self, windows)
         self.queries = queries
         self.control = control
         self.auth = auth
@@ -172,6 +179,7 @@ class UI:
             request, identity, "server.html", title=server.name, server=server, services=rows,
             alerts=alerts, display=views.display_state,
             silenced=bool(server.silenced_until and server.silenced_until > now),
+            windows=await self._windows_over(server.id, server.name),
         )
 
     @app.route("/service/<int:service_id>", methods=["GET", "HEAD"])
@@ -202,7 +210,22 @@ class UI:
             svc=svc, shown=shown, segments=segments, charts=charts, runs=runs, alerts=alerts,
             range_name=range_name, ranges=list(RANGES), history_count=len(states),
             day_start=day_start, silenced=bool(svc.silenced_until and svc.silenced_until > now),
+            windows=await self._windows_over(svc.server_id, svc.server_name, svc.id, svc.name),
         )
+
+    async def _windows_over(self, *scope: Any) -> list | None:
+        """Maintenance windows over this server or service (None: no maintenance here)."""
+        if self.windows is None:
+            return None
+        from overc.ui.maintenance_pages import windows_over
+
+        return windows_over(await self.windows.list(scope[0], recent=0.0), *scope)
+
+    @app.route("/maintenance", branch=True)
+    def maintenance(self, request: Request) -> Any:
+        if self.maintenance_pages is None:
+            raise PageNotFound()
+        return self.maintenance_pages.app.resource()
 
     @app.route("/alerts", methods=["GET", "HEAD"])
     @page
