@@ -78,10 +78,6 @@ class UI:
     def __init__(self, queries: Queries, control: Control, auth: Auth, clock: IReactorTime,
                  windows: MaintenanceControl | None = None,
                  env: jinja2.Environment | None = None) -> None:
-        from overc.ui.maintenance_pages import MaintenancePages
-
-        self.windows = windows
-        self.maintenance_pages = None if windows is None else MaintenancePages(self, windows)
         self.queries = queries
         self.control = control
         self.auth = auth
@@ -89,6 +85,10 @@ class UI:
         self.env = env or make_environment()
         self.static_version = static_version()
         self.static_dir = STATIC_DIR
+        from overc.ui.maintenance_pages import MaintenancePages
+
+        self.windows = windows
+        self.maintenance_pages = None if windows is None else MaintenancePages(self, windows)
 
     # -- rendering ------------------------------------------------------------------------
 
