@@ -3,8 +3,8 @@ windows (silences included: one list) with who made them and why, creates and en
 server and service pages show the windows over them and a form to start one, through
 :func:`windows_over` and ``maintenance_block.html``.
 
-A Klein app of its own, mounted by :class:`overc.ui.pages.UI` as the ``/ui/maintenance``
-branch; it renders and handles errors through that UI, so it looks and behaves the same.
+The routes are installed on the UI's own Klein app (:func:`install`), so they render and
+handle errors exactly as the other pages do.
 """
 from __future__ import annotations
 
@@ -14,15 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from klein import Klein
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from overc.core.maintenance import Window
 from overc.web.auth import Identity
-from overc.web.authenticated import Forbidden, LoginRequired, authenticated
+from overc.web.authenticated import authenticated
 from overc.web.control import NotFound
-from overc.web.http import BadRequest, security_headers
+from overc.web.http import security_headers
 from overc.web.maintenance import MaintenanceControl
 
 if TYPE_CHECKING:
@@ -70,61 +68,47 @@ def _back(target: str | None) -> str:
     return "/ui/maintenance"
 
 
-class MaintenancePages:
-    app = Klein()
+def install(app: Klein) -> None:
+    """Add the maintenance routes to the UI's Klein app: they run as methods of the UI (its
+    rendering, its error pages) with its :class:`MaintenanceControl` as ``ui.windows``."""
 
-    def __init__(self, ui: UI, control: MaintenanceControl) -> None:
-        self.ui = ui
-        self.auth = ui.auth  # the authenticated decorator looks here
-        self.control = control
-
-    @app.handle_errors(LoginRequired)
-    def _login(self, request: IRequest, failure: Failure) -> bytes:
-        return self.ui._login_required(request, failure)
-
-    @app.handle_errors(Forbidden)
-    def _csrf(self, request: IRequest, failure: Failure) -> bytes:
-        return self.ui._csrf(request, failure)
-
-    @app.handle_errors(BadRequest)
-    def _bad(self, request: IRequest, failure: Failure) -> bytes:
-        return self.ui._bad(request, failure)
-
-    @app.handle_errors(NotFound)
-    async def _missing(self, request: IRequest, failure: Failure) -> bytes:
-        request.setResponseCode(404)
-        return await self.ui.render(request, None, "error.html",  # type: ignore[arg-type]
-                                    title="Not found", text="No such maintenance window.")
-
-    @app.route("/", methods=["GET", "HEAD"])
+    @app.route("/maintenance/", methods=["GET", "HEAD"])
     @_page
-    async def list_page(self, request: Request, identity: Identity) -> bytes:
-        windows = await self.control.list()
-        now = self.control.clock.seconds()
+    async def maintenance_list(ui: UI, request: Request, identity: Identity) -> bytes:
+        control = _control(ui)
+        windows = await control.list()
+        now = control.clock.seconds()
         running = [w for w in windows if w.active(now)]
         coming = [w for w in windows if not w.active(now) and w.current_or_next(now)]
         ended = [w for w in windows if w.current_or_next(now) is None]
-        return await self.ui.render(request, identity, "maintenance.html", title="Maintenance",
-                                    running=running, coming=coming, ended=ended)
+        return await ui.render(request, identity, "maintenance.html", title="Maintenance",
+                               running=running, coming=coming, ended=ended)
 
-    @app.route("/", methods=["POST"])
+    @app.route("/maintenance/", methods=["POST"])
     @_action
-    async def create(self, request: Request, identity: Identity, form: Any) -> bytes:
-        window_id = await self.control.create(form, source="ui", user=identity.user)
+    async def maintenance_create(ui: UI, request: Request, identity: Identity,
+                                 form: Any) -> bytes:
+        window_id = await _control(ui).create(form, source="ui", user=identity.user)
         log.info("{user} created maintenance window {id}", user=identity.user, id=window_id)
-        return self._redirect(request, _back(form.get("back")), "maintenance")
+        return _redirect(request, _back(form.get("back")), "maintenance")
 
-    @app.route("/<int:window_id>/end", methods=["POST"])
+    @app.route("/maintenance/<int:window_id>/end", methods=["POST"])
     @_action
-    async def end(self, request: Request, identity: Identity, form: Any,
-                  window_id: int) -> bytes:
-        await self.control.end(window_id)
+    async def maintenance_end(ui: UI, request: Request, identity: Identity, form: Any,
+                              window_id: int) -> bytes:
+        await _control(ui).end(window_id)
         log.info("{user} ended maintenance window {id}", user=identity.user, id=window_id)
-        return self._redirect(request, _back(form.get("back")), "maintenance-ended")
+        return _redirect(request, _back(form.get("back")), "maintenance-ended")
 
-    @staticmethod
-    def _redirect(request: Request, target: str, msg: str) -> bytes:
-        request.setResponseCode(303)
-        target += ("&" if "?" in target else "?") + f"msg={msg}"
-        request.setHeader(b"location", target.encode("utf-8"))
-        return b""
+
+def _control(ui: UI) -> MaintenanceControl:
+    if ui.windows is None:
+        raise NotFound()
+    return ui.windows
+
+
+def _redirect(request: Request, target: str, msg: str) -> bytes:
+    request.setResponseCode(303)
+    target += ("&" if "?" in target else "?") + f"msg={msg}"
+    request.setHeader(b"location", target.encode("utf-8"))
+    return b""

@@ -24,6 +24,7 @@ from twisted.web.static import File
 from overc.storage.queries import Queries
 from overc.storage.read_alerts import AlertFilter
 from overc.ui import views
+from overc.ui.maintenance_pages import install as install_maintenance, windows_over
 from overc.ui.rendering import STATIC_DIR, make_environment, static_version
 from overc.web.auth import Auth, Identity, request_address
 from overc.web.authenticated import Forbidden, LoginRequired, authenticated
@@ -85,10 +86,7 @@ class UI:
         self.env = env or make_environment()
         self.static_version = static_version()
         self.static_dir = STATIC_DIR
-        from overc.ui.maintenance_pages import MaintenancePages
-
-        self.windows = windows
-        self.maintenance_pages = None if windows is None else MaintenancePages(self, windows)
+        self.windows = windows  # maintenance windows: routes in overc.ui.maintenance_pages
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -217,15 +215,8 @@ class UI:
         """Maintenance windows over this server or service (None: no maintenance here)."""
         if self.windows is None:
             return None
-        from overc.ui.maintenance_pages import windows_over
-
         return windows_over(await self.windows.list(scope[0], recent=0.0), *scope)
 
-    @app.route("/maintenance", branch=True)
-    def maintenance(self, request: Request) -> Any:
-        if self.maintenance_pages is None:
-            raise PageNotFound()
-        return self.maintenance_pages.app.resource()
 
     @app.route("/alerts", methods=["GET", "HEAD"])
     @page
@@ -379,6 +370,9 @@ class UI:
         request.setHeader(b"cache-control", b"public, max-age=31536000, immutable")
         request.setHeader(b"x-content-type-options", b"nosniff")
         return File(self.static_dir)
+
+
+install_maintenance(UI.app)
 
 
 def _safe_next(target: str | None) -> str:
