@@ -65,7 +65,7 @@ def _back(target: str | None) -> str:
     if target and target.startswith("/ui/") and not target.startswith("//") \
             and "\\" not in target:
         return target
-    return "/ui/maintenance"
+    return "/ui/maintenance/"
 
 
 def install(app: Klein) -> None:
