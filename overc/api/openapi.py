@@ -24,6 +24,12 @@ _ERR = _ref("Error")
 _NUM_OR_NULL = {"type": "number", "nullable": True}
 _STR_OR_NULL = {"type": "string", "nullable": True}
 _STATE = {"type": "string", "enum": ["OK", "WARN", "FAIL", "UNK"]}
+_ID_OR_TEXT = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
+_NAMES = {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}],
+          "description": "Names or globs: a list, or comma-separated"}
+_DURATION = {"oneOf": [{"type": "number", "exclusiveMinimum": True, "minimum": 0},
+                       {"type": "string"}],
+             "description": "Seconds, or text like `30m`, `2h` (at most a year)"}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -132,6 +138,47 @@ _SCHEMAS: dict[str, Any] = {
             "info": _STR_OR_NULL,
             "delivery": {"type": "object", "additionalProperties": {"type": "integer"},
                          "description": "Delivery attempts by status (pending, sent, failed)"},
+            "held": {"type": "string", "nullable": True, "enum": ["maintenance", None],
+                     "description": "`maintenance`: a maintenance window (or silence) held"
+                                    " its notification"},
+        },
+    },
+    "Window": {
+        "type": "object", "required": ["id", "source", "active", "next"],
+        "description": "A maintenance window (SPEC 11): one-off (`start`/`end`) or recurring"
+                       " (`schedule` in `tz`, for `duration` s); scope `server_id` (with"
+                       " `service_id` or `services`) or the globs `servers`/`services`",
+        "properties": {
+            "id": {"type": "integer"},
+            "source": {"type": "string", "enum": ["push", "ui", "api", "config", "silence"]},
+            "name": {**_STR_OR_NULL, "description": "The config section's name"},
+            "server_id": {"type": "integer", "nullable": True},
+            "server_name": _STR_OR_NULL,
+            "service_id": {"type": "integer", "nullable": True},
+            "service_name": _STR_OR_NULL,
+            "servers": {"type": "array", "items": {"type": "string"}},
+            "services": {"type": "array", "items": {"type": "string"}},
+            "start": _NUM_OR_NULL, "end": _NUM_OR_NULL,
+            "schedule": _STR_OR_NULL, "tz": _STR_OR_NULL, "duration": _NUM_OR_NULL,
+            "reason": {"type": "string"}, "created_by": _STR_OR_NULL,
+            "created": {"type": "number"},
+            "active": {"type": "boolean", "description": "Running now"},
+            "next": {"type": "object", "nullable": True,
+                     "description": "The running or next occurrence; null when over",
+                     "properties": {"start": {"type": "number"}, "end": {"type": "number"}}},
+        },
+    },
+    "NewWindow": {
+        "type": "object",
+        "properties": {
+            "server_id": _ID_OR_TEXT, "service_id": _ID_OR_TEXT,
+            "servers": _NAMES, "services": _NAMES,
+            "start": {"type": "number", "description": "Unix time; default now"},
+            "end": {"type": "number", "description": "Unix time (or give duration)"},
+            "duration": _DURATION,
+            "schedule": {"type": "string", "description": "Cron (`0 2 * * sun`): recurring"},
+            "tz": {"type": "string", "description": "Zone of the schedule; default UTC"},
+            "reason": {"type": "string", "maxLength": 4096},
         },
     },
     "Silence": {
@@ -238,6 +285,28 @@ def _document() -> dict[str, Any]:
                                     "service": {"type": "string"},
                                     "title": {"type": "string"}}}}},
                 ["server", "alerts"], _ok()),
+            "/api/set/maintenance": _push(
+                "Announce maintenance of this server (notifications held), or end it",
+                {"server": _ref("ServerIdentity"), "duration": _DURATION,
+                 "reason": {"type": "string", "maxLength": 4096},
+                 "services": {"type": "array", "items": {"type": "string"},
+                              "description": "Only these services (default: all)"},
+                 "start": {"type": "number", "description": "Unix time; default now"},
+                 "end": {"type": "boolean", "enum": [True],
+                         "description": "End the windows this server announced, now"}},
+                ["server"], _ok({"id": {"type": "integer"}, "ended": {"type": "integer"}})),
+            "/api/maintenance": {
+                **get("Maintenance windows running, coming and ended in the last hour",
+                      [_param("server", "query", _ID, "Only windows over this server id")],
+                      {"type": "object", "required": ["items"],
+                       "properties": {"items": {"type": "array", "items": _ref("Window")}}}),
+                "post": {**_action("Create a maintenance window", _ref("NewWindow"),
+                                   _ok({"id": {"type": "integer"}}))["post"],
+                         "parameters": [], "tags": ["maintenance"]},
+            },
+            "/api/maintenance/{id}": _action(
+                "End a running window now (or drop one not begun, or a recurring one);"
+                " config windows answer 400", None, _ok(), "delete"),
             "/api/servers": get(
                 "Servers with their services, by id",
                 [_LIMIT, _param("after", "query", {"type": "integer", "minimum": 0},

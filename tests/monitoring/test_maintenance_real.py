@@ -85,9 +85,10 @@ overcli service-status 60 app FAIL "down for the deploy"
             "SELECT a.id FROM alerts a WHERE a.severity = 'FAIL' AND a.dispatched = 2"
             " AND a.maintenance_id IS NOT NULL"), 20, "the FAIL alert held by the window")
         status, _, listed = server.get("api/alerts?service=app")
-        assert status == 200
+        matches_document("/api/alerts", "get", status, listed)
         assert [a["held"] for a in listed["items"] if a["id"] == held[0][0]] == ["maintenance"]
         status, _, windows = server.get("api/maintenance")
+        matches_document("/api/maintenance", "get", status, windows)
         mine = [w for w in windows["items"] if w["source"] == "push"]
         assert [(w["server_name"], w["reason"], w["created_by"], w["active"])
                 for w in mine] == [("web1", "deploy 4.2", "web1", True)]
@@ -122,6 +123,19 @@ def test_recurring_config_window_holds_its_scope_only(tmp_path, database):
         assert status == 400 and body["field"] == "id"
 
 
+def matches_document(path: str, method: str, status: int, body: dict) -> dict:
+    """A real answer checked against the OpenAPI document's schema for it."""
+    from openapi_schema_validator import OAS30Validator
+
+    from overc.api.openapi import openapi_document
+
+    doc = openapi_document()
+    schema = doc["paths"][path][method]["responses"][str(status)]["content"][
+        "application/json"]["schema"]
+    OAS30Validator({**schema, "components": doc["components"]}).validate(body)
+    return body
+
+
 def _delete(server: RealServer, path: str):
     from realserver import http
 
@@ -137,8 +151,15 @@ def test_read_write_api_creates_lists_and_ends_windows(tmp_path):
         status, _, body = server.post("api/maintenance", {"server_id": server_id,
                                                           "duration": 600, "reason": "disk"},
                                       json_headers)
-        assert status == 200 and body["ok"] == 1
+        matches_document("/api/maintenance", "post", status, body)
         window_id = body["id"]
+        status, _, body = server.post("api/set/maintenance", {
+            "server": {"name": "web1", "key": "k-web1"}, "duration": "soon"})
+        assert matches_document("/api/set/maintenance", "post", status, body)["field"] == \
+            "duration"
+        status, _, body = server.post("api/set/maintenance", {
+            "server": {"name": "web1", "key": "wrong"}, "duration": 60})
+        assert status == 403
         status, _, body = server.post("api/maintenance", {"schedule": "0 2 * * sun",
                                                           "tz": "Nowhere/City", "duration": 60},
                                       json_headers)
