@@ -218,3 +218,35 @@ def test_window_requests():
     recurring = parse_window({"servers": "db*, web1", "schedule": "0 2 * * sun",
                               "tz": "Europe/Berlin", "duration": "2h"}, 1000.0, source="api")
     assert recurring.servers == ("db*", "web1") and recurring.duration == 7200.0
+
+
+# -- [maintenance:<name>] config sections ---------------------------------------------------
+
+def test_config_windows_load():
+    from overc.config import load_config
+
+    config = load_config("[maintenance:backups]\nservers = db*, backup1\nservices = backup\n"
+                         "schedule = 0 2 * * sun\ntz = Europe/Berlin\nduration = 2h\n"
+                         "reason = weekly backups\n", source="s.ini", environ={})
+    (window,) = config.maintenance
+    assert (window.name, window.servers, window.services, window.schedule, window.tz,
+            window.duration, window.reason) == ("backups", ("db*", "backup1"), ("backup",),
+                                                "0 2 * * sun", "Europe/Berlin", 7200.0,
+                                                "weekly backups")
+
+
+@pytest.mark.parametrize("body, key, message", [
+    ("schedule = 0 2 * * *\nduration = 1h\ncolor = red\n", "color", "unknown key"),
+    ("duration = 1h\n", "schedule", "schedule is required"),
+    ("schedule = 0 2 * * *\n", "duration", "duration is required"),
+    ("schedule = 0 25 * * *\nduration = 1h\n", "schedule", "is not a cron schedule"),
+    ("schedule = 0 2 * * *\ntz = Mars/Base\nduration = 1h\n", "tz", "is not a time zone"),
+    ("schedule = 0 2 * * *\nduration = soon\n", "duration", "is not a duration"),
+])
+def test_config_window_errors_name_file_section_and_key(body, key, message):
+    from overc.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as caught:
+        load_config("[maintenance:nightly]\n" + body, source="/etc/overc.ini", environ={})
+    assert str(caught.value).startswith(f"/etc/overc.ini [maintenance:nightly] {key}: ")
+    assert message in str(caught.value)
