@@ -231,12 +231,25 @@ def _txn_get(cursor: Cursor, window_id: int) -> Window | None:
 
 
 def _txn_sync_config(cursor: Cursor, windows: tuple[WindowRequest, ...], now: float) -> None:
-    """Make the config windows in the database those of this config file: several processes
-    may start at once, so the dispatcher's coordination row serializes them."""
+    """Make the config windows in the database those of this config file, keeping the id of
+    a window whose section is still there. Several processes may start at once: the
+    dispatcher's coordination row serializes them."""
     lock_job(cursor, Job.DISPATCH, now)
-    cursor.execute("DELETE FROM maintenance WHERE source = ?", (CONFIG,))
+    existing = {name: window_id for window_id, name in cursor.execute(
+        "SELECT id, name FROM maintenance WHERE source = ?", (CONFIG,)).fetchall()}
     for request in windows:
-        _insert(cursor, request, now)
+        window_id = existing.pop(request.name or "", None)
+        if window_id is None:
+            _insert(cursor, request, now)
+            continue
+        cursor.execute(
+            "UPDATE maintenance SET servers = ?, services = ?, schedule = ?, tz = ?,"
+            " duration = ?, reason = ? WHERE id = ?",
+            (json.dumps(list(request.servers)) if request.servers else None,
+             json.dumps(list(request.services)) if request.services else None,
+             request.schedule, request.tz, request.duration, request.reason, window_id))
+    for window_id in existing.values():
+        cursor.execute("DELETE FROM maintenance WHERE id = ?", (window_id,))
 
 
 def silence_window(cursor: Cursor, table: str, target_id: int, until: float | None,

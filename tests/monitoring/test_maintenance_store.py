@@ -144,9 +144,12 @@ async def test_recurring_glob_window_from_config(world):
     assert [(w.source, w.name, w.servers) for w in listed] == [("config", "nightly", ("db*",))]
     with pytest.raises(ConfigWindow):
         await world.maintenance.end(listed[0].id, night)
-    # A second process with the same config: still one window.
+    # A second process with the same config: still one window, the same one.
     await DispatchStore(world.db, windows).dispatch(night + 4000, ROUTES)
-    assert len(await world.maintenance.list(night)) == 1
+    assert [w.id for w in await world.maintenance.list(night)] == [listed[0].id]
+    # The section is gone from the config: so is the window.
+    await DispatchStore(world.db, ()).dispatch(night + 5000, ROUTES)
+    assert await world.maintenance.list(night) == []
 
 
 @pytest_twisted.ensureDeferred
