@@ -170,6 +170,9 @@ async def test_write_side_create_end_list(world):
     with pytest.raises(ScopeNotFound):
         await world.maintenance.create(WindowRequest(source="api", start=1, end=2,
                                                      server_id=999), 1.0)
+    # Retention forgets windows over for long; recurring ones (no end) stay.
+    assert await world.retention.purge(1600.0, "maintenance", 100) == 1
+    assert await world.maintenance.list(0.0, recent=1e9) == []
     # Push windows end together, and only the server's own.
     await window(world, 1500.0, 9000.0)
     assert await world.maintenance.end_push(world.servers["web1"], 1600.0) == 1
