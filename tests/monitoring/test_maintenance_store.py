@@ -195,3 +195,42 @@ async def test_silence_is_a_window_and_unsilence_ends_it(world):
     assert await actions.unsilence("service", app, 1200.0)
     assert await world.maintenance.list(1200.0) == []
     assert (await world.dispatch.dispatch(1200.0, ROUTES)).released == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_migration_turns_running_silences_into_windows(database_url, tmp_path):
+    """A database of the schema before 0008 with a silenced server and a silenced service:
+    after the upgrade both are one-off windows that hold their alerts."""
+    from twisted.internet import reactor
+
+    from overc.core.dburl import parse_database_url
+    from overc.storage import db as dbmodule
+
+    db = dbmodule.Database(parse_database_url(database_url, tmp_path), reactor)
+    everything = dbmodule.load_migrations
+    try:
+        dbmodule.load_migrations = lambda: [m for m in everything() if m[0] < 8]
+        assert await db.migrate() < 8
+        world = World(db)
+        await world.report("web1", 1000.0, ("app", "OK"))
+        await world.report("web2", 1000.0, ("db", "OK"))
+
+        def silence(cursor):
+            cursor.execute("UPDATE servers SET silenced_until = 5000, silence_reason = 'move'"
+                           " WHERE name = 'web1'")
+            cursor.execute("UPDATE services SET silenced_until = 6000, silence_reason = 'disk'"
+                           " WHERE name = 'db'")
+
+        await db.run(silence)
+        dbmodule.load_migrations = everything
+        assert await db.migrate() >= 8
+        windows = await MaintenanceStore(db).list(2000.0)
+        assert sorted((w.source, w.server_name, w.service_name, w.end, w.reason)
+                      for w in windows) == [("silence", "web1", None, 5000.0, "move"),
+                                            ("silence", "web2", "db", 6000.0, "disk")]
+        await world.report("web1", 2000.0, ("app", "FAIL"))
+        await world.report("web2", 2000.0, ("db", "FAIL"))
+        assert (await world.dispatch.dispatch(2000.0, ROUTES)).held == 2
+    finally:
+        dbmodule.load_migrations = everything
+        db.close()
