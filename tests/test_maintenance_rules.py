@@ -10,9 +10,9 @@ import pytest
 from twisted.internet.task import Clock
 
 from overc.core.maintenance import (
-    HeldAlert, ServiceNow, Window, WindowIndex, decide_catch_up, parse_push_maintenance,
-    parse_window, told_status,
+    HeldAlert, ServiceNow, Window, WindowIndex, decide_catch_up, told_status,
 )
+from overc.core.maintenance_input import parse_push_maintenance, parse_window
 from overc.core.payload import ValidationError
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -203,6 +203,9 @@ def test_push_maintenance_accepts_durations_and_ends():
     ({"end": 500}, "end"),
     ({"service_id": 3}, "server_id"),
     ({"server_id": "x", "duration": 5}, "server_id"),
+    ({"start": 1000.0 + 400 * 86400, "duration": 5}, "start"),
+    ({"duration": float("nan")}, "duration"),
+    ({"services": ["x"] * 101, "duration": 5}, "services"),
 ])
 def test_window_errors_name_the_field(body, field):
     with pytest.raises(ValidationError) as caught:

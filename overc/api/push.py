@@ -17,7 +17,8 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from overc.core.counters import Counters
-from overc.core.maintenance import PUSH, WindowRequest, parse_push_maintenance
+from overc.core.maintenance import PUSH, WindowRequest
+from overc.core.maintenance_input import parse_push_maintenance
 from overc.core.errors import DatabaseUnavailable
 from overc.core.payload import (
     ServerIdentity,

@@ -8,7 +8,8 @@ from typing import Any, Mapping
 
 from twisted.internet.interfaces import IReactorTime
 
-from overc.core.maintenance import Window, parse_window
+from overc.core.maintenance import Window
+from overc.core.maintenance_input import parse_window
 from overc.core.payload import ValidationError
 from overc.storage.maintenance_store import (
     ConfigWindow, MaintenanceStore, ScopeNotFound, WindowNotFound,
