@@ -145,6 +145,11 @@ class WindowIndex:
     def __bool__(self) -> bool:
         return bool(self.by_server or self.globs)
 
+    def ids(self) -> list[int]:
+        """The ids of the windows running now."""
+        return sorted([w.id for ws in self.by_server.values() for w in ws]
+                      + [w.id for w in self.globs])
+
     def covering(self, server_id: int, server_name: str, service_id: int | None,
                  service_name: str | None) -> Window | None:
         for window in self.by_server.get(server_id, ()):

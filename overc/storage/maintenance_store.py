@@ -95,15 +95,27 @@ _HELD = Columns(
 
 
 def release_held(cursor: Cursor, now: float, index: WindowIndex, limit: int) -> int:
-    """Held alerts no running window covers any more go through the catch-up rule: per
-    service at most its newest is sent back to dispatch, the others are superseded."""
+    """Held alerts whose window is over go through the catch-up rule: per service at most its
+    newest is sent back to dispatch, the others are superseded. Only alerts whose holding
+    window is no longer running are read, so a long window holding many alerts costs nothing
+    per tick and cannot keep the end of another window waiting."""
+    running = index.ids()
+    still = "" if not running else f" AND (a.maintenance_id IS NULL OR a.maintenance_id" \
+        f" NOT IN ({marks(running)}))"
     rows = _HELD.read_all(cursor.execute(
         f"SELECT {_HELD.sql}{ALERT_FROM}"
-        f" WHERE a.dispatched = {Dispatch.HELD.value} ORDER BY a.id LIMIT ?",
-        (limit,),
+        f" WHERE a.dispatched = {Dispatch.HELD.value}{still} ORDER BY a.id LIMIT ?",
+        (*running, limit),
     ).fetchall())
-    over = [row for row in rows if index.covering(
-        row.server_id, row.server_name, row.service_id, row.service_name) is None]
+    over = []
+    for row in rows:
+        window = index.covering(row.server_id, row.server_name, row.service_id,
+                                row.service_name)
+        if window is None:
+            over.append(row)
+        else:  # another window covers it (overlap): that one holds it now
+            cursor.execute("UPDATE alerts SET maintenance_id = ? WHERE id = ?",
+                           (window.id, row.id))
     if not over:
         return 0
     service_ids = sorted({row.service_id for row in over if row.service_id is not None})

@@ -234,3 +234,24 @@ async def test_migration_turns_running_silences_into_windows(database_url, tmp_p
     finally:
         dbmodule.load_migrations = everything
         db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_overlapping_windows_hold_until_the_last_ends_and_a_long_one_starves_nothing(
+        world):
+    await world.report("web1", 1000.0, ("app", "OK"))
+    await world.report("web2", 1000.0, ("db", "OK"))
+    await window(world, 1000.0, 9000.0)  # web1, long
+    await window(world, 1000.0, 1500.0, server="web1")  # web1 again, short (overlap)
+    await window(world, 1000.0, 1200.0, server="web2")
+    await world.report("web1", 1100.0, ("app", "FAIL"))
+    await world.report("web2", 1100.0, ("db", "FAIL"))
+    # web1's many held alerts come first by id and stay held by the long window ...
+    assert (await world.dispatch.dispatch(1100.0, ROUTES, limit=1)).held == 1
+    await world.dispatch.dispatch(1101.0, ROUTES, limit=1)
+    # ... and web2's window end is not kept waiting behind them, even with a batch of 1.
+    assert (await world.dispatch.dispatch(1200.0, ROUTES, limit=1)).released == 1
+    assert {n for _, n, _ in await sent(world)} == {"db"}
+    assert (await world.dispatch.dispatch(1600.0, ROUTES, limit=1)).released == 0
+    assert (await world.dispatch.dispatch(9000.0, ROUTES, limit=1)).released == 1
+    assert {n for _, n, _ in await sent(world)} == {"db", "app"}
