@@ -171,6 +171,10 @@ def test_read_write_api_creates_lists_and_ends_windows(tmp_path):
         status, _, _ = server.post("api/maintenance", b"duration=60",
                                    {"Content-Type": "application/x-www-form-urlencoded"})
         assert status == 403
+        (service_id,) = server.query("SELECT id FROM services WHERE name = 'app'")[0]
+        for page in (f"ui/server/{server_id}", f"ui/service/{service_id}", "ui/maintenance/"):
+            status, _, html = server.get(page)
+            assert status == 200 and b"disk" in html and b"End now" in html, page
         status, _, listed = server.get(f"api/maintenance?server={server_id}")
         assert [w["id"] for w in listed["items"] if w["source"] == "api"] == [window_id]
         assert _delete(server, f"api/maintenance/{window_id}")[0] == 200
