@@ -42,4 +42,9 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "time": a.time, "kind": a.kind, "severity": a.severity,
         "message": a.message, "state": a.state, "info": a.info,
         "delivery": dict(a.delivery),
+        "deliveries": [
+            {"channel": d.channel, "status": d.status, "attempts": d.attempts,
+             "last_error": d.last_error}
+            for d in a.deliveries
+        ],
     }
