@@ -18,6 +18,7 @@ from overc.core.dburl import (
 )
 from overc.core.durations import Grace, parse_duration, parse_grace
 from overc.core.passwords import is_hash
+from overc.core.policy import Policy, PolicyError, parse_policy
 
 T = TypeVar("T")
 
@@ -74,6 +75,8 @@ class ServerConfig:
     auth_required: bool = False
     #: Raw ``[alert:<name>]`` sections, validated by the notification channels.
     channels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: ``[policy:<name>]`` sections in file order (SPEC 10: per-service settings).
+    policies: tuple[Policy, ...] = ()
 
     def database_target(self) -> SQLiteTarget | MySQLTarget:
         return parse_database_url(self.database, self.base_dir)
@@ -164,9 +167,9 @@ def load_config(
             raise ConfigError(source, getattr(e, "section", "?") or "?", None,
                               f"cannot parse: {e.message.splitlines()[0]}") from None
     for section in parser.sections():
-        if section not in ("overc", "ui") and not section.startswith("alert:"):
-            raise ConfigError(source, section, None,
-                              "unknown section (expected [overc], [ui] or [alert:<name>])")
+        if section not in ("overc", "ui") and not section.startswith(("alert:", "policy:")):
+            raise ConfigError(source, section, None, "unknown section (expected [overc], [ui],"
+                              " [alert:<name>] or [policy:<name>])")
         if section.startswith("alert:") and not section[len("alert:"):].strip():
             raise ConfigError(source, section, None, "a channel needs a name: [alert:<name>]")
 
@@ -288,6 +291,7 @@ def load_config(
         if section.startswith("alert:")
     }
     return ServerConfig(
+        policies=_policies(parser, source),
         source=source,
         base_dir=base,
         database=database_url,
@@ -306,6 +310,22 @@ def load_config(
         auth_required=auth_required,
         channels=channels,
     )
+
+
+def _policies(parser: configparser.ConfigParser, source: str) -> tuple[Policy, ...]:
+    """The ``[policy:<name>]`` sections in file order; errors name file, section and key."""
+    policies = []
+    for section in parser.sections():
+        if not section.startswith("policy:"):
+            continue
+        name = section[len("policy:"):].strip()
+        if not name:
+            raise ConfigError(source, section, None, "a policy needs a name: [policy:<name>]")
+        try:
+            policies.append(parse_policy(name, dict(parser.items(section))))
+        except PolicyError as e:
+            raise ConfigError(source, section, e.key, str(e)) from None
+    return tuple(policies)
 
 
 def load_config_file(

@@ -80,6 +80,12 @@ _SCHEMAS: dict[str, Any] = {
                      "description": "Plugin output; Nagios perfdata after `|` is parsed"},
             "period": _ref("Period"),
             "time": {"type": "number", "description": "Unix time the check ran (late results)"},
+            "attempts": {"type": "integer", "minimum": 1, "maximum": 100, "description":
+                         "Problem reports in a row before a problem is hard (SPEC 10.1)"},
+            "flapping": {"type": "string", "pattern": r"^\s*([0-9.]+/[0-9.]+|[oO][fF][fF])\s*$",
+                         "description": 'Flapping thresholds "high/low" percent, or "off"'},
+            "depends_on": {"type": "string", "minLength": 1, "maxLength": 64,
+                           "description": "The service of the same server this one needs"},
         },
     },
     "Service": {
@@ -100,6 +106,21 @@ _SCHEMAS: dict[str, Any] = {
             "ack_comment": _STR_OR_NULL,
             "silenced_until": _NUM_OR_NULL,
             "silence_reason": _STR_OR_NULL,
+            "attempts": {"type": "integer", "description": "Effective attempts (SPEC 10.1)"},
+            "flapping_thresholds": {"type": "string",
+                                    "description": 'Effective "high/low" percent, or "off"'},
+            "depends_on": _STR_OR_NULL,
+            "settings_source": {
+                "type": "object", "additionalProperties": {"type": "string"},
+                "description": 'Where attempts, flapping and depends_on came from: "report",'
+                               ' "policy:<name>" or "default"'},
+            "soft_state": {"type": "string", "enum": ["WARN", "FAIL", "UNK", None],
+                           "nullable": True, "description":
+                           "A problem not yet hard (`state` is still the hard state)"},
+            "soft_count": {"type": "integer", "description": "Its reports in a row so far"},
+            "flapping": {"type": "boolean"},
+            "flapping_percent": {"type": "number", "description":
+                                 "Weighted state changes over the last 21 reports (SPEC 10.2)"},
         },
     },
     "Server": {
@@ -134,13 +155,16 @@ _SCHEMAS: dict[str, Any] = {
             "service_id": _INT64_ID_OR_NULL,
             "service_name": _STR_OR_NULL,
             "time": {"type": "number"},
-            "kind": {"type": "string", "enum": ["state", "offline", "online", "api", "internal"]},
+            "kind": {"type": "string", "enum": ["state", "offline", "online", "api", "internal",
+                                                "flapping", "flapping-end"]},
             "severity": _STATE,
             "message": {"type": "string"},
             "state": _STR_OR_NULL,
             "info": _STR_OR_NULL,
             "delivery": {"type": "object", "additionalProperties": {"type": "integer"},
                          "description": "Delivery attempts by status (pending, sent, failed)"},
+            "held": {**_STR_OR_NULL, "description":
+                     "Recorded but not notified, and why (`flapping`)"},
         },
     },
     "Silence": {

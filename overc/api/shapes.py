@@ -19,6 +19,10 @@ def service_json(s: ServiceRow) -> dict[str, Any]:
         "deadline": s.deadline, "stale": s.stale, "acked": s.acked,
         "ack_comment": s.ack_comment, "silenced_until": s.silenced_until,
         "silence_reason": s.silence_reason, "server_name": s.server_name,
+        "attempts": s.attempts, "flapping_thresholds": s.flap_thresholds,
+        "depends_on": s.depends_on, "settings_source": dict(s.settings_source),
+        "soft_state": s.soft_state, "soft_count": s.soft_count, "flapping": s.flapping,
+        "flapping_percent": s.flapping_percent,
     }
 
 
@@ -41,5 +45,5 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "service_id": a.service_id, "service_name": a.service_name,
         "time": a.time, "kind": a.kind, "severity": a.severity,
         "message": a.message, "state": a.state, "info": a.info,
-        "delivery": dict(a.delivery),
+        "delivery": dict(a.delivery), "held": a.held,
     }

@@ -12,7 +12,9 @@ from overc.core.states import FAIL, STATES
 
 # Alert kinds. A state alert's severity is the new state; the others have fixed severities.
 STATE, OFFLINE, ONLINE, API, INTERNAL = "state", "offline", "online", "api", "internal"
-KINDS = (STATE, OFFLINE, ONLINE, API, INTERNAL)
+#: A service started or stopped flapping (SPEC 10.2).
+FLAPPING, FLAPPING_END = "flapping", "flapping-end"
+KINDS = (STATE, OFFLINE, ONLINE, API, INTERNAL, FLAPPING, FLAPPING_END)
 #: Severities share the states' names and 1.x order (UNK ranks above FAIL).
 SEVERITIES = STATES
 #: The 1.x ``[channel/event]`` pair of each alert kind (STATE is the new state).
@@ -21,6 +23,8 @@ _CHANNEL_EVENT = {
     ONLINE: ("plugin", "online"),
     API: ("api", "alert"),
     INTERNAL: ("overc", "internal"),
+    FLAPPING: ("service", "flapping"),
+    FLAPPING_END: ("service", "flapping-end"),
 }
 
 
@@ -61,6 +65,8 @@ class Alert:
     info: str | None = None
     delivery: Mapping[str, int] = field(default_factory=dict)
     skip_channel: str | None = None
+    #: Why the alert was recorded but not notified (``flapping``, ...); None: notified.
+    held: str | None = None
 
     @property
     def is_problem(self) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from overc.core.perfdata import Metric, parse_plugin_output
+from overc.core.policy import Overrides, parse_attempts, parse_flapping
 from overc.core.states import map_state
 
 MAX_NAME = 64
@@ -55,6 +56,8 @@ class Report:
     period: int
     time: float | None = None
     metrics: tuple[Metric, ...] = ()
+    #: Per-service settings the report sets (SPEC 10): attempts, flapping, depends_on.
+    settings: Overrides = Overrides()
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,24 @@ def parse_status(body: dict[str, Any], now: float) -> tuple[ServerIdentity, list
         state, suffix = map_state(sent_state)
         output = parse_plugin_output(info)
         reports.append(Report(name, state, output.text + suffix, service_period, when,
-                              output.metrics))
+                              output.metrics, parse_settings(item, path)))
     return server, reports
+
+
+def parse_settings(item: dict[str, Any], path: str) -> Overrides:
+    """The optional per-service settings of one report (SPEC 10); 400s name the field."""
+    values: dict[str, Any] = {}
+    for key, parse in (("attempts", parse_attempts), ("flapping", parse_flapping)):
+        if item.get(key) is not None:
+            try:
+                values[key] = parse(item[key])
+            except ValueError as e:
+                raise ValidationError(f"{path}.{key} {e}", f"{path}.{key}") from None
+    values["depends_on"] = _string(item, "depends_on", f"{path}.depends_on", minimum=1,
+                                   maximum=MAX_NAME, required=False)
+    if not values or all(v is None for v in values.values()):
+        return Overrides()
+    return Overrides(**values)
 
 
 def parse_alerts(body: dict[str, Any]) -> tuple[ServerIdentity, list[AlertRequest]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from overc.core.alerts import Alert
 from overc.core.repeats import HeldAlert, RepeatAction, decide_release, decide_repeat, is_silenced
 from overc.core.routing import Route, group_by_server, route_alert
 from overc.core.states import OK
@@ -63,8 +64,10 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
     ).fetchall()
     alerts = [read_alert(row) for row in rows]
     silences = [tuple(row[len(ALERT.names):]) for row in rows]  # (server's, service's)
-    held = [a.id for a, until in zip(alerts, silences) if is_silenced(now, *until)]
-    held_set = set(held)
+    kept_back = {a.id for a in alerts if hold_reason(a) is not None}
+    held = [a.id for a, until in zip(alerts, silences)
+            if a.id not in kept_back and is_silenced(now, *until)]
+    held_set = set(held) | kept_back
     live = [a for a in alerts if a.id not in held_set]
 
     told = _told(cursor, sorted({a.service_id for a in live if a.service_id is not None}))
@@ -91,12 +94,21 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
         create_notification(cursor, now, channel, server_id, "alert", [a.id for a in members])
 
     repeats = _queue_repeats(cursor, now, by_name, limit)
-    _set_dispatched(cursor, [a.id for a in live], Dispatch.DISPATCHED)
+    _set_dispatched(cursor, [a.id for a in live] + sorted(kept_back), Dispatch.DISPATCHED)
     _set_dispatched(cursor, held, Dispatch.HELD)
     return DispatchResult(
-        notifications=len(groups) + repeats, alerts=len(live), held=len(held),
+        notifications=len(groups) + repeats, alerts=len(live), held=len(held) + len(kept_back),
         released=released, repeats=repeats, more=len(rows) >= limit,
     )
+
+
+def hold_reason(alert: Alert) -> str | None:
+    """Why an alert is recorded but never notified (``flapping``, SPEC 10), or None.
+
+    Such an alert is marked dispatched with no notification; a silence, which only delays,
+    is a different matter (``Dispatch.HELD``, released when the silence ends).
+    """
+    return alert.held
 
 
 def _set_dispatched(cursor: Cursor, alert_ids: Sequence[int], status: Dispatch,

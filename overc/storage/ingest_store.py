@@ -8,12 +8,14 @@ report changes live in :mod:`overc.core.snapshot`; this module only moves rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from overc.core.alerts import API
 from overc.core.counters import Counters
 from overc.core.durations import Grace
 from overc.core.errors import DatabaseUnavailable
 from overc.core.payload import AlertRequest, Report
+from overc.core.policy import Policy, Settings, resolve_cached
 from overc.core.snapshot import ServiceSnapshot, apply_report
 from overc.core.states import FAIL
 from overc.storage.db import Cursor, Database
@@ -36,6 +38,8 @@ class IngestItem:
     now: float
     reports: list[Report] = field(default_factory=list)
     alerts: list[AlertRequest] = field(default_factory=list)
+    #: The server's name, which ``[policy:*]`` sections match (SPEC 10).
+    server_name: str = ""
 
 
 class ServerGone(Exception):
@@ -45,10 +49,12 @@ class ServerGone(Exception):
 class Store:
     """Plain-value methods, one transaction each, over a :class:`Database`."""
 
-    def __init__(self, db: Database, grace: Grace, counters: Counters) -> None:
+    def __init__(self, db: Database, grace: Grace, counters: Counters,
+                 policies: Sequence[Policy] = ()) -> None:
         self.db = db
         self.grace = grace
         self.counters = counters
+        self.policies = tuple(policies)
 
     async def get_server(self, name: str) -> ServerRecord | None:
         return await self.db.run(_txn_get_server, name)
@@ -69,7 +75,7 @@ class Store:
 
     async def ingest(self, items: list[IngestItem]) -> list[Exception | None]:
         """Commit every item in one transaction; per item None, or ServerGone."""
-        results, alerts = await self.db.run(_txn_ingest, items, self.grace)
+        results, alerts = await self.db.run(_txn_ingest, items, self.grace, self.policies)
         if alerts:
             self.counters.inc("alerts", alerts)  # counted once committed
         return results
@@ -97,8 +103,8 @@ def _txn_register_server(cursor: Cursor, name: str, key_hash: str, ip: str, now:
     return ServerRecord(cursor.lastrowid, name, key_hash), True
 
 
-def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
-                ) -> tuple[list[Exception | None], int]:
+def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
+                policies: tuple[Policy, ...] = ()) -> tuple[list[Exception | None], int]:
     mysql = cursor.dialect.name == "mysql"
     lock = " FOR UPDATE" if mysql else ""
 
@@ -147,13 +153,17 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
     alerts: list[list] = []  # lists: _fill_info completes the info of API alerts in place
     api_alerts: list[int] = []  # their snapshot needs the info text, which is not preloaded
     touched: dict[tuple[int, str], ServiceSnapshot] = {}
+    settings: dict[tuple[int, str], Settings] = {}
     for item in live:
         for report in item.reports:
             key = (item.server_id, report.service)
             service_id, snapshot = services[key]
             when = report.time if report.time is not None else item.now
+            effective = resolve_cached(report.settings, policies, item.server_name,
+                                       report.service)
             outcome = apply_report(snapshot, report.state, report.info, report.period, when,
-                                   grace)
+                                   grace, attempts=effective.attempts,
+                                   flapping=effective.flapping)
             history.append((service_id, when, report.state, report.info, int(outcome.late)))
             perfdata.extend(
                 (service_id, when, m.label, m.value, m.uom, m.warn, m.crit, m.min, m.max)
@@ -161,10 +171,11 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
             )
             for alert in outcome.alerts:
                 alerts.append([item.server_id, service_id, item.now, alert.kind, alert.severity,
-                               alert.message, report.state, report.info])
+                               alert.message, report.state, report.info, alert.held])
             if outcome.current_changed:
                 services[key] = [service_id, outcome.service]
                 touched[key] = outcome.service
+                settings[key] = effective
         for request in item.alerts:
             service_id, snapshot = (
                 services[(item.server_id, request.service)]
@@ -172,7 +183,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
             )
             api_alerts.append(len(alerts))
             alerts.append([item.server_id, service_id, item.now, API, FAIL, request.message,
-                           snapshot.state, snapshot.info])
+                           snapshot.state, snapshot.info, None])
 
     cursor.executemany(
         "INSERT INTO states (service_id, time, state, info, late) VALUES (?, ?, ?, ?, ?)",
@@ -185,25 +196,39 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
     )
     _fill_info(cursor, [alerts[i] for i in api_alerts], touched, services)
     cursor.executemany(
-        "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info,"
+        " held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         alerts,
     )
     # Rows are locked and exist: an upsert by id is a bulk UPDATE in one statement on MySQL
     # (pymysql sends executemany INSERTs as one multi-row INSERT; UPDATEs would be N trips).
     # Only placeholders in VALUES (...): a literal there makes pymysql fall back to N trips.
-    columns = ("state", "info", "period", "last_time", "deadline", "acked")
+    columns = ("state", "info", "period", "last_time", "deadline", "acked") + _NOISE_COLUMNS
     cursor.executemany(
         "INSERT INTO services (id, server_id, name, created, state, info, period, last_time,"
-        " deadline, acked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f" deadline, acked, {', '.join(_NOISE_COLUMNS)})"
+        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?{', ?' * len(_NOISE_COLUMNS)})"
         + cursor.dialect.upsert_suffix(("id",), columns, "stale = 0"),
         [
             (services[key][0], key[0], key[1], s.last_time, s.state, s.info, s.period,
-             s.last_time, s.deadline, int(s.acked))
+             s.last_time, s.deadline, int(s.acked), *_noise_values(s, settings[key]))
             for key, s in touched.items()
         ],
     )
     return results, len(alerts)
+
+
+# SPEC 10: the effective settings, the soft state and the flapping bookkeeping of a service,
+# written by the same upsert as its state (no extra statement per report).
+_NOISE_COLUMNS = ("attempts", "flap_thresholds", "depends_on", "settings_source",
+                  "soft_state", "soft_count", "flap_bits", "flapping")
+
+
+def _noise_values(snapshot: ServiceSnapshot, effective: Settings) -> tuple:
+    source = "\n".join(where for _, where in effective.sources)
+    return (effective.attempts, effective.flapping, effective.depends_on, source,
+            snapshot.soft_state, snapshot.soft_count, snapshot.flap_bits,
+            int(snapshot.flapping))
 
 
 # Positions in a row of the alerts INSERT (server_id, service_id, ..., state, info).
@@ -262,16 +287,25 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
         server_ids = sorted({server_id for server_id, _ in chunk})
         names = sorted({name for _, name in chunk})
         cursor.execute(
-            "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked"
+            "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked,"
+            " soft_state, soft_count, flap_bits, flapping"
             f" FROM services WHERE server_id IN ({marks(server_ids)})"
             f" AND name IN ({marks(names)}){lock}",
             [*server_ids, *names],
         )
         for (service_id, server_id, name, state, period, last_time, deadline, stale,
-             acked) in cursor.fetchall():
+             acked, *noise) in cursor.fetchall():
             key = (server_id, name)
             if key in wanted:
                 into[key] = [service_id, ServiceSnapshot(
                     state=state, period=period, last_time=last_time, deadline=deadline,
-                    stale=bool(stale), acked=bool(acked),
+                    stale=bool(stale), acked=bool(acked), **_noise_fields(noise),
                 )]
+
+
+def _noise_fields(row: Sequence) -> dict:
+    """The soft and flapping fields of a snapshot from ``soft_state, soft_count, flap_bits,
+    flapping`` (SPEC 10)."""
+    soft_state, soft_count, flap_bits, flapping = row
+    return {"soft_state": soft_state, "soft_count": soft_count or 0,
+            "flap_bits": flap_bits or 0, "flapping": bool(flapping)}
