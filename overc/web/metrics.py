@@ -82,6 +82,10 @@ def render_metrics(snapshot: MetricsSnapshot, now: float, counter_values: Counte
     family("overc_service_period_seconds", "gauge", "Reporting period the service promised")
     out.extend(f"overc_service_period_seconds{lab} {s.period}"
                for s, lab in rows if s.period is not None)
+    family("overc_service_flapping_percent", "gauge",
+           "Weighted state changes over the last 21 reports (SPEC 10.2)")
+    out.extend(f"overc_service_flapping_percent{lab} {_number(s.flapping_percent)}"
+               for s, lab in rows)
     by_id = {s.id: lab[:-1] for s, lab in rows}  # the service's labels, left open
     family("overc_perfdata", "gauge", "Latest performance data value reported by a plugin")
     for service_id, label, value, uom in sorted(snapshot.perfdata, key=lambda p: (p[0], p[1])):
