@@ -57,6 +57,7 @@ def parse_flapping(value: object) -> str:
     return f"{high:g}/{low:g}"
 
 
+@lru_cache(maxsize=256)
 def flapping_thresholds(setting: str) -> tuple[float, float] | None:
     """``(high, low)`` of a canonical flapping setting; None when flapping detection is off."""
     if setting == FLAPPING_OFF:
@@ -76,7 +77,11 @@ def flapping_value(bits: int) -> float:
     Bit 0 is the newest transition (weight 1.18), bit 19 the oldest (0.80); transitions a
     young service has not had yet are zeros, so they count as no change.
     """
-    total = sum(_WEIGHTS[TRANSITIONS - 1 - i] for i in range(TRANSITIONS) if bits >> i & 1)
+    total = 0.0
+    while bits:  # only the set bits: a steady service (no bit) costs nothing
+        lowest = bits & -bits
+        total += _WEIGHTS[TRANSITIONS - lowest.bit_length()]
+        bits ^= lowest
     return round(100.0 * total / TRANSITIONS, 1)
 
 
