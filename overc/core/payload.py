@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from overc.core.perfdata import Metric, parse_plugin_output
-from overc.core.policy import Overrides, parse_attempts, parse_flapping
+from overc.core.policy import NO_OVERRIDES, Overrides, parse_attempts, parse_flapping
 from overc.core.states import map_state
 
 MAX_NAME = 64
@@ -57,7 +57,7 @@ class Report:
     time: float | None = None
     metrics: tuple[Metric, ...] = ()
     #: Per-service settings the report sets (SPEC 10): attempts, flapping, depends_on.
-    settings: Overrides = Overrides()
+    settings: Overrides = NO_OVERRIDES
 
 
 @dataclass(frozen=True)
@@ -203,8 +203,8 @@ def parse_settings(item: dict[str, Any], path: str) -> Overrides:
                 raise ValidationError(f"{path}.{key} {e}", f"{path}.{key}") from None
     values["depends_on"] = _string(item, "depends_on", f"{path}.depends_on", minimum=1,
                                    maximum=MAX_NAME, required=False)
-    if not values or all(v is None for v in values.values()):
-        return Overrides()
+    if all(v is None for v in values.values()):
+        return NO_OVERRIDES
     return Overrides(**values)
 
 

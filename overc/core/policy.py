@@ -94,6 +94,10 @@ class Overrides:
     depends_on: str | None = None
 
 
+#: A report that sets nothing: one shared instance, so caches keyed on it compare by identity.
+NO_OVERRIDES = Overrides()
+
+
 @dataclass(frozen=True)
 class Policy:
     """One ``[policy:<name>]`` section: filters (empty: every name) and the values it sets."""
@@ -101,7 +105,7 @@ class Policy:
     name: str
     servers: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
-    values: Overrides = Overrides()
+    values: Overrides = NO_OVERRIDES
 
     def matches(self, server: str, service: str) -> bool:
         return (
@@ -185,8 +189,3 @@ def resolve(report: Overrides, policies: Sequence[Policy], server: str, service:
                     tuple((key, source) for key, (_, source) in chosen.items()))
 
 
-@lru_cache(maxsize=65536)
-def resolve_cached(report: Overrides, policies: tuple[Policy, ...], server: str, service: str
-                   ) -> Settings:
-    """:func:`resolve` for the ingest path, where the same services report again and again."""
-    return resolve(report, policies, server, service)

@@ -15,7 +15,7 @@ from overc.core.counters import Counters
 from overc.core.durations import Grace
 from overc.core.errors import DatabaseUnavailable
 from overc.core.payload import AlertRequest, Report
-from overc.core.policy import Policy, Settings, resolve_cached
+from overc.core.policy import Overrides, Policy, Settings, resolve
 from overc.core.snapshot import ServiceSnapshot, apply_report
 from overc.core.states import FAIL
 from overc.storage.db import Cursor, Database
@@ -55,6 +55,8 @@ class Store:
         self.grace = grace
         self.counters = counters
         self.policies = tuple(policies)
+        #: (report's settings, server, service) -> effective settings, shared by batches.
+        self.settings_cache: dict[tuple, tuple[Settings, tuple]] = {}
 
     async def get_server(self, name: str) -> ServerRecord | None:
         return await self.db.run(_txn_get_server, name)
@@ -75,7 +77,10 @@ class Store:
 
     async def ingest(self, items: list[IngestItem]) -> list[Exception | None]:
         """Commit every item in one transaction; per item None, or ServerGone."""
-        results, alerts = await self.db.run(_txn_ingest, items, self.grace, self.policies)
+        if len(self.settings_cache) > 200_000:
+            self.settings_cache.clear()  # a bound; refilled at the next report of each service
+        results, alerts = await self.db.run(_txn_ingest, items, self.grace, self.policies,
+                                            self.settings_cache)
         if alerts:
             self.counters.inc("alerts", alerts)  # counted once committed
         return results
@@ -104,7 +109,8 @@ def _txn_register_server(cursor: Cursor, name: str, key_hash: str, ip: str, now:
 
 
 def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
-                policies: tuple[Policy, ...] = ()) -> tuple[list[Exception | None], int]:
+                policies: tuple[Policy, ...] = (), settings_cache: dict | None = None
+                ) -> tuple[list[Exception | None], int]:
     mysql = cursor.dialect.name == "mysql"
     lock = " FOR UPDATE" if mysql else ""
 
@@ -137,8 +143,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
         + [a.service for a in item.alerts if a.service is not None]
     })
     services: dict[tuple[int, str], list] = {}
+    stored_settings: dict[tuple[int, str], tuple] = {}  # as the rows hold them (SPEC 10)
     if wanted:
-        _load_services(cursor, wanted, services, lock)
+        _load_services(cursor, wanted, services, lock, stored_settings)
         missing = [key for key in wanted if key not in services]
         if missing:
             now = max(item.now for item in live)
@@ -146,21 +153,26 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
                 "INSERT INTO services (server_id, name, created) VALUES (?, ?, ?)",
                 [(server_id, name, now) for server_id, name in missing],
             )
-            _load_services(cursor, missing, services, lock)
+            _load_services(cursor, missing, services, lock, stored_settings)
 
     history: list[tuple] = []
     perfdata: list[tuple] = []
     alerts: list[list] = []  # lists: _fill_info completes the info of API alerts in place
     api_alerts: list[int] = []  # their snapshot needs the info text, which is not preloaded
     touched: dict[tuple[int, str], ServiceSnapshot] = {}
-    settings: dict[tuple[int, str], Settings] = {}
+    cache = {} if settings_cache is None else settings_cache
+    settings: dict[tuple[int, str], tuple] = {}  # the effective settings as a row holds them
     for item in live:
         for report in item.reports:
             key = (item.server_id, report.service)
             service_id, snapshot = services[key]
             when = report.time if report.time is not None else item.now
-            effective = resolve_cached(report.settings, policies, item.server_name,
-                                       report.service)
+            wanted_settings = (report.settings, item.server_name, report.service)
+            found = cache.get(wanted_settings)
+            if found is None:
+                found = cache[wanted_settings] = _effective(report.settings, policies,
+                                                            item.server_name, report.service)
+            effective, settings_row = found
             outcome = apply_report(snapshot, report.state, report.info, report.period, when,
                                    grace, attempts=effective.attempts,
                                    flapping=effective.flapping)
@@ -175,7 +187,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
             if outcome.current_changed:
                 services[key] = [service_id, outcome.service]
                 touched[key] = outcome.service
-                settings[key] = effective
+                settings[key] = settings_row
         for request in item.alerts:
             service_id, snapshot = (
                 services[(item.server_id, request.service)]
@@ -211,24 +223,45 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
         + cursor.dialect.upsert_suffix(("id",), columns, "stale = 0"),
         [
             (services[key][0], key[0], key[1], s.last_time, s.state, s.info, s.period,
-             s.last_time, s.deadline, int(s.acked), *_noise_values(s, settings[key]))
+             s.last_time, s.deadline, int(s.acked), s.soft_state, s.soft_count, s.flap_bits,
+             int(s.flapping))
             for key, s in touched.items()
         ],
     )
+    _write_settings(cursor, settings, stored_settings, services)
     return results, len(alerts)
 
 
 # SPEC 10: the effective settings, the soft state and the flapping bookkeeping of a service,
 # written by the same upsert as its state (no extra statement per report).
-_NOISE_COLUMNS = ("attempts", "flap_thresholds", "depends_on", "settings_source",
-                  "soft_state", "soft_count", "flap_bits", "flapping")
+_NOISE_COLUMNS = ("soft_state", "soft_count", "flap_bits", "flapping")
+#: What the defaults look like in a row: a service never touched by a report field or policy.
+_DEFAULT_SETTINGS = (1, "30/25", None, None)
 
 
-def _noise_values(snapshot: ServiceSnapshot, effective: Settings) -> tuple:
-    source = "\n".join(where for _, where in effective.sources)
-    return (effective.attempts, effective.flapping, effective.depends_on, source,
-            snapshot.soft_state, snapshot.soft_count, snapshot.flap_bits,
-            int(snapshot.flapping))
+def _effective(report: Overrides, policies: tuple[Policy, ...], server: str, service: str
+               ) -> tuple[Settings, tuple]:
+    """The effective settings of a report's service, and ``(attempts, flap_thresholds,
+    depends_on, settings_source)`` as its row holds them. The ingest caches them per store:
+    the same services report again and again (reports that set nothing share one
+    ``Overrides`` instance, so the cache compares them by identity)."""
+    effective = resolve(report, policies, server, service)
+    sources = [where for _, where in effective.sources]
+    source = None if all(where == "default" for where in sources) else "\n".join(sources)
+    return effective, (effective.attempts, effective.flapping, effective.depends_on, source)
+
+
+def _write_settings(cursor: Cursor, settings: dict, stored: dict, services: dict) -> None:
+    """The effective settings of the services whose settings changed (a new policy, a new
+    report field): usually none, so usually no statement at all."""
+    changed = []
+    for key, row in settings.items():
+        if row != stored.get(key, _DEFAULT_SETTINGS):
+            changed.append((*row, services[key][0]))
+    cursor.executemany(
+        "UPDATE services SET attempts = ?, flap_thresholds = ?, depends_on = ?,"
+        " settings_source = ? WHERE id = ?", changed,
+    )
 
 
 # Positions in a row of the alerts INSERT (server_id, service_id, ..., state, info).
@@ -276,7 +309,8 @@ def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> 
 
 
 def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
-                   into: dict[tuple[int, str], list], lock: str) -> None:
+                   into: dict[tuple[int, str], list], lock: str,
+                   settings_into: dict[tuple[int, str], tuple] | None = None) -> None:
     """Fill ``into[(server_id, name)] = [id, snapshot]`` for the services that exist.
 
     One query per 500 keys: ``server_id IN (...) AND name IN (...)`` uses the unique index and
@@ -288,24 +322,20 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
         names = sorted({name for _, name in chunk})
         cursor.execute(
             "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked,"
-            " soft_state, soft_count, flap_bits, flapping"
+            " soft_state, soft_count, flap_bits, flapping, attempts, flap_thresholds,"
+            " depends_on, settings_source"
             f" FROM services WHERE server_id IN ({marks(server_ids)})"
             f" AND name IN ({marks(names)}){lock}",
             [*server_ids, *names],
         )
         for (service_id, server_id, name, state, period, last_time, deadline, stale,
-             acked, *noise) in cursor.fetchall():
+             acked, soft_state, soft_count, flap_bits, flapping, *settings) in cursor.fetchall():
             key = (server_id, name)
             if key in wanted:
                 into[key] = [service_id, ServiceSnapshot(
                     state=state, period=period, last_time=last_time, deadline=deadline,
-                    stale=bool(stale), acked=bool(acked), **_noise_fields(noise),
+                    stale=bool(stale), acked=bool(acked), soft_state=soft_state,
+                    soft_count=soft_count, flap_bits=flap_bits, flapping=bool(flapping),
                 )]
-
-
-def _noise_fields(row: Sequence) -> dict:
-    """The soft and flapping fields of a snapshot from ``soft_state, soft_count, flap_bits,
-    flapping`` (SPEC 10)."""
-    soft_state, soft_count, flap_bits, flapping = row
-    return {"soft_state": soft_state, "soft_count": soft_count or 0,
-            "flap_bits": flap_bits or 0, "flapping": bool(flapping)}
+                if settings_into is not None:
+                    settings_into[key] = tuple(settings)
