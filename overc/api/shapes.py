@@ -19,7 +19,7 @@ def service_json(s: ServiceRow) -> dict[str, Any]:
         "deadline": s.deadline, "stale": s.stale, "acked": s.acked,
         "ack_comment": s.ack_comment, "silenced_until": s.silenced_until,
         "silence_reason": s.silence_reason, "server_name": s.server_name,
-        "attempts": s.attempts, "flapping_thresholds": s.flap_thresholds,
+        "attempts": s.attempts, "flapping_thresholds": s.flapping_thresholds,
         "depends_on": s.depends_on, "settings_source": dict(s.settings_source),
         "soft_state": s.soft_state, "soft_count": s.soft_count, "flapping": s.flapping,
         "flapping_percent": s.flapping_percent,

@@ -35,7 +35,7 @@ class ServiceRow:
     server_name: str = ""
     # SPEC 10: effective settings (and each one's source), soft state, flapping.
     attempts: int = 1
-    flap_thresholds: str = DEFAULT_FLAPPING
+    flapping_thresholds: str = DEFAULT_FLAPPING
     depends_on: str | None = None
     settings_source: dict[str, str] = field(default_factory=dict)
     soft_state: str | None = None
@@ -97,7 +97,7 @@ def _noise(row: Sequence[Any]) -> dict[str, Any]:
     attempts, thresholds, depends_on, source, soft_state, soft_count, bits, flapping = row
     sources = (source or "").split("\n") if source else []
     return {
-        "attempts": attempts or 1, "flap_thresholds": thresholds or DEFAULT_FLAPPING,
+        "attempts": attempts or 1, "flapping_thresholds": thresholds or DEFAULT_FLAPPING,
         "depends_on": depends_on,
         "settings_source": dict(zip(_SETTING_KEYS, sources)) or dict.fromkeys(_SETTING_KEYS,
                                                                               "default"),
