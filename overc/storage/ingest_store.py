@@ -57,6 +57,8 @@ class Store:
         self.policies = tuple(policies)
         #: (report's settings, server, service) -> effective settings, shared by batches.
         self.settings_cache: dict[tuple, tuple[Settings, tuple]] = {}
+        #: service id -> the settings row this process knows the database holds (committed).
+        self.settings_written: dict[int, tuple] = {}
 
     async def get_server(self, name: str) -> ServerRecord | None:
         return await self.db.run(_txn_get_server, name)
@@ -77,10 +79,13 @@ class Store:
 
     async def ingest(self, items: list[IngestItem]) -> list[Exception | None]:
         """Commit every item in one transaction; per item None, or ServerGone."""
-        if len(self.settings_cache) > 200_000:
+        if len(self.settings_cache) > 200_000 or len(self.settings_written) > 200_000:
             self.settings_cache.clear()  # a bound; refilled at the next report of each service
-        results, alerts = await self.db.run(_txn_ingest, items, self.grace, self.policies,
-                                            self.settings_cache)
+            self.settings_written.clear()
+        results, alerts, written = await self.db.run(
+            _txn_ingest, items, self.grace, self.policies, self.settings_cache,
+            self.settings_written)
+        self.settings_written.update(written)  # committed: no need to write them again
         if alerts:
             self.counters.inc("alerts", alerts)  # counted once committed
         return results
@@ -109,8 +114,9 @@ def _txn_register_server(cursor: Cursor, name: str, key_hash: str, ip: str, now:
 
 
 def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
-                policies: tuple[Policy, ...] = (), settings_cache: dict | None = None
-                ) -> tuple[list[Exception | None], int]:
+                policies: tuple[Policy, ...] = (), settings_cache: dict | None = None,
+                settings_written: dict | None = None
+                ) -> tuple[list[Exception | None], int, dict[int, tuple]]:
     mysql = cursor.dialect.name == "mysql"
     lock = " FOR UPDATE" if mysql else ""
 
@@ -133,7 +139,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
     ]
     live = [item for item in items if item.server_id in alive]
     if not live:
-        return results, 0
+        return results, 0, {}
 
     # One read of every service the batch touches, locked for the rest of the transaction.
     wanted = sorted({
@@ -143,9 +149,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
         + [a.service for a in item.alerts if a.service is not None]
     })
     services: dict[tuple[int, str], list] = {}
-    stored_settings: dict[tuple[int, str], tuple] = {}  # as the rows hold them (SPEC 10)
+    new_services: set[tuple[int, str]] = set()  # their settings are the column defaults
     if wanted:
-        _load_services(cursor, wanted, services, lock, stored_settings)
+        _load_services(cursor, wanted, services, lock)
         missing = [key for key in wanted if key not in services]
         if missing:
             now = max(item.now for item in live)
@@ -153,7 +159,8 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
                 "INSERT INTO services (server_id, name, created) VALUES (?, ?, ?)",
                 [(server_id, name, now) for server_id, name in missing],
             )
-            _load_services(cursor, missing, services, lock, stored_settings)
+            _load_services(cursor, missing, services, lock)
+            new_services.update(missing)
 
     history: list[tuple] = []
     perfdata: list[tuple] = []
@@ -228,8 +235,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
             for key, s in touched.items()
         ],
     )
-    _write_settings(cursor, settings, stored_settings, services)
-    return results, len(alerts)
+    written = _write_settings(cursor, settings, services, new_services,
+                              settings_written if settings_written is not None else {})
+    return results, len(alerts), written
 
 
 # SPEC 10: the effective settings, the soft state and the flapping bookkeeping of a service,
@@ -251,17 +259,30 @@ def _effective(report: Overrides, policies: tuple[Policy, ...], server: str, ser
     return effective, (effective.attempts, effective.flapping, effective.depends_on, source)
 
 
-def _write_settings(cursor: Cursor, settings: dict, stored: dict, services: dict) -> None:
-    """The effective settings of the services whose settings changed (a new policy, a new
-    report field): usually none, so usually no statement at all."""
-    changed = []
+def _write_settings(cursor: Cursor, settings: dict, services: dict, new_services: set,
+                    known: dict[int, tuple]) -> dict[int, tuple]:
+    """Write the effective settings this process does not know the database holds yet (a
+    service's first report since start, a changed report field): one multi-row upsert, and
+    none at all in the steady state. Returns what was written, for the caller to remember
+    once committed (``known``: service id -> settings row)."""
+    changed: dict[int, tuple] = {}
+    rows = []
     for key, row in settings.items():
-        if row != stored.get(key, _DEFAULT_SETTINGS):
-            changed.append((*row, services[key][0]))
+        service_id = services[key][0]
+        before = _DEFAULT_SETTINGS if key in new_services else known.get(service_id)
+        if row != before:
+            changed[service_id] = row
+            rows.append((service_id, key[0], key[1], 0.0, *row))
+        elif key in new_services:
+            changed[service_id] = row
     cursor.executemany(
-        "UPDATE services SET attempts = ?, flap_thresholds = ?, depends_on = ?,"
-        " settings_source = ? WHERE id = ?", changed,
+        "INSERT INTO services (id, server_id, name, created, attempts, flap_thresholds,"
+        " depends_on, settings_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        + cursor.dialect.upsert_suffix(
+            ("id",), ("attempts", "flap_thresholds", "depends_on", "settings_source")),
+        rows,
     )
+    return changed
 
 
 # Positions in a row of the alerts INSERT (server_id, service_id, ..., state, info).
@@ -309,8 +330,7 @@ def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> 
 
 
 def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
-                   into: dict[tuple[int, str], list], lock: str,
-                   settings_into: dict[tuple[int, str], tuple] | None = None) -> None:
+                   into: dict[tuple[int, str], list], lock: str) -> None:
     """Fill ``into[(server_id, name)] = [id, snapshot]`` for the services that exist.
 
     One query per 500 keys: ``server_id IN (...) AND name IN (...)`` uses the unique index and
@@ -322,14 +342,13 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
         names = sorted({name for _, name in chunk})
         cursor.execute(
             "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked,"
-            " soft_state, soft_count, flap_bits, flapping, attempts, flap_thresholds,"
-            " depends_on, settings_source"
+            " soft_state, soft_count, flap_bits, flapping"
             f" FROM services WHERE server_id IN ({marks(server_ids)})"
             f" AND name IN ({marks(names)}){lock}",
             [*server_ids, *names],
         )
         for (service_id, server_id, name, state, period, last_time, deadline, stale,
-             acked, soft_state, soft_count, flap_bits, flapping, *settings) in cursor.fetchall():
+             acked, soft_state, soft_count, flap_bits, flapping) in cursor.fetchall():
             key = (server_id, name)
             if key in wanted:
                 into[key] = [service_id, ServiceSnapshot(
@@ -337,5 +356,3 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
                     stale=bool(stale), acked=bool(acked), soft_state=soft_state,
                     soft_count=soft_count, flap_bits=flap_bits, flapping=bool(flapping),
                 )]
-                if settings_into is not None:
-                    settings_into[key] = tuple(settings)
