@@ -2,7 +2,7 @@
 
 -- The effective settings of each service as of its last report (report > policy > default),
 -- and where each came from ("report", "policy:<name>" or "default", one per line in the order
--- attempts, flapping, depends_on).
+-- attempts, flapping, depends_on; NULL: all three are the defaults).
 ALTER TABLE services ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
 
 ALTER TABLE services ADD COLUMN flap_thresholds {short} NOT NULL DEFAULT '30/25';
