@@ -88,3 +88,19 @@ async def test_flapping_bookkeeping_and_held_alerts_are_not_notified(database):
     # Held alerts are done with: dispatched, never pending again.
     assert await rows(database, "SELECT COUNT(*) FROM alerts WHERE dispatched <> 1") == [(0,)]
     assert (await dispatch.dispatch(2001.0, ROUTES)).notifications == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_missed_period_is_never_soft(database):
+    from overc.storage.watchdog_store import WatchdogStore
+
+    store, server_id = await setup(database)  # db1: attempts = 3 by policy
+    await store.ingest([IngestItem(server_id, "ip", 1000.0, [report("mysql", "OK", 1000.0)],
+                                   server_name="db1")])
+    await store.ingest([IngestItem(server_id, "ip", 1001.0, [report("mysql", "FAIL", 1001.0)],
+                                   server_name="db1")])
+    watchdog = WatchdogStore(database)
+    await watchdog.watchdog_tick(1001.0, interval=1000.0, grace=Grace())
+    await watchdog.watchdog_tick(1068.0, interval=1000.0, grace=Grace())
+    # Soft 1/3 when it stopped reporting: the offline alert comes at the deadline all the same.
+    assert await rows(database, "SELECT kind, severity FROM alerts") == [("offline", "FAIL")]
