@@ -62,6 +62,9 @@ def seed(server) -> None:
     }
     for name, services in estate.items():
         push(server, name, [{"name": n, "state": s, "info": i} for n, s, i in services])
+    status, _, body = server.post("/api/set/alerts", {
+        "server": {"name": "web2", "key": "k"}, "alerts": [{"message": "System down: kernel panic"}]})
+    assert status == 200, body
 
 
 def test_browser_end_to_end(tmp_path, database_url):
@@ -117,7 +120,9 @@ def run_scenario(browser, server, screenshots: Path | None) -> None:
     page.fill("#filter", "db1")
     assert page.locator("article.server:not(.hidden)").count() == 1
     page.fill("#filter", "")
+    assert "kernel panic" in page.locator("article.server", has_text="web2").inner_text()
     if screenshots:
+        page.locator("#filter").blur()
         screenshots.mkdir(exist_ok=True)
         page.screenshot(path=str(screenshots / "overview.png"))
 

@@ -90,13 +90,27 @@
     });
     copy.querySelectorAll("details[open]").forEach(function (el) { el.removeAttribute("open"); });
     if (copy.tagName === "DETAILS") copy.removeAttribute("open");
-    copy.removeAttribute("data-sig");
-    copy.querySelectorAll("[data-sig]").forEach(function (el) { el.removeAttribute("data-sig"); });
+    copy.classList.remove("hidden");  // the filter's, not the server's
+    copy.querySelectorAll(".hidden").forEach(function (el) { el.classList.remove("hidden"); });
     return copy.outerHTML;
   }
 
+  // An element's signature is computed once (the first time an update reaches it) and kept;
+  // the big parts (a region, a server card, a table row, a history run) are compared whole, so
+  // an update walks only into what changed.
+  function signatureOf(node) {
+    if (node.__overcSig === undefined) node.__overcSig = signature(node);
+    return node.__overcSig;
+  }
+
+  function comparedWhole(node) {
+    return node.tagName === "ARTICLE" || node.tagName === "TR" ||
+      (node.tagName === "LI" && node.querySelector("details") !== null);
+  }
+
   function syncAttributes(old, fresh) {
-    var keep = {open: old.tagName === "DETAILS", "data-done": true, title: old.tagName === "TIME"};
+    var time = old.tagName === "TIME";
+    var keep = {open: old.tagName === "DETAILS", "data-done": time, title: time};
     Array.prototype.slice.call(old.attributes).forEach(function (a) {
       if (!fresh.hasAttribute(a.name) && !keep[a.name]) old.removeAttribute(a.name);
     });
@@ -105,17 +119,21 @@
     });
   }
 
-  var changed = 0;
-
   function morph(old, fresh) {
     if (old.nodeType !== 1) {
-      if (old.nodeValue !== fresh.nodeValue) { old.nodeValue = fresh.nodeValue; changed++; }
+      if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
       return;
     }
     if (old.tagName === "TIME" && old.getAttribute("data-ts") === fresh.getAttribute("data-ts") &&
         old.getAttribute("data-format") === fresh.getAttribute("data-format")) return;
+    var sig = null;
+    if (comparedWhole(fresh)) {
+      sig = signature(fresh);
+      if (signatureOf(old) === sig) return;
+    }
     syncAttributes(old, fresh);
     morphChildren(old, fresh);
+    if (sig !== null) old.__overcSig = sig;
   }
 
   function sameKind(a, b) {
@@ -144,16 +162,15 @@
         morph(match, f);
       } else {
         old.insertBefore(f, cursor);  // new
-        changed++;
       }
     });
     while (cursor) {  // what the fresh page no longer has
       var next = cursor.nextSibling;
-      if (!keyOf(cursor) || keyed[keyOf(cursor)] === cursor) { old.removeChild(cursor); changed++; }
+      if (!keyOf(cursor) || keyed[keyOf(cursor)] === cursor) old.removeChild(cursor);
       cursor = next;
     }
     Object.keys(keyed).forEach(function (k) {
-      if (keyed[k].parentNode === old) { old.removeChild(keyed[k]); changed++; }
+      if (keyed[k].parentNode === old) old.removeChild(keyed[k]);
     });
   }
 
@@ -180,10 +197,10 @@
       var old = document.getElementById(fresh.id);
       if (!old) return;
       var sig = signature(fresh);
-      if (old.getAttribute("data-sig") === sig) return;  // this region did not change
+      if (signatureOf(old) === sig) return;  // this region did not change
       var before = old.getAttribute("data-announce");
       morph(old, fresh);
-      old.setAttribute("data-sig", sig);
+      old.__overcSig = sig;
       localTimes(old);
       announce(old, before);
     });
@@ -234,9 +251,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     var meta = document.querySelector("meta[name=overc-etag]");
     if (meta) etag = meta.getAttribute("content");  // the first poll is a 304 already
-    document.querySelectorAll("[data-live]").forEach(function (region) {
-      region.setAttribute("data-sig", signature(region));
-    });
     localTimes(document);
     fillTimezone();
     var box = document.getElementById("filter");
