@@ -129,11 +129,19 @@ def test_browser_accessibility_phone_layout_and_calm_live_updates(tmp_path, data
                             wide[path] = width
                     # an expanded history run and the open details are checked too
                     page.goto(base + f"/ui/service/{disk}")
+                    labels_inside(page)
                     page.locator("#history details").first.evaluate("d => d.open = true")
                     found[f"history open {size['width']}"] = axe_violations(page, source)
                     if page.evaluate("document.documentElement.scrollWidth") > size["width"]:
                         wide["history open"] = page.evaluate(
                             "document.documentElement.scrollWidth")
+                page.set_viewport_size({"width": 360, "height": 740})  # the smallest phones
+                for path in pages[:6]:
+                    page.goto(base + path)
+                    width = page.evaluate("document.documentElement.scrollWidth")
+                    if width > 360:
+                        wide[f"{path} 360"] = width
+                    assert page.locator("header.top").bounding_box()["height"] <= 48, path
                 bad = {where: v for where, v in found.items() if v}
                 assert not bad, bad
                 assert not wide, wide
@@ -151,6 +159,17 @@ def test_browser_accessibility_phone_layout_and_calm_live_updates(tmp_path, data
                 assert not errors, errors
             finally:
                 browser.close()
+
+
+def labels_inside(page) -> None:
+    """Every chart label (times, values, thresholds) lies inside its chart, none clipped."""
+    for chart in page.locator("figure.chart svg").all():
+        box = chart.bounding_box()
+        for label in chart.locator("text").all():
+            inner = label.bounding_box()
+            assert box["x"] - 0.5 <= inner["x"] and \
+                inner["x"] + inner["width"] <= box["x"] + box["width"] + 0.5, \
+                (label.text_content(), inner, box)
 
 
 def calm_live_updates(page, server, base: str, disk: int) -> None:

@@ -37,12 +37,17 @@
     });
   }
 
+  var filtered = false;
+
   function applyFilter() {
     var box = document.getElementById("filter");
     var servers = document.getElementById("servers");
     if (!box || !servers) return;
     var q = box.value.trim().toLowerCase();
     var state = servers.getAttribute("data-state-filter") || "";
+    // No filter and nothing hidden by an earlier one: nothing to do (10,000 tiles cost).
+    if (!q && !state && !filtered) return;
+    filtered = !!(q || state);
     var cards = 0, visible = 0;
     servers.querySelectorAll("article.server").forEach(function (card) {
       var serverHit = !q || card.getAttribute("data-name").indexOf(q) >= 0;
