@@ -82,8 +82,15 @@ def lighthouse(url: str, preset: str, out: Path) -> dict[str, float]:
                "--chrome-flags=--headless=new --no-sandbox --disable-gpu"]
     if preset == "desktop":
         command.append("--preset=desktop")
-    subprocess.run(command, check=True, env={**os.environ, "CHROME_PATH": CHROMIUM},
-                   stdout=subprocess.DEVNULL)
+    for attempt in range(3):  # a loaded machine makes Chromium miss DevTools deadlines
+        done = subprocess.run(command, env={**os.environ, "CHROME_PATH": CHROMIUM},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode == 0:
+            break
+        print(f"lighthouse failed ({attempt + 1}/3): {done.stderr.strip()[-200:]}",
+              file=sys.stderr)
+    else:
+        raise SystemExit(f"lighthouse failed three times on {url}")
     report = json.loads(out.read_text())
     scores = {name: round(cat["score"] * 100) for name, cat in report["categories"].items()}
     audits = report["audits"]
@@ -94,6 +101,11 @@ def lighthouse(url: str, preset: str, out: Path) -> dict[str, float]:
               if a.get("score") is not None and a["score"] < 1
               and a.get("scoreDisplayMode") == "binary"]
     scores["failed"] = ",".join(sorted(failed)[:6]) or "-"  # type: ignore[assignment]
+    for audit in failed:
+        items = (audits[audit].get("details") or {}).get("items") or []
+        for item in items[:3]:
+            node = item.get("node") or {}
+            print(f"  {audit}: {node.get('snippet', item)!s:.160}", file=sys.stderr)
     return scores
 
 
@@ -109,6 +121,13 @@ def main() -> None:
         base = server.url.rstrip("/")
         pages = {"overview": "/ui/", "service": f"/ui/service/{charted}",
                  "alerts": "/ui/alerts"}
+        import urllib.request
+
+        started = time.perf_counter()
+        with urllib.request.urlopen(base + "/ui/") as answer:
+            size = len(answer.read())
+        print(f"the overview: {size / 1e6:.1f} MB of HTML in"
+              f" {(time.perf_counter() - started) * 1000:.0f} ms (server and transfer)")
         load = os.getloadavg()[0]
         print(f"{args.servers * args.services} services; load average {load:.1f}"
               f" on {os.cpu_count()} cores")
