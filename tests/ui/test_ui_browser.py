@@ -120,7 +120,7 @@ def run_scenario(browser, server, screenshots: Path | None) -> None:
     page.fill("#filter", "db1")
     assert page.locator("article.server:not(.hidden)").count() == 1
     page.fill("#filter", "")
-    assert "kernel panic" in page.locator("article.server", has_text="web2").inner_text()
+    assert "kernel panic" in page.locator("article.server", has_text="web2").text_content()
     if screenshots:
         page.locator("#filter").blur()
         screenshots.mkdir(exist_ok=True)
