@@ -57,5 +57,5 @@ def make_web_resources(
     return {
         "ui": UI(queries, control, auth, reactor).app.resource(),
         "api": ReadAPI(queries, control, auth, reactor).app.resource(),
-        "metrics": MetricsResource(queries, auth, reactor, counters),
+        "metrics": MetricsResource(queries, auth, reactor, counters, threads=reactor),
     }
