@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from overc.storage.db import Cursor
+from overc.storage.db import Cursor, Database
 
 #: ``(service id, label, value, unit)`` of one perfdata value.
 LatestValue = tuple[int, str, float, str | None]
@@ -53,6 +53,11 @@ class MetricsSnapshot:
     perfdata: list[LatestValue]
 
 
+#: Services per transaction: SQLite has one connection and one writer, so a scrape of 10,000
+#: services in one transaction held every push's commit for its whole length; in slices of this
+#: size pushes commit between them (each slice is consistent; the scrape as a whole need not be).
+CHUNK = 2000
+
 _SERVICES_FROM = "FROM services s JOIN servers v ON v.id = s.server_id"
 
 
@@ -67,24 +72,56 @@ def _perfdata_from(cursor: Cursor) -> str:
             " ON p.time = s.last_time AND +p.service_id = s.id")
 
 
-def _txn_metrics(cursor: Cursor) -> MetricsSnapshot:
-    """Every service, and the perfdata of its latest report."""
-    columns = ", ".join(METRICS_COLUMNS)
-    perf_columns = "p.service_id, p.label, p.value, p.uom, p.id"
-    if cursor.dialect.name == "mysql":
-        services = [MetricsService._make(row)
-                    for row in _json_rows(cursor, columns, _SERVICES_FROM)]
-        services.sort(key=itemgetter(1, 2))  # code point order, as utf8mb4_bin sorts
-        values = _json_rows(cursor, perf_columns, _perfdata_from(cursor))
-        values.sort(key=itemgetter(4))
-    else:
-        services = [MetricsService._make(row) for row in cursor.execute(
-            f"SELECT {columns} {_SERVICES_FROM} ORDER BY v.name, s.name").fetchall()]
-        values = cursor.execute(
-            f"SELECT {perf_columns} {_perfdata_from(cursor)} ORDER BY p.id").fetchall()
-    # The last row of a (service, label) wins: a label reported twice at the same time.
+async def read_metrics(db: Database) -> MetricsSnapshot:
+    """Every service, and the perfdata of its latest report: one transaction per
+    :data:`CHUNK` services (by id), then ordered as :class:`MetricsSnapshot` says."""
+    services: list[MetricsService] = []
+    values: list[Any] = []
+    after = 0
+    while True:
+        chunk, chunk_values = await db.run(_txn_metrics_chunk, after, CHUNK)
+        services.extend(chunk)
+        values.extend(chunk_values)
+        if len(chunk) < CHUNK:
+            break
+        after = chunk[-1].id
+    return _assembled(services, values)
+
+
+def _assembled(services: list[MetricsService], values: list[Any]) -> MetricsSnapshot:
+    services.sort(key=itemgetter(1, 2))  # code point order: SQLite's BINARY, utf8mb4_bin
+    values.sort(key=itemgetter(4))  # by perfdata id: of a label reported twice, the last wins
     latest = {(v[0], v[1]): (v[0], v[1], v[2], v[3]) for v in values}
     return MetricsSnapshot(services=services, perfdata=sorted(latest.values()))
+
+
+def _txn_metrics_chunk(cursor: Cursor, after: int, limit: int
+                       ) -> tuple[list[MetricsService], list[Any]]:
+    """Up to ``limit`` services with id > ``after`` (by id), and their latest perfdata rows
+    ``(service id, label, value, unit, perfdata id)``."""
+    columns = ", ".join(METRICS_COLUMNS)
+    where = f"WHERE s.id > {int(after)}"
+    # The id bound of this slice first: the perfdata join then seeks from the same services.
+    row = cursor.execute(f"SELECT MAX(id) FROM (SELECT s.id FROM services s {where}"
+                         f" ORDER BY s.id LIMIT {int(limit)}) ids").fetchone()
+    if not row or row[0] is None:
+        return [], []
+    where += f" AND s.id <= {int(row[0])}"
+    perf_columns = "p.service_id, p.label, p.value, p.uom, p.id"
+    if cursor.dialect.name == "mysql":
+        rows = _json_rows(cursor, columns, f"{_SERVICES_FROM} {where}")
+        values = _json_rows(cursor, perf_columns, f"{_perfdata_from(cursor)} {where}")
+    else:
+        rows = cursor.execute(f"SELECT {columns} {_SERVICES_FROM} {where}").fetchall()
+        values = cursor.execute(f"SELECT {perf_columns} {_perfdata_from(cursor)} {where}"
+                                ).fetchall()
+    services = sorted(map(MetricsService._make, rows))  # by id: the next slice starts after
+    return services, values
+
+
+def _txn_metrics(cursor: Cursor) -> MetricsSnapshot:
+    """The whole snapshot in one transaction (tests and small databases)."""
+    return _assembled(*_txn_metrics_chunk(cursor, 0, 2**62))
 
 
 def _json_rows(cursor: Cursor, columns: str, source: str) -> list[Any]:

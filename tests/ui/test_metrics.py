@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 
 from overc.core.counters import Counters
 from overc.core.errors import DatabaseUnavailable
+from overc.storage import read_metrics
 from overc.storage.read_metrics import MetricsService, MetricsSnapshot, _txn_metrics
 from overc.web import metrics as metrics_module
 from overc.web.metrics import MetricsResource, render_metrics
@@ -196,10 +197,21 @@ async def test_snapshot_query_keeps_every_text_and_double_exactly(database):
     assert len(silenced) == 5 + len(HOSTILE) - 1  # server 2's five, and service 1 elsewhere
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 45, 1000])
+@pytest_twisted.ensureDeferred
+async def test_a_scrape_read_in_slices_is_the_one_transaction_snapshot(database, monkeypatch,
+                                                                        chunk):
+    """Pushes commit between the slices; the slices add up to the whole (45 services)."""
+    await database.run(_txn_fill, 1_800_000_000.0, random.Random(5))
+    monkeypatch.setattr(read_metrics, "CHUNK", chunk)
+    assert await read_metrics.read_metrics(database) == await database.run(_txn_metrics)
+
+
 @pytest_twisted.ensureDeferred
 async def test_snapshot_of_an_empty_database(database):
     snapshot = await database.run(_txn_metrics)
     assert snapshot.services == [] and snapshot.perfdata == []
+    assert await read_metrics.read_metrics(database) == snapshot
     families = {f.name for f in text_string_to_metric_families(render_metrics(snapshot, 0, {}))}
     assert "overc_service_state" in families and "overc_services" in families
 
