@@ -84,7 +84,7 @@ async def read_metrics(db: Database) -> MetricsSnapshot:
         values.extend(chunk_values)
         if len(chunk) < CHUNK:
             break
-        after = chunk[-1].id
+        after = max(map(itemgetter(0), chunk))
     return _assembled(services, values)
 
 
@@ -97,8 +97,8 @@ def _assembled(services: list[MetricsService], values: list[Any]) -> MetricsSnap
 
 def _txn_metrics_chunk(cursor: Cursor, after: int, limit: int
                        ) -> tuple[list[MetricsService], list[Any]]:
-    """Up to ``limit`` services with id > ``after`` (by id), and their latest perfdata rows
-    ``(service id, label, value, unit, perfdata id)``."""
+    """Up to ``limit`` services with id > ``after`` (the lowest ids), and their latest
+    perfdata rows ``(service id, label, value, unit, perfdata id)``."""
     columns = ", ".join(METRICS_COLUMNS)
     where = f"WHERE s.id > {int(after)}"
     # The id bound of this slice first: the perfdata join then seeks from the same services.
@@ -114,9 +114,8 @@ def _txn_metrics_chunk(cursor: Cursor, after: int, limit: int
     else:
         rows = cursor.execute(f"SELECT {columns} {_SERVICES_FROM} {where}").fetchall()
         values = cursor.execute(f"SELECT {perf_columns} {_perfdata_from(cursor)} {where}"
-                                ).fetchall()
-    services = sorted(map(MetricsService._make, rows))  # by id: the next slice starts after
-    return services, values
+                                " ORDER BY p.id").fetchall()
+    return list(map(MetricsService._make, rows)), values
 
 
 def _txn_metrics(cursor: Cursor) -> MetricsSnapshot:
