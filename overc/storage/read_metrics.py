@@ -100,32 +100,32 @@ def _txn_metrics_chunk(cursor: Cursor, after: int, limit: int
     """Up to ``limit`` services with id > ``after`` (the lowest ids), and their latest
     perfdata rows ``(service id, label, value, unit, perfdata id)``."""
     columns = ", ".join(METRICS_COLUMNS)
-    where = f"WHERE s.id > {int(after)}"
     # The id bound of this slice first: the perfdata join then seeks from the same services.
-    row = cursor.execute(f"SELECT MAX(id) FROM (SELECT s.id FROM services s {where}"
-                         f" ORDER BY s.id LIMIT {int(limit)}) ids").fetchone()
+    row = cursor.execute("SELECT MAX(id) FROM (SELECT s.id FROM services s WHERE s.id > ?"
+                         " ORDER BY s.id LIMIT ?) ids", (after, limit)).fetchone()
     if not row or row[0] is None:
         return [], []
-    where += f" AND s.id <= {int(row[0])}"
+    where, bounds = "WHERE s.id > ? AND s.id <= ?", (after, row[0])
     perf_columns = "p.service_id, p.label, p.value, p.uom, p.id"
     if cursor.dialect.name == "mysql":
-        rows = _json_rows(cursor, columns, f"{_SERVICES_FROM} {where}")
-        values = _json_rows(cursor, perf_columns, f"{_perfdata_from(cursor)} {where}")
+        rows = _json_rows(cursor, columns, f"{_SERVICES_FROM} {where}", bounds)
+        values = _json_rows(cursor, perf_columns, f"{_perfdata_from(cursor)} {where}", bounds)
     else:
-        rows = cursor.execute(f"SELECT {columns} {_SERVICES_FROM} {where}").fetchall()
+        rows = cursor.execute(f"SELECT {columns} {_SERVICES_FROM} {where}", bounds).fetchall()
         values = cursor.execute(f"SELECT {perf_columns} {_perfdata_from(cursor)} {where}"
-                                " ORDER BY p.id").fetchall()
+                                " ORDER BY p.id", bounds).fetchall()
     return list(map(MetricsService._make, rows)), values
 
 
 def _txn_metrics(cursor: Cursor) -> MetricsSnapshot:
     """The whole snapshot in one transaction (tests and small databases)."""
-    return _assembled(*_txn_metrics_chunk(cursor, 0, 2**62))
+    return _assembled(*_txn_metrics_chunk(cursor, 0, 2**62))  # LIMIT: a 64-bit integer
 
 
-def _json_rows(cursor: Cursor, columns: str, source: str) -> list[Any]:
+def _json_rows(cursor: Cursor, columns: str, source: str, params: tuple = ()) -> list[Any]:
     """``SELECT columns source`` as one JSON document built by the database, parsed: a list
     of rows (lists). Strings travel JSON-escaped and MariaDB prints doubles exactly."""
     head, aggregate = cursor.dialect.json_array_aggregate(cursor)
-    row = cursor.execute(f"{head}SELECT {aggregate}(JSON_ARRAY({columns})) {source}").fetchone()
+    row = cursor.execute(f"{head}SELECT {aggregate}(JSON_ARRAY({columns})) {source}",
+                         params).fetchone()
     return json.loads(row[0]) if row and row[0] else []
