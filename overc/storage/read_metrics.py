@@ -67,8 +67,11 @@ def _perfdata_from(cursor: Cursor) -> str:
     # newest values, one index seek (``perfdata_time``) per service, whatever the history
     # length. "+p.service_id": the seek must be on perfdata_time (a few rows per timestamp),
     # never on perfdata_service_label_time (every row of the service); MySQL reads it as
-    # p.service_id. A metric the plugin stopped reporting disappears with its next report.
-    return (f"FROM services s {cursor.dialect.join_in_written_order} perfdata p"
+    # p.service_id, and its optimizer picked perfdata_service_label_time anyway once many
+    # rows shared a timestamp (300 ms instead of 100 for 10,000 services): the index is forced
+    # there. A metric the plugin stopped reporting disappears with its next report.
+    hint = " FORCE INDEX (perfdata_time)" if cursor.dialect.name == "mysql" else ""
+    return (f"FROM services s {cursor.dialect.join_in_written_order} perfdata p{hint}"
             " ON p.time = s.last_time AND +p.service_id = s.id")
 
 

@@ -208,6 +208,21 @@ async def test_a_scrape_read_in_slices_is_the_one_transaction_snapshot(database,
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_perfdata_lookup_seeks_by_time_not_through_the_history(database):
+    """One seek on perfdata_time per service, even where the optimizer would rather walk
+    perfdata_service_label_time (every row of a service's history)."""
+    def _txn_plan(cursor):
+        source = read_metrics._perfdata_from(cursor)
+        explain = "EXPLAIN QUERY PLAN" if cursor.dialect.name == "sqlite" else "EXPLAIN"
+        return [str(row) for row in cursor.execute(
+            f"{explain} SELECT p.id {source} WHERE s.id > ? AND s.id <= ?", (0, 10)).fetchall()]
+
+    plan = " ".join(await database.run(_txn_plan))
+    assert "perfdata_time" in plan and "perfdata_service_label_time" not in plan.replace(
+        "perfdata_service_label_time,perfdata_time", ""), plan
+
+
+@pytest_twisted.ensureDeferred
 async def test_snapshot_of_an_empty_database(database):
     snapshot = await database.run(_txn_metrics)
     assert snapshot.services == [] and snapshot.perfdata == []
