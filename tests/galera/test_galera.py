@@ -253,11 +253,18 @@ def test_two_nodes_every_stale_transition_and_notification_once(galera, galera_d
     links = q("SELECT notification_id, alert_id FROM notification_alerts")
     assert sorted(Counter(alert for _, alert in links).values()) == [1] * 24
     delivered: Counter = Counter()
+    cut_short = set()
     for path in (tmp_path / "deliveries").glob("*.json"):
-        delivered[json.loads(path.read_text())["notification"]] += 1
+        try:
+            delivered[json.loads(path.read_text())["notification"]] += 1
+        except ValueError:
+            # The victim was SIGKILLed while writing this delivery's stdin: its orphaned
+            # command got a truncated document. Only a taken-over lease may explain that.
+            cut_short.add(int(path.name.split("-")[0]))
     assert set(delivered) == {n for n, _ in notifications}, "nothing lost"
     repeated = {n for n, count in delivered.items() if count > 1}
     expired = {n for (n,) in q("SELECT notification_id FROM notification_attempts"
                                 " WHERE error LIKE 'lease expired%'")}
     assert repeated <= expired, "only a delivery whose process died may repeat"
+    assert cut_short <= expired
     assert expired, "the victim was killed holding a lease: the survivor took it over"

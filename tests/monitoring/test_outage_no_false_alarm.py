@@ -123,7 +123,9 @@ def test_database_cut_for_30_s_raises_no_false_alarm(tmp_path, mysql_url):
                  "fresh reports of all five services after the outage")
         assert alerts(server) == []
         log = server.log_text()
-        assert "Nobody watched for" in log, log[-3000:]
+        # The gap was seen (or, on a slow start, the first watch came after the cut): either
+        # way every overdue service got the fresh window.
+        assert "Nobody watched for" in log or "First watch of this database" in log, log[-3000:]
     finally:
         monitor.stop()
         server.stop()
