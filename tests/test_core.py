@@ -103,13 +103,17 @@ def test_counters_are_safe_across_threads():
 @pytest.mark.parametrize("grace", [Grace(), Grace(seconds=30.0, fraction=None),
                                    Grace(seconds=0.2, fraction=None), Grace(fraction=0.0)])
 @pytest.mark.parametrize("period", [1, 5, 9, 60, 86400])
-def test_the_sql_fresh_deadline_is_the_pure_one(grace, period):
+@pytest.mark.parametrize("schedule", [None, "0 6 * * *"])
+@pytest.mark.parametrize("own_grace", [None, 0.5, 300.0])
+def test_the_sql_fresh_deadline_is_the_pure_one(grace, period, schedule, own_grace):
     expression, extra = fresh_deadline_sql(grace)
     db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE t (period INTEGER)")
-    db.execute("INSERT INTO t VALUES (?)", (period,))
+    db.execute("CREATE TABLE t (period INTEGER, schedule TEXT, grace REAL)")
+    db.execute("INSERT INTO t VALUES (?, ?, ?)", (period, schedule, own_grace))
     (value,) = db.execute(f"SELECT {expression} FROM t", (5000.0, *extra)).fetchone()
-    assert value == pytest.approx(fresh_deadline(5000.0, period, grace))
+    assert value == pytest.approx(fresh_deadline(5000.0, period, grace,
+                                                 scheduled=schedule is not None,
+                                                 own_grace=own_grace))
 
 
 def test_rows_are_read_by_name():

@@ -73,9 +73,11 @@ def compute_deadline(report_time: float, period: float, grace: Grace,
 
 
 def _not_before_window(deadline: float, report_time: float, period: float, grace: Grace,
-                       own_grace: float, arrival: float | None) -> float:
+                       own_grace: float, arrival: float | None, *, scheduled: bool = False
+                       ) -> float:
     if arrival is not None and arrival - report_time > own_grace:
-        return max(deadline, fresh_deadline(arrival, period, grace))
+        return max(deadline, fresh_deadline(arrival, period, grace, scheduled=scheduled,
+                                            own_grace=own_grace))
     return deadline
 
 
@@ -89,7 +91,8 @@ def report_deadline(report_time: float, period: float, grace: Grace, *,
         deadline = scheduled_deadline(schedule, tz or DEFAULT_ZONE, report_time, grace,
                                       report_grace)
         own = max(1.0, report_grace) if report_grace is not None else grace.for_period(period)
-        return _not_before_window(deadline, report_time, period, grace, own, arrival)
+        return _not_before_window(deadline, report_time, period, grace, own, arrival,
+                                  scheduled=True)
     return compute_deadline(report_time, period, grace, report_grace, arrival)
 
 

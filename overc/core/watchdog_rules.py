@@ -55,18 +55,26 @@ def heartbeat_due(now: float, last_tick: float, interval: float) -> bool:
     return now - last_tick >= away_threshold(interval) / 2.0
 
 
-def fresh_window(period: float) -> float:
+def fresh_window(period: float, scheduled: bool = False) -> float:
     """How long after a gap in watching a service is given before it can be declared offline.
 
     An agent turned away keeps retrying on its own backoff (up to ``AGENT_BACKOFF_MAX``, or the
     push API's ``Retry-After``), so one period is not enough: the window is at least
-    ``AGENT_BACKOFF_MAX + PUSH_RETRY_AFTER`` (65 s), or the period when that is longer.
+    ``AGENT_BACKOFF_MAX + PUSH_RETRY_AFTER`` (65 s), or the period when that is longer. A
+    scheduled service's next report follows its schedule, not our outage: its window is the
+    65 s alone (its ``period``, the schedule's typical interval, would push a nightly job's
+    deadline out by a day).
     """
+    if scheduled:
+        return AGENT_RETURN_WITHIN
     return max(float(period), AGENT_RETURN_WITHIN)
 
 
-def fresh_deadline(now: float, period: float, grace: Grace) -> float:
+def fresh_deadline(now: float, period: float, grace: Grace, *, scheduled: bool = False,
+                   own_grace: float | None = None) -> float:
     """After a gap in watching (process start, database back) or a late report: the earliest
-    deadline a service may have, ``now + max(period, 65 s) + grace``. The watchdog store
-    computes the same in SQL for every row at once."""
-    return now + fresh_window(period) + grace.for_period(period)
+    deadline a service may have, ``now + window + grace`` (:func:`fresh_window`; the grace is
+    the service's own when its reports state one). The watchdog store computes the same in
+    SQL for every row at once."""
+    extra = max(1.0, own_grace) if own_grace is not None else grace.for_period(period)
+    return now + fresh_window(period, scheduled) + extra

@@ -42,18 +42,23 @@ class WatchdogStore:
 
 
 def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
-    """:func:`overc.core.watchdog_rules.fresh_deadline` as one portable SQL expression.
+    """:func:`overc.core.watchdog_rules.fresh_deadline` as one portable SQL expression over a
+    ``services`` row (its period, schedule and own grace).
 
     It lets restart awareness move every early deadline in one statement; the placeholder
     list is ``(now, ...)`` for the caller to prefix.
     """
-    window = "CASE WHEN period > ? THEN period ELSE ? END"
+    window = "CASE WHEN schedule IS NULL AND period > ? THEN period ELSE ? END"
     wait = (AGENT_RETURN_WITHIN, AGENT_RETURN_WITHIN)
+    own = "CASE WHEN grace < 1 THEN 1 ELSE grace END"
     if grace.seconds is not None:
-        return f"? + {window} + ?", (*wait, max(1.0, grace.seconds))
-    fraction = grace.fraction or 0.0
-    return (f"? + {window} + CASE WHEN period * ? < 1 THEN 1 ELSE period * ? END",
-            (*wait, fraction, fraction))
+        config, values = "?", (max(1.0, grace.seconds),)
+    else:
+        fraction = grace.fraction or 0.0
+        config, values = "CASE WHEN period * ? < 1 THEN 1 ELSE period * ? END", (fraction,
+                                                                                 fraction)
+    return (f"? + {window} + CASE WHEN grace IS NULL THEN {config} ELSE {own} END",
+            (*wait, *values))
 
 
 _DUE = Columns("Due", id="id", server_id="server_id", period="period", last_time="last_time",

@@ -101,6 +101,25 @@ async def test_restart_awareness_gives_the_fresh_window(world):
 
 
 @pytest_twisted.ensureDeferred
+async def test_after_a_gap_a_nightly_job_stays_due_at_its_own_time(world):
+    # A job at 06:00 UTC with 10 min grace reported at 06:00 on day 1 (due 06:10 on day 2).
+    # OverC is away from 06:01 to 20:00: the restart may not push the deadline out by a day.
+    day = 86400.0 * 20000
+    server_id = await world.server("db1", day)
+    nightly = [Report("backup", "OK", "done", 86400, time=day + 6 * 3600,
+                      schedule="0 6 * * *", tz="UTC", grace=600.0)]
+    assert await world.ingest.ingest(
+        [IngestItem(server_id, "127.0.0.1", day + 6 * 3600, nightly, [])]) == [None]
+    await world.tick(day + 6 * 3600 + 60, interval=10.0)
+    result = await world.tick(day + 20 * 3600, interval=10.0)
+    assert (result.refreshed, result.expired) == (0, [])
+    due = day + 86400 + 6 * 3600 + 600
+    # (from here the ticks are a day apart: a long interval keeps them from counting as gaps)
+    assert (await world.tick(due - 1, interval=86400.0)).expired == []
+    assert len((await world.tick(due + 1, interval=86400.0)).expired) == 1
+
+
+@pytest_twisted.ensureDeferred
 async def test_after_a_short_gap_no_deadline_ends_before_agents_can_be_back(world):
     # OverC away for 5.5 s (over the 5 s threshold): fast's deadline passed, edge's did not but
     # ends before its agent may be back; slow's moves to 300 s + 30 s from the recovery.

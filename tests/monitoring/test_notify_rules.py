@@ -156,6 +156,8 @@ def test_offline_message_and_away_rules():
     assert fresh_deadline(100.0, 60, Grace()) == 171.0
     assert fresh_deadline(100.0, 5, Grace()) == 166.0  # grace at least 1 s
     assert fresh_deadline(100.0, 600, Grace()) == 760.0  # a long period is its own window
+    # a nightly job: 65 s to be back, not a day; the report's own grace replaces the config's
+    assert fresh_deadline(100.0, 86400, Grace(), scheduled=True, own_grace=600.0) == 765.0
 
 
 def cfg(text: str) -> str:
