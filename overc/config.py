@@ -17,6 +17,8 @@ from overc.core.dburl import (
     DatabaseURLError, MySQLTarget, SQLiteTarget, parse_database_url,
 )
 from overc.core.durations import Grace, parse_duration, parse_grace
+from overc.core.maintenance import WindowRequest, check_schedule
+from overc.core.routing import parse_globs
 from overc.core.passwords import is_hash
 
 T = TypeVar("T")
@@ -74,6 +76,8 @@ class ServerConfig:
     auth_required: bool = False
     #: Raw ``[alert:<name>]`` sections, validated by the notification channels.
     channels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: ``[maintenance:<name>]`` sections: recurring maintenance windows (SPEC 11).
+    maintenance: tuple[WindowRequest, ...] = ()
 
     def database_target(self) -> SQLiteTarget | MySQLTarget:
         return parse_database_url(self.database, self.base_dir)
@@ -164,9 +168,9 @@ def load_config(
             raise ConfigError(source, getattr(e, "section", "?") or "?", None,
                               f"cannot parse: {e.message.splitlines()[0]}") from None
     for section in parser.sections():
-        if section not in ("overc", "ui") and not section.startswith("alert:"):
-            raise ConfigError(source, section, None,
-                              "unknown section (expected [overc], [ui] or [alert:<name>])")
+        if section not in ("overc", "ui") and not section.startswith(("alert:", "maintenance:")):
+            raise ConfigError(source, section, None, "unknown section (expected [overc], [ui],"
+                              " [alert:<name>] or [maintenance:<name>])")
         if section.startswith("alert:") and not section[len("alert:"):].strip():
             raise ConfigError(source, section, None, "a channel needs a name: [alert:<name>]")
 
@@ -288,6 +292,7 @@ def load_config(
         if section.startswith("alert:")
     }
     return ServerConfig(
+        maintenance=_maintenance_sections(parser, source),
         source=source,
         base_dir=base,
         database=database_url,
@@ -306,6 +311,52 @@ def load_config(
         auth_required=auth_required,
         channels=channels,
     )
+
+
+MAINTENANCE_KEYS = ("servers", "services", "schedule", "tz", "duration", "reason")
+
+
+def _maintenance_sections(parser: configparser.ConfigParser,
+                          source: str) -> tuple[WindowRequest, ...]:
+    """``[maintenance:<name>]``: a recurring window (``schedule`` + ``duration``, ``tz``
+    default UTC) over the glob filters ``servers`` and ``services`` (empty: all)."""
+    windows = []
+    for section in parser.sections():
+        if not section.startswith("maintenance:"):
+            continue
+        name = section[len("maintenance:"):].strip()
+        if not name:
+            raise ConfigError(source, section, None,
+                              "a window needs a name: [maintenance:<name>]")
+        items = dict(parser.items(section))
+        for key in items:
+            if key not in MAINTENANCE_KEYS:
+                raise ConfigError(source, section, key,
+                                  f"unknown key (known: {', '.join(MAINTENANCE_KEYS)})")
+        for key in ("schedule", "duration"):
+            if not items.get(key, "").strip():
+                raise ConfigError(source, section, key,
+                                  f"{key} is required (e.g. schedule = 0 2 * * sun,"
+                                  " duration = 2h)")
+        schedule, tz = items["schedule"].strip(), items.get("tz", "").strip() or "UTC"
+        try:
+            check_schedule(schedule, tz)
+        except ValueError as e:
+            raise ConfigError(source, section, "tz" if "time zone" in str(e) else "schedule",
+                              str(e)) from None
+        try:
+            duration = parse_duration(items["duration"])
+            if not 0 < duration <= 366 * 86400:
+                raise ValueError("must be more than 0 and at most a year")
+        except ValueError as e:
+            raise ConfigError(source, section, "duration", str(e)) from None
+        windows.append(WindowRequest(
+            source="config", name=name, schedule=schedule, tz=tz, duration=duration,
+            servers=parse_globs(items.get("servers", "")),
+            services=parse_globs(items.get("services", "")),
+            reason=items.get("reason", "").strip(),
+        ))
+    return tuple(windows)
 
 
 def load_config_file(

@@ -17,10 +17,12 @@ from overc.core.counters import Counters
 from overc.core.passwords import KEY_ITERATIONS, hash_secret
 from overc.storage.actions import Actions
 from overc.storage.db import Database
+from overc.storage.maintenance_store import MaintenanceStore
 from overc.storage.queries import Queries
 from overc.ui.pages import UI
 from overc.web.auth import Auth, load_shared_sessions, thread_verifier
 from overc.web.control import Control
+from overc.web.maintenance import MaintenanceControl
 from overc.web.metrics import MetricsResource
 
 
@@ -54,8 +56,9 @@ def make_web_resources(
         secure_cookies=config.public_url.lower().startswith("https:"),
     )
     control = Control(Actions(db), reactor, hash_key, forget_keys)
+    windows = MaintenanceControl(MaintenanceStore(db), reactor)
     return {
-        "ui": UI(queries, control, auth, reactor).app.resource(),
-        "api": ReadAPI(queries, control, auth, reactor).app.resource(),
+        "ui": UI(queries, control, auth, reactor, windows).app.resource(),
+        "api": ReadAPI(queries, control, auth, reactor, windows).app.resource(),
         "metrics": MetricsResource(queries, auth, reactor, counters),
     }

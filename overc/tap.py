@@ -31,6 +31,7 @@ from overc.notify.factory import build_channel
 from overc.storage.db import Database
 from overc.storage.delivery_store import DeliveryStore
 from overc.storage.dispatch_store import DispatchStore
+from overc.storage.maintenance_store import MaintenanceStore
 from overc.storage.retention_store import RetentionStore
 from overc.storage.ingest_store import Store
 from overc.storage.watchdog_store import WatchdogStore
@@ -131,7 +132,8 @@ def make_background_jobs(
     """
     live = [build_channel(spec, reactor=reactor, public_url=config.public_url,
                           http_client=http_client) for spec in channels]
-    dispatcher = Dispatcher(DispatchStore(db), DeliveryStore(db), reactor, live,
+    dispatcher = Dispatcher(DispatchStore(db, config.maintenance), DeliveryStore(db), reactor,
+                            live,
                             counters=counters, interval=min(1.0, config.watchdog_interval))
     watchdog = Watchdog(
         WatchdogStore(db), reactor, counters=counters, interval=config.watchdog_interval,
@@ -190,7 +192,7 @@ def build_server(config: ServerConfig, reactor: Any = None,
     # being committed (waiting on the disk) while the next is written (bench/ingest.py).
     in_flight = 1 if db.dialect.name == "sqlite" else 2
     writer = GroupCommit(store.ingest, reactor, max_in_flight=in_flight)
-    push = PushAPI(keys, writer, reactor, ready, counters)
+    push = PushAPI(keys, writer, reactor, ready, counters, MaintenanceStore(db))
     health = Health(db, ready)
     specs = parse_channels(config) if channels is None else channels
     jobs = make_background_jobs(config, db, reactor, specs, counters, ready=ready)

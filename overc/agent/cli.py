@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _schedule_options(c)
     c.add_argument("name", help="service name")
     c.add_argument("plugin", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+    _add_maintenance_parser(sub)
     return p
 
 
@@ -100,6 +101,37 @@ def parse_schedule(args: argparse.Namespace, now: float) -> tuple[str | None, st
     except ValueError as e:
         raise UsageError(f"--tz: {e}") from None
     return schedule, tz, min(MAX_PERIOD, typical_interval(schedule, tz, now))
+def _add_maintenance_parser(sub: Any) -> None:
+    c = sub.add_parser("maintenance", help="announce maintenance of this host (notifications held)",
+                       description="Hold this host's notifications for a while (a deploy, a reboot);"
+                       " at the end OverC sends once what is still wrong.")
+    c.add_argument("duration", nargs="?", help="how long: 30m, 2h, or seconds")
+    c.add_argument("reason", nargs="?", default="", help="why, e.g. \"deploy 4.2\"")
+    c.add_argument("--service", action="append", default=[], metavar="NAME",
+                   help="only this service (repeatable; default: the whole host)")
+    c.add_argument("--end", action="store_true", help="end this host's announced windows now")
+
+
+def maintenance_body(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``overcli maintenance`` posts to ``/api/set/maintenance`` (the identity apart)."""
+    from overc.core.durations import parse_duration
+
+    if args.end:
+        if args.duration or args.service:
+            raise UsageError("maintenance --end takes no duration or --service")
+        return {"end": True}
+    if not args.duration:
+        raise UsageError("maintenance needs a duration (like 30m) or --end")
+    try:
+        seconds = parse_duration(args.duration)
+    except ValueError as e:
+        raise UsageError(f"duration: {e}") from None
+    if seconds <= 0:
+        raise UsageError("duration must be more than 0")
+    body: dict[str, Any] = {"duration": seconds, "reason": args.reason}
+    if args.service:
+        body["services"] = list(args.service)
+    return body
 
 
 def parse_period(raw: str, what: str = "period") -> int:
@@ -204,7 +236,17 @@ async def _dispatch(reactor, args, http, env, out, err) -> int:
         await client.set_alerts([alert])
     elif args.command == "run":
         await _run_once(reactor, args, client, out)
+    elif args.command == "maintenance":
+        await _maintenance(args, client, out)
     return EXIT_OK
+
+
+async def _maintenance(args: argparse.Namespace, client: OvercClient, out: IO[str]) -> None:
+    answer = await client.post("api/set/maintenance", client._body(**maintenance_body(args)))
+    if args.end:
+        print(f"ended {answer.get('ended', 0)} window(s)", file=out)
+    else:
+        print(f"maintenance window {answer.get('id')}", file=out)
 
 
 async def _run_once(reactor, args, client: OvercClient, out) -> None:

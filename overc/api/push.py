@@ -1,5 +1,6 @@
-"""The push API (SPEC 1 and 9.3): ``/api/ping``, ``/api/set/service/status``,
-``/api/set/service/start``, ``/api/set/alerts``.
+"""The push API (SPEC 1, 9.3 and 11): ``/api/ping``, ``/api/set/service/status``,
+``/api/set/service/start``, ``/api/set/alerts``, and ``/api/set/maintenance`` (a deploy script
+announces itself with the server's key).
 
 Routes only parse, authenticate and hand the work to the group committer; a 200 is written
 after the transaction holding the request's reports has committed.
@@ -17,6 +18,8 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from overc.core.counters import Counters
+from overc.core.maintenance import PUSH, WindowRequest
+from overc.core.maintenance_input import parse_push_maintenance
 from overc.core.errors import DatabaseUnavailable
 from overc.core.payload import (
     ServerIdentity,
@@ -31,6 +34,7 @@ from overc.core.retry import PUSH_RETRY_AFTER
 from overc.ingest.groupcommit import GroupCommit
 from overc.ingest.serverkeys import InvalidKey, ServerKeys
 from overc.storage.ingest_store import IngestItem, ServerGone
+from overc.storage.maintenance_store import MaintenanceStore, ScopeNotFound
 from overc.web.http import json_body, json_error
 
 log = Logger()
@@ -51,7 +55,9 @@ class PushAPI:
         clock: IReactorTime,
         ready: Callable[[], bool],
         counters: Counters,
+        maintenance: MaintenanceStore | None = None,
     ) -> None:
+        self.maintenance = maintenance
         self.keys = keys
         self.writer = writer
         self.clock = clock
@@ -109,6 +115,33 @@ class PushAPI:
         identity, alerts = parse_alerts(parse_body(request.content.read()))
         await self._store(request, identity, alerts=alerts)
         return self._answer(request, 200, {"ok": 1})
+
+    @app.route("/set/maintenance", methods=["POST"])
+    async def set_maintenance(self, request: IRequest) -> bytes:
+        """A window over this server (or some of its services), or ``end: true`` to end the
+        windows this server announced: ``{"ok": 1, "id": 17}`` / ``{"ok": 1, "ended": 1}``."""
+        body = parse_body(request.content.read())
+        identity = parse_server(body)
+        now = self.clock.seconds()
+        wanted = parse_push_maintenance(body, now)
+        if not self.ready() or self.maintenance is None:
+            raise NotReady("the database is not ready")
+        ip = getattr(request.getClientAddress(), "host", "local")
+        server_id = await self.keys.authenticate(identity, ip)
+        if wanted.end:
+            ended = await self.maintenance.end_push(server_id, now)
+            return self._answer(request, 200, {"ok": 1, "ended": ended})
+        try:
+            window_id = await self.maintenance.create(WindowRequest(
+                source=PUSH, start=wanted.start, end=wanted.until, server_id=server_id,
+                services=wanted.services, reason=wanted.reason, created_by=identity.name,
+            ), now)
+        except ScopeNotFound:
+            self.keys.forget(identity.name)  # the server was deleted meanwhile
+            raise InvalidKey() from None
+        log.info("{server} announced maintenance {id} until {until}: {reason}",
+                 server=identity.name, id=window_id, until=wanted.until, reason=wanted.reason)
+        return self._answer(request, 200, {"ok": 1, "id": window_id})
 
     # Errors: every one is JSON; only the unexpected ones are logged with their traceback.
 

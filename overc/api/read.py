@@ -20,7 +20,7 @@ from werkzeug.routing import RequestRedirect
 
 from overc.api.openapi import openapi_document
 from overc.core.errors import DatabaseUnavailable
-from overc.api.shapes import alert_json, server_json, service_json, state_json
+from overc.api.shapes import alert_json, server_json, service_json, state_json, window_json
 from overc.storage.queries import Queries
 from overc.storage.read_alerts import AlertFilter
 from overc.web.auth import Auth, Identity
@@ -28,6 +28,7 @@ from overc.web.authenticated import Forbidden, LoginRequired, authenticated
 from overc.web.control import Control, NotFound
 from overc.web.http import (ID, BadRequest, arg, id_routes, int_arg, json_body, json_error,
                             relative_location, time_arg)
+from overc.web.maintenance import MaintenanceControl
 from overc.web.numbers import id_or_name
 
 log = Logger()
@@ -44,7 +45,8 @@ class ReadAPI:
     app = id_routes(Klein())
 
     def __init__(self, queries: Queries, control: Control, auth: Auth,
-                 clock: IReactorTime) -> None:
+                 clock: IReactorTime, maintenance: MaintenanceControl | None = None) -> None:
+        self.maintenance = maintenance
         self.queries = queries
         self.control = control
         self.auth = auth
@@ -215,6 +217,37 @@ class ReadAPI:
         await self.control.delete(kind[:-1], target_id)
         log.info("{user} deleted {kind} {id} through the API", user=identity.user,
                  kind=kind[:-1], id=target_id)
+        return json_body(request, {"ok": 1})
+
+    # -- maintenance windows (SPEC 11) ----------------------------------------------------
+
+    def _windows(self) -> MaintenanceControl:
+        if self.maintenance is None:
+            raise NotFound()
+        return self.maintenance
+
+    @app.route("/maintenance", methods=["GET"])
+    @readable
+    async def maintenance_list(self, request: IRequest, identity: Identity) -> bytes:
+        server = int_arg(request, "server", None, 1)
+        windows = await self._windows().list(server)
+        now = self.clock.seconds()
+        return json_body(request, {"items": [window_json(w, now) for w in windows]})
+
+    @app.route("/maintenance", methods=["POST"])
+    @writable
+    async def maintenance_create(self, request: IRequest, identity: Identity,
+                                 body: Body) -> bytes:
+        window_id = await self._windows().create(body, source="api", user=identity.user)
+        log.info("{user} created maintenance window {id}", user=identity.user, id=window_id)
+        return json_body(request, {"ok": 1, "id": window_id})
+
+    @app.route(f"/maintenance/<{ID}:window_id>", methods=["DELETE"])
+    @writable
+    async def maintenance_end(self, request: IRequest, identity: Identity, body: Body,
+                              window_id: int) -> bytes:
+        await self._windows().end(window_id)
+        log.info("{user} ended maintenance window {id}", user=identity.user, id=window_id)
         return json_body(request, {"ok": 1})
 
     @app.route(f"/servers/<{ID}:server_id>/reset-key", methods=["POST"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from overc.core.alerts import Alert
+from overc.core.maintenance import Window
 from overc.storage.read_servers import ServerRow, ServiceRow
 from overc.storage.read_service import StateRow
 
@@ -45,5 +46,20 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "service_id": a.service_id, "service_name": a.service_name,
         "time": a.time, "kind": a.kind, "severity": a.severity,
         "message": a.message, "state": a.state, "info": a.info,
-        "delivery": dict(a.delivery),
+        "delivery": dict(a.delivery), "held": a.held,
+    }
+
+
+def window_json(w: Window, now: float) -> dict[str, Any]:
+    """A maintenance window; ``active`` and ``next`` (the running or next occurrence) at now."""
+    current = w.current_or_next(now)
+    return {
+        "id": w.id, "source": w.source, "name": w.name, "server_id": w.server_id,
+        "server_name": w.server_name, "service_id": w.service_id,
+        "service_name": w.service_name, "servers": list(w.servers),
+        "services": list(w.services), "start": w.start, "end": w.end,
+        "schedule": w.schedule, "tz": w.tz if w.schedule else None, "duration": w.duration,
+        "reason": w.reason, "created_by": w.created_by, "created": w.created,
+        "active": w.active(now),
+        "next": None if current is None else {"start": current[0], "end": current[1]},
     }

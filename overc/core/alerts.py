@@ -64,6 +64,8 @@ class Alert:
     info: str | None = None
     delivery: Mapping[str, int] = field(default_factory=dict)
     skip_channel: str | None = None
+    #: Why its notification was held: ``maintenance`` when a window (or silence) held it.
+    held: str | None = None
 
     @property
     def is_problem(self) -> bool:

@@ -7,6 +7,7 @@ layer can answer 404 without a second query.
 from __future__ import annotations
 
 from overc.storage.db import Cursor, Database
+from overc.storage.maintenance_store import silence_window
 
 
 def _txn_ack(cursor: Cursor, service_id: int, comment: str) -> bool:
@@ -24,9 +25,12 @@ def _txn_unack(cursor: Cursor, service_id: int) -> bool:
 
 
 def _txn_silence(
-    cursor: Cursor, table: str, target_id: int, until: float | None, reason: str | None
+    cursor: Cursor, table: str, target_id: int, until: float | None, reason: str | None,
+    now: float,
 ) -> bool:
+    """A silence is a one-off maintenance window (SPEC 11); the columns say what pages show."""
     assert table in ("services", "servers")
+    silence_window(cursor, table, target_id, until, reason, now)
     cursor.execute(
         f"UPDATE {table} SET silenced_until = ?, silence_reason = ? WHERE id = ?",
         (until, reason, target_id),
@@ -50,10 +54,12 @@ def _txn_delete(cursor: Cursor, table: str, target_id: int) -> bool:
             _delete_service_rows(cursor, service_id)
         _delete_children(cursor, "server_id", target_id)
         cursor.execute("DELETE FROM alerts WHERE server_id = ?", (target_id,))
+        cursor.execute("DELETE FROM maintenance WHERE server_id = ?", (target_id,))
         cursor.execute("DELETE FROM services WHERE server_id = ?", (target_id,))
         cursor.execute("DELETE FROM servers WHERE id = ?", (target_id,))
     else:
         _delete_service_rows(cursor, target_id)
+        cursor.execute("DELETE FROM maintenance WHERE service_id = ?", (target_id,))
         cursor.execute("DELETE FROM services WHERE id = ?", (target_id,))
     return True
 
@@ -99,11 +105,12 @@ class Actions:
     async def unacknowledge(self, service_id: int) -> bool:
         return await self.db.run(_txn_unack, service_id)
 
-    async def silence(self, kind: str, target_id: int, until: float, reason: str) -> bool:
-        return await self.db.run(_txn_silence, _table(kind), target_id, until, reason)
+    async def silence(self, kind: str, target_id: int, until: float, reason: str,
+                      now: float) -> bool:
+        return await self.db.run(_txn_silence, _table(kind), target_id, until, reason, now)
 
-    async def unsilence(self, kind: str, target_id: int) -> bool:
-        return await self.db.run(_txn_silence, _table(kind), target_id, None, None)
+    async def unsilence(self, kind: str, target_id: int, now: float) -> bool:
+        return await self.db.run(_txn_silence, _table(kind), target_id, None, None, now)
 
     async def delete(self, kind: str, target_id: int) -> bool:
         return await self.db.run(_txn_delete, _table(kind), target_id)

@@ -17,7 +17,7 @@ class Dispatch(IntEnum):
 
     PENDING = 0  # new: the next dispatch routes it
     DISPATCHED = 1  # routed into notifications
-    HELD = 2  # silenced: waits for the silence to end
+    HELD = 2  # a maintenance window (a silence is one) holds it: waits for its end
     SUPERSEDED = 3  # a later alert of the service (or the end of the problem) replaced it
 
 

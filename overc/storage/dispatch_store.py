@@ -1,7 +1,8 @@
 """The dispatcher's storage: new alerts become notifications, grouped per server and channel.
 
 One dispatch is one transaction serialized across processes by the ``coordination`` row: it
-holds silenced alerts, releases what a finished silence still owes, routes the new alerts
+holds the alerts a maintenance window covers (silences are windows too), releases what a
+finished window still owes (:mod:`overc.storage.maintenance_store`), routes the new alerts
 (rules from :mod:`overc.core.routing` and :mod:`overc.core.repeats`), and queues due repeats.
 This module only moves rows; delivery of the notifications is :mod:`overc.storage.delivery_store`.
 """
@@ -10,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from overc.core.repeats import HeldAlert, RepeatAction, decide_release, decide_repeat, is_silenced
+from overc.core.maintenance import WindowIndex, WindowRequest
+from overc.core.repeats import RepeatAction, decide_repeat
 from overc.core.routing import Route, group_by_server, route_alert
 from overc.core.states import OK
 from overc.storage.alert_tables import (
     ALERT, ALERT_FROM, Dispatch, Job, create_notification, lock_job, read_alert,
 )
 from overc.storage.db import Cursor, Database
+from overc.storage.maintenance_store import _txn_sync_config, hold_alerts, release_held, window_index
 from overc.storage.rows import Columns, chunks, marks
 
 
@@ -31,13 +34,18 @@ class DispatchResult:
 
 
 class DispatchStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, config_windows: Sequence[WindowRequest] = ()) -> None:
         self.db = db
+        #: ``[maintenance:*]`` windows, written to the database before the first dispatch.
+        self.config_windows: tuple[WindowRequest, ...] | None = tuple(config_windows)
 
     async def dispatch(self, now: float, routes: Sequence[Route], *,
                        limit: int = 1000) -> DispatchResult:
-        """Turn new alerts into notifications (grouped per server and channel), hold silenced
-        ones, release what a finished silence still needs, and queue due repeats."""
+        """Turn new alerts into notifications (grouped per server and channel), hold those a
+        maintenance window covers, release what a finished window owes, and queue repeats."""
+        if self.config_windows is not None:
+            await self.db.run(_txn_sync_config, self.config_windows, now)
+            self.config_windows = None
         return await self.db.run(_txn_dispatch, now, tuple(routes), limit)
 
 
@@ -53,17 +61,17 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
     ):
         return DispatchResult()
     lock_job(cursor, Job.DISPATCH, now)
-    released = _release_silences(cursor, now, limit)
+    windows = window_index(cursor, now)  # maintenance windows and silences (SPEC 11)
+    released = release_held(cursor, now, windows, limit)
     by_name = {route.name: route for route in routes}
 
     rows = cursor.execute(
-        f"SELECT {ALERT.sql}, s.silenced_until, v.silenced_until{ALERT_FROM}"
+        f"SELECT {ALERT.sql}{ALERT_FROM}"
         f" WHERE a.dispatched = {Dispatch.PENDING.value} ORDER BY a.id LIMIT ?",
         (limit,),
     ).fetchall()
     alerts = [read_alert(row) for row in rows]
-    silences = [tuple(row[len(ALERT.names):]) for row in rows]  # (server's, service's)
-    held = [a.id for a, until in zip(alerts, silences) if is_silenced(now, *until)]
+    held = hold_alerts(cursor, windows, alerts)
     held_set = set(held)
     live = [a for a in alerts if a.id not in held_set]
 
@@ -90,9 +98,8 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
     for (server_id, channel), members in groups.items():
         create_notification(cursor, now, channel, server_id, "alert", [a.id for a in members])
 
-    repeats = _queue_repeats(cursor, now, by_name, limit)
+    repeats = _queue_repeats(cursor, now, by_name, limit, windows)
     _set_dispatched(cursor, [a.id for a in live], Dispatch.DISPATCHED)
-    _set_dispatched(cursor, held, Dispatch.HELD)
     return DispatchResult(
         notifications=len(groups) + repeats, alerts=len(live), held=len(held),
         released=released, repeats=repeats, more=len(rows) >= limit,
@@ -136,43 +143,15 @@ def _remember_problem(cursor: Cursor, channel: str, service_id: int, alert_id: i
         )
 
 
-_HELD = Columns(
-    "Held", id="a.id", service_id="a.service_id", server_until="s.silenced_until",
-    service_until="v.silenced_until", state="v.state", stale="v.stale", acked="v.acked",
-)
-
-
-def _release_silences(cursor: Cursor, now: float, limit: int) -> int:
-    """Held alerts whose silence is over: the newest per service that still matters goes back
-    to dispatch (notified once), the rest are marked superseded."""
-    rows = _HELD.read_all(cursor.execute(
-        f"SELECT {_HELD.sql}{ALERT_FROM}"
-        f" WHERE a.dispatched = {Dispatch.HELD.value} ORDER BY a.id LIMIT ?",
-        (limit,),
-    ).fetchall())
-    over = [row for row in rows if not is_silenced(now, row.server_until, row.service_until)]
-    if not over:
-        return 0
-    # One silence covers all the held alerts of a service, so they are all over together
-    # (short of the LIMIT cutting a service's alerts in two: the rest comes next tick).
-    held = [HeldAlert(row.id, row.service_id) for row in over]
-    status = {row.service_id: (row.state, bool(row.stale), bool(row.acked))
-              for row in over if row.service_id is not None}
-    told = set(_told(cursor, sorted(status)))
-    decision = decide_release(held, service_status=status, told_services=told)
-    _set_dispatched(cursor, decision.notify, Dispatch.PENDING, only_from=Dispatch.HELD)
-    _set_dispatched(cursor, decision.supersede, Dispatch.SUPERSEDED, only_from=Dispatch.HELD)
-    return len(decision.notify)
-
-
 _DUE_REPEAT = Columns(
     "DueRepeat", channel="p.channel", service_id="p.service_id", alert_id="p.alert_id",
     server_id="v.server_id", state="v.state", stale="v.stale", acked="v.acked",
-    service_until="v.silenced_until", server_until="s.silenced_until",
+    server_name="s.name", service_name="v.name",
 )
 
 
-def _queue_repeats(cursor: Cursor, now: float, routes: dict[str, Route], limit: int) -> int:
+def _queue_repeats(cursor: Cursor, now: float, routes: dict[str, Route], limit: int,
+                   windows: WindowIndex) -> int:
     rows = _DUE_REPEAT.read_all(cursor.execute(
         f"SELECT {_DUE_REPEAT.sql} FROM channel_problems p"
         " JOIN services v ON v.id = p.service_id JOIN servers s ON s.id = v.server_id"
@@ -185,7 +164,8 @@ def _queue_repeats(cursor: Cursor, now: float, routes: dict[str, Route], limit: 
         decision = decide_repeat(
             now, repeat=route.repeat if route else None, state=row.state,
             stale=bool(row.stale), acked=bool(row.acked),
-            silenced=is_silenced(now, row.service_until, row.server_until),
+            silenced=windows.covering(row.server_id, row.server_name, row.service_id,
+                                      row.service_name) is not None,
         )
         key = (row.channel, row.service_id)
         if decision.action == RepeatAction.DROP:

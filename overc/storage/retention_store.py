@@ -13,6 +13,7 @@ HISTORY = {
     "states": "time",
     "notifications": "created",
     "alerts": "time",
+    "maintenance": "end_time",  # one-off windows over for that long (recurring: end NULL)
 }
 
 

@@ -51,6 +51,7 @@ def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
     window = "CASE WHEN schedule IS NULL AND period > ? THEN period ELSE ? END"
     wait = (AGENT_RETURN_WITHIN, AGENT_RETURN_WITHIN)
     own = "CASE WHEN grace < 1 THEN 1 ELSE grace END"
+    values: tuple[float, ...]
     if grace.seconds is not None:
         config, values = "?", (max(1.0, grace.seconds),)
     else:

@@ -25,6 +25,7 @@ from werkzeug.routing import RequestRedirect
 from overc.storage.queries import Queries
 from overc.storage.read_alerts import AlertFilter
 from overc.ui import schedule_views, views
+from overc.ui.maintenance_pages import install as install_maintenance, windows_over
 from overc.ui.rendering import STATIC_DIR, make_environment, static_version
 from overc.web.auth import Auth, Identity, request_address
 from overc.web.files import StaticFiles
@@ -32,6 +33,7 @@ from overc.web.authenticated import Forbidden, LoginRequired, authenticated
 from overc.web.control import Control, NotFound
 from overc.web.http import (ID, BadRequest, arg, id_routes, int_arg, read_form,
                             relative_location, security_headers)
+from overc.web.maintenance import MaintenanceControl
 
 log = Logger()
 
@@ -44,6 +46,7 @@ MESSAGES = {
     "acked": "Acknowledged.", "unacked": "Acknowledgement removed.",
     "silenced": "Silenced.", "unsilenced": "Silence ended.",
     "deleted": "Deleted.", "loggedout": "Logged out.",
+    "maintenance": "Maintenance window created.", "maintenance-ended": "Maintenance ended.",
 }
 
 
@@ -80,6 +83,7 @@ class UI:
     app = id_routes(Klein())
 
     def __init__(self, queries: Queries, control: Control, auth: Auth, clock: IReactorTime,
+                 windows: MaintenanceControl | None = None,
                  env: jinja2.Environment | None = None) -> None:
         self.queries = queries
         self.control = control
@@ -88,6 +92,7 @@ class UI:
         self.env = env or make_environment()
         self.static_version = static_version()
         self.static_dir = STATIC_DIR
+        self.windows = windows  # maintenance windows: routes in overc.ui.maintenance_pages
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -188,6 +193,7 @@ class UI:
             request, identity, "server.html", title=server.name, server=server, services=rows,
             alerts=alerts, display=views.display_state,
             silenced=bool(server.silenced_until and server.silenced_until > now),
+            windows=await self._windows_over(server.id, server.name),
         )
 
     @app.route(f"/service/<{ID}:service_id>", methods=["GET", "HEAD"])
@@ -222,7 +228,15 @@ class UI:
             range_name=range_name, ranges=list(RANGES), history_count=len(states),
             day_start=day_start, timeline_axis=views.ago_labels(window), silenced=bool(svc.silenced_until and svc.silenced_until > now),
             timing=schedule_views.service_timing(svc, states, start, now),
+            windows=await self._windows_over(svc.server_id, svc.server_name, svc.id, svc.name),
         )
+
+    async def _windows_over(self, *scope: Any) -> list | None:
+        """Maintenance windows over this server or service (None: no maintenance here)."""
+        if self.windows is None:
+            return None
+        return windows_over(await self.windows.list(scope[0], recent=0.0), *scope)
+
 
     @app.route("/alerts", methods=["GET", "HEAD"])
     @page
@@ -376,6 +390,9 @@ class UI:
         request.setHeader(b"cache-control", b"public, max-age=31536000, immutable")
         request.setHeader(b"x-content-type-options", b"nosniff")
         return StaticFiles(self.static_dir)  # no directory listings
+
+
+install_maintenance(UI.app)
 
 
 def _safe_next(target: str | None) -> str:

@@ -77,11 +77,12 @@ class Control:
             raise NotFound()
 
     async def silence(self, kind: str, target_id: int, end: float, reason: object) -> None:
-        if not await self.actions.silence(kind, target_id, end, self._text(reason, "reason")):
+        if not await self.actions.silence(kind, target_id, end, self._text(reason, "reason"),
+                                          self.clock.seconds()):
             raise NotFound()
 
     async def unsilence(self, kind: str, target_id: int) -> None:
-        if not await self.actions.unsilence(kind, target_id):
+        if not await self.actions.unsilence(kind, target_id, self.clock.seconds()):
             raise NotFound()
 
     async def delete(self, kind: str, target_id: int) -> None:

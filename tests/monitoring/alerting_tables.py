@@ -60,9 +60,11 @@ class AlertingTables:
             (int(acked), comment, service_id)))
 
     async def set_silence(self, *, until: float | None, reason: str | None = None,
-                          service_id: int | None = None, server_id: int | None = None) -> None:
-        """What the UI's silence action writes, on a service or a whole server."""
-        await self.db.run(_txn_set_silence, until, reason, service_id, server_id)
+                          service_id: int | None = None, server_id: int | None = None,
+                          now: float = 0.0) -> None:
+        """What the UI's silence action writes, on a service or a whole server: a one-off
+        maintenance window from ``now`` (SPEC 11)."""
+        await self.db.run(_txn_set_silence, until, reason, service_id, server_id, now)
 
 
 def _txn_notifications(cursor: Cursor, alert_id: int | None) -> list[NotificationRecord]:
@@ -117,14 +119,10 @@ def _txn_undelivered(cursor: Cursor) -> int:
 
 
 def _txn_set_silence(cursor: Cursor, until: float | None, reason: str | None,
-                     service_id: int | None, server_id: int | None) -> None:
+                     service_id: int | None, server_id: int | None, now: float) -> None:
+    from overc.storage.actions import _txn_silence
+
     if service_id is not None:
-        cursor.execute(
-            "UPDATE services SET silenced_until = ?, silence_reason = ? WHERE id = ?",
-            (until, reason, service_id),
-        )
+        _txn_silence(cursor, "services", service_id, until, reason, now)
     if server_id is not None:
-        cursor.execute(
-            "UPDATE servers SET silenced_until = ?, silence_reason = ? WHERE id = ?",
-            (until, reason, server_id),
-        )
+        _txn_silence(cursor, "servers", server_id, until, reason, now)

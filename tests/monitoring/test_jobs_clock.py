@@ -260,7 +260,8 @@ def test_retention_purges_in_small_batches_with_pauses():
     clock.advance(0.5)
     clock.advance(0.5)
     assert done.called and store.rows["states"] == 0 and store.rows["alerts"] == 0
-    assert done.result == {"perfdata": 0, "states": 2500, "notifications": 0, "alerts": 10}
+    assert done.result == {"perfdata": 0, "states": 2500, "notifications": 0, "alerts": 10,
+                           "maintenance": 0}
     assert {cutoff for cutoff, _ in store.calls} == {10 * 86400}
 
 

@@ -83,7 +83,7 @@ def test_alert_table_shows_each_channel_its_state_attempts_and_error():
 
     alert = SimpleNamespace(
         id=1, time=0.0, severity="FAIL", server_id=1, server_name="web", service_id=2,
-        service_name="app", kind="state", message="app is FAIL", delivery={"failed": 1},
+        service_name="app", kind="state", message="app is FAIL", delivery={"failed": 1}, held=None,
         deliveries=[{"channel": "ops-hook", "status": "failed", "attempts": 3,
                      "last_error": "connection refused <x>"}])
     html = make_environment().from_string(
