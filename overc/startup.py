@@ -18,7 +18,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from overc import __version__
-from overc.core.errors import DatabaseUnavailable
+from overc.core.errors import DatabaseUnavailable, StartupRefused
 from overc.storage.db import Database
 from overc.workers import ReusePortService
 
@@ -31,6 +31,8 @@ def failure_text(error: BaseException) -> str:
         reason = error.socketError
         text = getattr(reason, "strerror", None) or str(reason)
         return f"cannot listen on {error.interface or '*'}:{error.port}: {text}"
+    if isinstance(error, StartupRefused):
+        return str(error)  # a known reason, in its own words
     args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
         return f"{args[1]} (error {args[0]})"  # the database driver's (code, message)

@@ -19,6 +19,7 @@ from overc import __version__
 from overc.api.push import PushAPI
 from overc.config import ConfigError, ServerConfig, load_config_file
 from overc.core.counters import Counters
+from overc.core.errors import StartupRefused
 from overc.ingest.groupcommit import GroupCommit
 from overc.ingest.serverkeys import ServerKeys
 from overc.runtime.loglevel import apply_loglevel
@@ -26,8 +27,10 @@ from overc.monitoring.retention import Retention
 from overc.monitoring.watchdog import Watchdog
 from overc.notify.base import ChannelSpec
 from overc.notify.channel_config import parse_channels
+from overc.notify.channel_sets import ChannelSetRegistry, channel_set
 from overc.notify.dispatcher import Dispatcher
 from overc.notify.factory import build_channel
+from overc.storage.channel_set_store import ChannelSetStore
 from overc.storage.db import Database
 from overc.storage.delivery_store import DeliveryStore
 from overc.storage.dispatch_store import DispatchStore
@@ -162,6 +165,7 @@ class ServerParts:
     jobs: BackgroundJobs
     counters: Counters
     extra: dict = field(default_factory=dict)
+    channel_sets: ChannelSetRegistry | None = None
 
 
 def build_server(config: ServerConfig, reactor: Any = None,
@@ -198,6 +202,16 @@ def build_server(config: ServerConfig, reactor: Any = None,
     jobs = make_background_jobs(config, db, reactor, specs, counters, ready=ready)
     for job in jobs.all():
         job.setServiceParent(top)
+    # Processes on one database must have the same channels, or one would dispatch alerts
+    # for channels it lacks: register ours before the dispatcher may run (docs/operations.md).
+    channel_sets = ChannelSetRegistry(
+        ChannelSetStore(db), reactor, channel_set(specs), jobs.dispatcher.owner,
+        on_conflict=lambda line: fail("", StartupRefused(line)),
+        on_registered=jobs.dispatcher.kick)
+    channel_sets.ready = ready
+    channel_sets.setServiceParent(top)
+    jobs.dispatcher.ready = lambda: ready() and channel_sets.registered
+    database_service.when_ready().addCallback(lambda _: channel_sets.kick())
     health.checks["watchdog"] = jobs.watchdog.status
     health.checks["ingest"] = writer.status
     # Other parts plug in here: extra maps a top-level path segment ("ui", "metrics") or
@@ -217,7 +231,7 @@ def build_server(config: ServerConfig, reactor: Any = None,
     if config.loglevel != "debug":
         reactor.callWhenRunning(apply_loglevel, config.loglevel)
     return ServerParts(config, db, database_service, store, keys, push, health, root, site,
-                       top, jobs, counters, extra)
+                       top, jobs, counters, extra, channel_sets)
 
 
 def makeService(options: Options, reactor: Any = None) -> service.IService:

@@ -154,7 +154,7 @@ _SCHEMAS: dict[str, Any] = {
     "Alert": {
         "type": "object",
         "required": ["id", "server_id", "server_name", "time", "kind", "severity", "message",
-                     "delivery"],
+                     "delivery", "deliveries"],
         "properties": {
             "id": _INT64_ID,
             "server_id": _INT64_ID,
@@ -169,10 +169,29 @@ _SCHEMAS: dict[str, Any] = {
             "state": _STR_OR_NULL,
             "info": _STR_OR_NULL,
             "delivery": {"type": "object", "additionalProperties": {"type": "integer"},
-                         "description": "Delivery attempts by status (pending, sent, failed)"},
+                         "description": "The alert's notifications counted by status"
+                                        " (pending, sending, sent, failed, dropped)"},
+            "deliveries": {"type": "array", "items": _ref("ChannelDelivery"),
+                           "description": "The latest notification of the alert per channel,"
+                                          " by channel name"},
             "held": {"type": "string", "nullable": True, "enum": ["maintenance", None],
                      "description": "`maintenance`: a maintenance window (or silence) held"
                                     " its notification"},
+        },
+    },
+    "ChannelDelivery": {
+        "type": "object", "required": ["channel", "status", "attempts", "last_error"],
+        "properties": {
+            "channel": {"type": "string", "description": "The [alert:NAME] channel"},
+            "status": {"type": "string",
+                       "enum": ["pending", "sending", "sent", "failed", "dropped"],
+                       "description": "pending: waiting for its next attempt; sending: being"
+                                      " delivered; sent; failed: for good; dropped: its alerts"
+                                      " were deleted first"},
+            "attempts": {"type": "integer", "minimum": 0},
+            "last_error": {"type": "string", "nullable": True,
+                           "description": "The error of the last failed attempt (null once"
+                                          " sent)"},
         },
     },
     "Window": {

@@ -47,6 +47,11 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "time": a.time, "kind": a.kind, "severity": a.severity,
         "message": a.message, "state": a.state, "info": a.info,
         "delivery": dict(a.delivery), "held": a.held,
+        "deliveries": [
+            {"channel": d.channel, "status": d.status, "attempts": d.attempts,
+             "last_error": d.last_error}
+            for d in a.deliveries
+        ],
     }
 
 

@@ -43,12 +43,24 @@ def channel_event(kind: str, severity: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class ChannelDelivery:
+    """The latest notification of an alert on one channel: where it stands, how many attempts
+    it took so far and the error of the last failed one (``None`` once it was sent)."""
+
+    channel: str
+    status: str  # pending | sending | sent | failed | dropped
+    attempts: int
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
 class Alert:
     """One alert with the names of its server and service joined in.
 
     ``state``/``info`` are the service's as the alert was raised; ``skip_channel`` names the
     channel an ``internal`` alert is about (it is not sent there); ``delivery`` counts the
-    alert's notifications by status where a reader asked for it.
+    alert's notifications by status where a reader asked for it, and ``deliveries`` has the
+    latest notification per channel (by channel name).
     """
 
     id: int
@@ -64,6 +76,7 @@ class Alert:
     info: str | None = None
     delivery: Mapping[str, int] = field(default_factory=dict)
     skip_channel: str | None = None
+    deliveries: tuple[ChannelDelivery, ...] = ()
     #: Why its notification was held: ``maintenance`` when a window (or silence) held it.
     held: str | None = None
 

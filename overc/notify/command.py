@@ -23,13 +23,17 @@ from overc.notify.base import ChannelSpec, DeliveryError, render_body
 log = Logger()
 OUTPUT_CAP = 4096  # enough of the channel's output to explain a failure
 KILL_GRACE = 2.0
+DRAIN = 1.0  # how long the output of an exited program is still read
 
 
 class _ChannelProcess(ProcessProtocol):
-    def __init__(self, stdin: bytes) -> None:
+    def __init__(self, stdin: bytes, clock: Any) -> None:
         self.stdin = stdin
+        self.clock = clock
         self.output = bytearray()
         self.exited: Deferred[BaseException] = Deferred()
+        self._reason: BaseException | None = None
+        self._drain: Any = None
 
     def connectionMade(self) -> None:
         assert self.transport is not None  # set by spawnProcess before this call
@@ -42,12 +46,28 @@ class _ChannelProcess(ProcessProtocol):
             self.output += data[:room]
 
     def processExited(self, reason: Failure) -> None:
-        # Exited, not ended: a grandchild still holding our pipes must not hold the delivery.
-        assert self.transport is not None
+        # Exited, not ended: what the program wrote just before it exited may still be in the
+        # pipes (its error message): read it for up to DRAIN seconds, no longer, so a
+        # grandchild still holding our pipes does not hold the delivery.
+        assert reason.value is not None
+        self._reason = reason.value
+        self._drain = self.clock.callLater(DRAIN, self._done)
+
+    def processEnded(self, reason: Failure) -> None:
+        if self._reason is None:  # ended without an exit report first: the same outcome
+            assert reason.value is not None
+            self._reason = reason.value
+        self._done()
+
+    def _done(self) -> None:
+        if self.exited.called:
+            return
+        if self._drain is not None and self._drain.active():
+            self._drain.cancel()
+        assert self.transport is not None and self._reason is not None
         self.transport.loseConnection()
         # The exception, not the Failure: a Failure given to callback() would errback.
-        assert reason.value is not None
-        self.exited.callback(reason.value)
+        self.exited.callback(self._reason)
 
 
 def resolve_program(program: str, base_dir: str) -> str:
@@ -87,7 +107,7 @@ class CommandChannel:
         env["OVERC_NOTIFICATION_KIND"] = kind
         env["OVERC_NOTIFICATION_ID"] = "" if notification_id is None else str(notification_id)
         protocol = _ChannelProcess(
-            render_body(self.spec, alerts, kind, self.public_url, notification_id)
+            render_body(self.spec, alerts, kind, self.public_url, notification_id), self.reactor
         )
         try:
             transport = self.reactor.spawnProcess(

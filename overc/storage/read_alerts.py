@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from overc.core.alerts import Alert
+from overc.core.alerts import Alert, ChannelDelivery
 from overc.storage.db import Cursor
 
 
@@ -47,24 +47,33 @@ def _txn_alerts(cursor: Cursor, filt: AlertFilter) -> list[Alert]:
         f" WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ?",
         params,
     ).fetchall()
-    # Delivery counts first: the alert model is immutable once built.
+    # Deliveries first: the alert model is immutable once built. One query for the page gives
+    # both the counts per status and the latest notification per channel.
     delivery: dict[int, dict[str, int]] = {row[0]: {} for row in rows}
+    latest: dict[int, dict[str, tuple[int, ChannelDelivery]]] = {row[0]: {} for row in rows}
     if delivery:
         ids = list(delivery)
         marks = ", ".join("?" for _ in ids)
-        for alert_id, status, count in cursor.execute(
-            "SELECT na.alert_id, n.status, COUNT(*) FROM notification_alerts na"
-            " JOIN notifications n ON n.id = na.notification_id"
-            f" WHERE na.alert_id IN ({marks}) GROUP BY na.alert_id, n.status",
+        for alert_id, notification_id, channel, status, attempts, last_error in cursor.execute(
+            "SELECT na.alert_id, n.id, n.channel, n.status, n.attempts, n.last_error"
+            " FROM notification_alerts na JOIN notifications n ON n.id = na.notification_id"
+            f" WHERE na.alert_id IN ({marks})",
             ids,
         ).fetchall():
-            delivery[alert_id][str(status)] = int(count)
+            counts = delivery[alert_id]
+            counts[str(status)] = counts.get(str(status), 0) + 1
+            seen = latest[alert_id].get(str(channel))
+            if seen is None or seen[0] < notification_id:
+                latest[alert_id][str(channel)] = (notification_id, ChannelDelivery(
+                    str(channel), str(status), int(attempts),
+                    None if last_error is None else str(last_error)))
     return [
         Alert(id=alert_id, server_id=server_id, server_name=server_name,
               service_id=service_id, service_name=service_name, time=time, kind=kind,
               severity=severity, message=message, state=state, info=info,
               delivery=delivery[alert_id],
-              held=None if maintenance_id is None else "maintenance")
+              held=None if maintenance_id is None else "maintenance",
+              deliveries=tuple(d for _, (_, d) in sorted(latest[alert_id].items())))
         for (alert_id, server_id, server_name, service_id, service_name, time, kind, severity,
              message, state, info, maintenance_id) in rows
     ]

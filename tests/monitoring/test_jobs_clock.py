@@ -202,6 +202,7 @@ def test_command_channel_writes_text_sets_env_and_kills_at_timeout(tmp_path: Pat
     reactor.advance(2)
     assert [name for _, name in process.signals] == ["TERM", "KILL"]
     process.protocol.processExited(Failure(ProcessTerminated(signal=9)))
+    process.protocol.processEnded(Failure(ProcessTerminated(signal=9)))
     failures = []
     done.addErrback(failures.append)
     assert failures and failures[0].check(DeliveryError)
@@ -214,15 +215,36 @@ def test_command_channel_exit_codes(tmp_path: Path):
     channel = CommandChannel(spec, reactor)
     ok = _run(channel.send([alert()], "alert"))
     reactor.processes[-1].protocol.processExited(Failure(ProcessDone(0)))
+    reactor.processes[-1].protocol.processEnded(Failure(ProcessDone(0)))
     assert ok.called and ok.result is None
     bad = _run(channel.send([alert()], "alert"))
     proto = reactor.processes[-1].protocol
-    proto.childDataReceived(2, b"disk full\n")
     proto.processExited(Failure(ProcessTerminated(exitCode=3)))
+    assert not bad.called  # what it wrote before exiting may still be in the pipe
+    proto.childDataReceived(2, b"disk full\n")
+    proto.processEnded(Failure(ProcessTerminated(exitCode=3)))
     errors = []
     bad.addErrback(errors.append)
     assert str(errors[0].value) == "exit code 3: disk full"
-    assert reactor.getDelayedCalls() == []  # the timeout timer was cancelled
+    assert reactor.getDelayedCalls() == []  # the timeout and the drain timers were cancelled
+
+
+def test_command_channel_does_not_wait_for_a_grandchild_holding_the_pipes(tmp_path: Path):
+    """The program exited but something it started keeps stdout open: the output read within
+    DRAIN seconds is the error, and the delivery ends then."""
+    from overc.notify.command import DRAIN
+
+    spec = parse_channel("log", {"command": "true"}, source="s", base_dir=tmp_path)
+    reactor = FakeProcessReactor()
+    bad = _run(CommandChannel(spec, reactor).send([alert()], "alert"))
+    proto = reactor.processes[-1].protocol
+    proto.processExited(Failure(ProcessTerminated(exitCode=1)))
+    proto.childDataReceived(1, b"queued, then failed")
+    reactor.advance(DRAIN)
+    errors = []
+    bad.addErrback(errors.append)
+    assert str(errors[0].value) == "exit code 1: queued, then failed"
+    assert reactor.getDelayedCalls() == []
 
 
 def test_command_channel_missing_program_fails_without_spawning(tmp_path: Path):

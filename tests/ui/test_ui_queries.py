@@ -37,3 +37,48 @@ async def test_overview_tiles_equal_the_plain_rows(database):
     assert tiles == await database.run(_txn_plain, 160)
     assert len(tiles) == len(AWKWARD) + 1
     assert [s.tiles for s in servers if s.name == "empty"] == [[]]
+
+
+def _txn_alerts_with_notifications(cursor) -> list[int]:
+    """Three alerts: one in a failed and a later pending notification on "pager" and a sent
+    one on "log"; one in a pending notification only; one in none."""
+    cursor.execute("INSERT INTO servers (name, key_hash, ip, created) VALUES ('h', 'k', NULL, 1)")
+    server_id = cursor.execute("SELECT id FROM servers WHERE name = 'h'").fetchone()[0]
+    alerts = []
+    for n in range(3):
+        cursor.execute(
+            "INSERT INTO alerts (server_id, service_id, time, kind, severity, message)"
+            " VALUES (?, NULL, ?, 'api', 'FAIL', ?)", (server_id, 10.0 + n, f"m{n}"))
+        alerts.append(cursor.lastrowid)
+
+    def notification(channel, status, attempts, error, *alert_ids):
+        cursor.execute(
+            "INSERT INTO notifications (channel, server_id, kind, created, status, attempts,"
+            " next_attempt, last_error) VALUES (?, ?, 'problem', 1, ?, ?, 1, ?)",
+            (channel, server_id, status, attempts, error))
+        nid = cursor.lastrowid
+        for alert_id in alert_ids:
+            cursor.execute("INSERT INTO notification_alerts (notification_id, alert_id)"
+                           " VALUES (?, ?)", (nid, alert_id))
+
+    notification("pager", "failed", 6, "exit status 1: no route", alerts[0])
+    notification("log", "sent", 1, None, alerts[0], alerts[1])
+    notification("pager", "pending", 2, "exit status 1: still no route", alerts[0])
+    notification("pager", "pending", 0, None, alerts[1])
+    return alerts
+
+
+@pytest_twisted.ensureDeferred
+async def test_alerts_carry_the_latest_notification_of_each_channel(database):
+    from overc.core.alerts import ChannelDelivery
+    from overc.storage.read_alerts import AlertFilter
+
+    first, second, third = await database.run(_txn_alerts_with_notifications)
+    page = {a.id: a for a in await Queries(database).alerts(AlertFilter())}
+    assert page[first].deliveries == (
+        ChannelDelivery("log", "sent", 1, None),
+        ChannelDelivery("pager", "pending", 2, "exit status 1: still no route"))
+    assert page[first].delivery == {"failed": 1, "sent": 1, "pending": 1}  # the old counts
+    assert page[second].deliveries == (ChannelDelivery("log", "sent", 1, None),
+                                       ChannelDelivery("pager", "pending", 0, None))
+    assert page[third].deliveries == () and page[third].delivery == {}

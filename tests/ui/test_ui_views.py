@@ -91,3 +91,24 @@ def test_alert_table_shows_each_channel_its_state_attempts_and_error():
     ).render(alerts=[alert])
     assert '<b>ops-hook</b> failed' in html and "3 attempts" in html
     assert "connection refused &lt;x&gt;" in html
+
+
+def test_alert_table_renders_the_read_models_deliveries():
+    """The real :class:`Alert` from the read model, not a stand-in: one row per channel."""
+    from overc.core.alerts import Alert, ChannelDelivery
+    from overc.ui.rendering import make_environment
+
+    alert = Alert(id=7, server_id=1, server_name="web", service_id=2, service_name="app",
+                  time=0.0, kind="state", severity="FAIL", message="app is FAIL",
+                  delivery={"sent": 1, "pending": 1},
+                  deliveries=(ChannelDelivery("log", "sent", 1, None),
+                              ChannelDelivery("pager", "pending", 2, "exit status 1")))
+    assert views.deliveries(alert) == [views.Delivery("log", "sent", 1, None),
+                                       views.Delivery("pager", "pending", 2, "exit status 1")]
+    html = make_environment().from_string(
+        '{% from "macros.html" import alert_table %}{{ alert_table(alerts, 0) }}'
+    ).render(alerts=[alert])
+    assert 'data-channel="log"><b>log</b> sent' in html and "1 attempt<" in html
+    assert 'data-channel="pager"><b>pager</b> pending' in html and "2 attempts" in html
+    assert "exit status 1" in html
+    assert "×" not in html  # per-channel rows, not the counts

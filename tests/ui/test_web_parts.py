@@ -113,7 +113,13 @@ def test_api_shapes_carry_every_field_of_the_rows():
         k: v for k, v in vars(server).items() if k != "services"}
     assert state_json(StateRow(5, 9.5, "OK", None, True)) == {
         "id": 5, "time": 9.5, "state": "OK", "info": None, "late": True, "duration": None}
+    from overc.core.alerts import ChannelDelivery
+
     alert = Alert(7, 1, "web1", 3, "disk", 9.0, "state", "WARN", "changed", "WARN", "",
-                  {"sent": 2})
-    assert alert_json(alert) == {k: v for k, v in vars(alert).items() if k != "skip_channel"}
+                  {"sent": 2, "pending": 1}, deliveries=(
+                      ChannelDelivery("log", "sent", 1, None),
+                      ChannelDelivery("pager", "pending", 3, "exit status 1")))
+    assert alert_json(alert) == {
+        **{k: v for k, v in vars(alert).items() if k not in ("skip_channel", "deliveries")},
+        "deliveries": [vars(d) for d in alert.deliveries]}
     assert alert_json(alert)["delivery"] is not alert.delivery
