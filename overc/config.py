@@ -20,6 +20,7 @@ from overc.core.durations import Grace, parse_duration, parse_grace
 from overc.core.maintenance import WindowRequest, check_schedule
 from overc.core.routing import parse_globs
 from overc.core.passwords import is_hash
+from overc.core.policy import Policy, PolicyError, parse_policy
 
 T = TypeVar("T")
 
@@ -78,6 +79,8 @@ class ServerConfig:
     channels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: ``[maintenance:<name>]`` sections: recurring maintenance windows (SPEC 11).
     maintenance: tuple[WindowRequest, ...] = ()
+    #: ``[policy:<name>]`` sections in file order (SPEC 10: per-service settings).
+    policies: tuple[Policy, ...] = ()
 
     def database_target(self) -> SQLiteTarget | MySQLTarget:
         return parse_database_url(self.database, self.base_dir)
@@ -168,9 +171,10 @@ def load_config(
             raise ConfigError(source, getattr(e, "section", "?") or "?", None,
                               f"cannot parse: {e.message.splitlines()[0]}") from None
     for section in parser.sections():
-        if section not in ("overc", "ui") and not section.startswith(("alert:", "maintenance:")):
+        if section not in ("overc", "ui") and not section.startswith(
+                ("alert:", "maintenance:", "policy:")):
             raise ConfigError(source, section, None, "unknown section (expected [overc], [ui],"
-                              " [alert:<name>] or [maintenance:<name>])")
+                              " [alert:<name>], [maintenance:<name>] or [policy:<name>])")
         if section.startswith("alert:") and not section[len("alert:"):].strip():
             raise ConfigError(source, section, None, "a channel needs a name: [alert:<name>]")
 
@@ -293,6 +297,7 @@ def load_config(
     }
     return ServerConfig(
         maintenance=_maintenance_sections(parser, source),
+        policies=_policies(parser, source),
         source=source,
         base_dir=base,
         database=database_url,
@@ -357,6 +362,20 @@ def _maintenance_sections(parser: configparser.ConfigParser,
             reason=items.get("reason", "").strip(),
         ))
     return tuple(windows)
+def _policies(parser: configparser.ConfigParser, source: str) -> tuple[Policy, ...]:
+    """The ``[policy:<name>]`` sections in file order; errors name file, section and key."""
+    policies = []
+    for section in parser.sections():
+        if not section.startswith("policy:"):
+            continue
+        name = section[len("policy:"):].strip()
+        if not name:
+            raise ConfigError(source, section, None, "a policy needs a name: [policy:<name>]")
+        try:
+            policies.append(parse_policy(name, dict(parser.items(section))))
+        except PolicyError as e:
+            raise ConfigError(source, section, e.key, str(e)) from None
+    return tuple(policies)
 
 
 def load_config_file(

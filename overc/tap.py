@@ -190,7 +190,7 @@ def build_server(config: ServerConfig, reactor: Any = None,
         return database_service.ready
 
     counters = Counters()  # this process's own counts, exposed by /metrics
-    store = Store(db, config.grace, counters)
+    store = Store(db, config.grace, counters, config.policies)
     keys = ServerKeys(store, reactor, registration_open=config.registration_open)
     # SQLite has one connection: one transaction at a time. MariaDB: two, so one batch is
     # being committed (waiting on the disk) while the next is written (bench/ingest.py).

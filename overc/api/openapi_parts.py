@@ -90,6 +90,12 @@ _SCHEMAS: dict[str, Any] = {
                       "description": "Seconds of slack, instead of the config's grace"},
             "duration": {"type": "number", "minimum": 0, "maximum": 31536000,
                          "description": "How long the run took, in seconds"},
+            "attempts": {"type": "integer", "minimum": 1, "maximum": 100, "description":
+                         "Problem reports in a row before a problem is hard (SPEC 10.1)"},
+            "flapping": {"type": "string", "pattern": r"^\s*([0-9.]+/[0-9.]+|[oO][fF][fF])\s*$",
+                         "description": 'Flapping thresholds "high/low" percent, or "off"'},
+            "depends_on": {"type": "string", "minLength": 1, "maxLength": 64,
+                           "description": "The service of the same server this one needs"},
         },
     },
     "RunStart": {
@@ -127,6 +133,21 @@ _SCHEMAS: dict[str, Any] = {
             "run_timeout": {"type": "integer", "nullable": True},
             "run_late": {"type": "boolean", "description": "The run exceeded its timeout"},
             "duration": {**_NUM_OR_NULL, "description": "The latest run's duration (s)"},
+            "attempts": {"type": "integer", "description": "Effective attempts (SPEC 10.1)"},
+            "flapping_thresholds": {"type": "string",
+                                    "description": 'Effective "high/low" percent, or "off"'},
+            "depends_on": _STR_OR_NULL,
+            "settings_source": {
+                "type": "object", "additionalProperties": {"type": "string"},
+                "description": 'Where attempts, flapping and depends_on came from: "report",'
+                               ' "policy:<name>" or "default"'},
+            "soft_state": {"type": "string", "enum": ["WARN", "FAIL", "UNK", None],
+                           "nullable": True, "description":
+                           "A problem not yet hard (`state` is still the hard state)"},
+            "soft_count": {"type": "integer", "description": "Its reports in a row so far"},
+            "flapping": {"type": "boolean"},
+            "flapping_percent": {"type": "number", "description":
+                                 "Weighted state changes over the last 21 reports (SPEC 10.2)"},
         },
     },
     "Server": {
@@ -163,7 +184,7 @@ _SCHEMAS: dict[str, Any] = {
             "service_name": _STR_OR_NULL,
             "time": {"type": "number"},
             "kind": {"type": "string", "enum": ["state", "offline", "online", "api", "internal",
-                                                       "timeout"]},
+                                                "timeout", "flapping", "flapping-end"]},
             "severity": _STATE,
             "message": {"type": "string"},
             "state": _STR_OR_NULL,
@@ -174,9 +195,11 @@ _SCHEMAS: dict[str, Any] = {
             "deliveries": {"type": "array", "items": _ref("ChannelDelivery"),
                            "description": "The latest notification of the alert per channel,"
                                           " by channel name"},
-            "held": {"type": "string", "nullable": True, "enum": ["maintenance", None],
+            "held": {"type": "string", "nullable": True,
+                     "enum": ["maintenance", "flapping", None],
                      "description": "`maintenance`: a maintenance window (or silence) held"
-                                    " its notification"},
+                                    " its notification until its end; `flapping`: recorded"
+                                    " but not notified"},
         },
     },
     "ChannelDelivery": {

@@ -80,7 +80,8 @@ class PushAPI:
         ip = getattr(request.getClientAddress(), "host", "local")  # "local": a unix socket
         for attempt in range(2):
             server_id = await self.keys.authenticate(identity, ip)
-            item = IngestItem(server_id=server_id, ip=ip, now=self.clock.seconds(), **work)
+            item = IngestItem(server_id=server_id, ip=ip, now=self.clock.seconds(),
+                              server_name=identity.name, **work)
             try:
                 await self.writer.submit(item)
                 return

@@ -23,6 +23,10 @@ def service_json(s: ServiceRow) -> dict[str, Any]:
         "schedule": s.schedule, "tz": s.tz, "grace": s.grace,
         "run_started": s.run_started,
         "run_timeout": s.run_timeout, "run_late": s.run_late, "duration": s.duration,
+        "attempts": s.attempts, "flapping_thresholds": s.flapping_thresholds,
+        "depends_on": s.depends_on, "settings_source": dict(s.settings_source),
+        "soft_state": s.soft_state, "soft_count": s.soft_count, "flapping": s.flapping,
+        "flapping_percent": s.flapping_percent,
     }
 
 

@@ -14,7 +14,9 @@ from overc.core.states import FAIL, STATES
 STATE, OFFLINE, ONLINE, API, INTERNAL = "state", "offline", "online", "api", "internal"
 #: A run (SPEC 9.3) that did not report within its timeout plus grace.
 TIMEOUT = "timeout"
-KINDS = (STATE, OFFLINE, ONLINE, API, INTERNAL, TIMEOUT)
+#: A service started or stopped flapping (SPEC 10.2).
+FLAPPING, FLAPPING_END = "flapping", "flapping-end"
+KINDS = (STATE, OFFLINE, ONLINE, API, INTERNAL, TIMEOUT, FLAPPING, FLAPPING_END)
 #: Severities share the states' names and 1.x order (UNK ranks above FAIL).
 SEVERITIES = STATES
 #: The 1.x ``[channel/event]`` pair of each alert kind (STATE is the new state).
@@ -24,6 +26,8 @@ _CHANNEL_EVENT = {
     API: ("api", "alert"),
     INTERNAL: ("overc", "internal"),
     TIMEOUT: ("plugin", "timeout"),
+    FLAPPING: ("service", "flapping"),
+    FLAPPING_END: ("service", "flapping-end"),
 }
 
 
@@ -77,7 +81,9 @@ class Alert:
     delivery: Mapping[str, int] = field(default_factory=dict)
     skip_channel: str | None = None
     deliveries: tuple[ChannelDelivery, ...] = ()
-    #: Why its notification was held: ``maintenance`` when a window (or silence) held it.
+    #: Why its notification was held: ``maintenance`` when a window (or silence) held it (and
+    #: sends what is still wrong at its end), ``flapping`` when it is recorded but never
+    #: notified (SPEC 10.2); None: notified as usual.
     held: str | None = None
 
     @property

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from overc.core.perfdata import Metric, parse_plugin_output
+from overc.core.policy import NO_OVERRIDES, Overrides, parse_attempts, parse_flapping
 from overc.core.runs import RunStart
 from overc.core.schedule import DEFAULT_ZONE, check_schedule, zone
 from overc.core.states import map_state
@@ -63,6 +64,8 @@ class Report:
     tz: str | None = None
     grace: float | None = None
     duration: float | None = None
+    #: Per-service settings the report sets (SPEC 10): attempts, flapping, depends_on.
+    settings: Overrides = NO_OVERRIDES
 
 
 @dataclass(frozen=True)
@@ -205,8 +208,25 @@ def parse_status(body: dict[str, Any], now: float) -> tuple[ServerIdentity, list
             schedule=schedule, tz=tz,
             grace=_seconds_field(item, "grace", path, minimum=0),
             duration=_seconds_field(item, "duration", path, minimum=0),
+            settings=parse_settings(item, path),
         ))
     return server, reports
+
+
+def parse_settings(item: dict[str, Any], path: str) -> Overrides:
+    """The optional per-service settings of one report (SPEC 10); 400s name the field."""
+    values: dict[str, Any] = {}
+    for key, parse in (("attempts", parse_attempts), ("flapping", parse_flapping)):
+        if item.get(key) is not None:
+            try:
+                values[key] = parse(item[key])
+            except ValueError as e:
+                raise ValidationError(f"{path}.{key} {e}", f"{path}.{key}") from None
+    values["depends_on"] = _string(item, "depends_on", f"{path}.depends_on", minimum=1,
+                                   maximum=MAX_NAME, required=False)
+    if all(v is None for v in values.values()):
+        return NO_OVERRIDES
+    return Overrides(**values)
 
 
 def _seconds_field(item: dict, key: str, path: str, *, minimum: float) -> float | None:

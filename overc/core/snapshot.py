@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from overc.core.alerts import ONLINE, STATE
+from overc.core.alerts import FLAPPING, FLAPPING_END, ONLINE, STATE
 from overc.core.durations import Grace
+from overc.core.policy import (
+    DEFAULT_FLAPPING, flapping_thresholds, flapping_value, push_transition,
+)
 from overc.core.runs import run_deadline, run_duration
 from overc.core.schedule import DEFAULT_ZONE, scheduled_deadline
 from overc.core.states import OK
@@ -35,6 +38,13 @@ class ServiceSnapshot:
     run_deadline: float | None = None
     run_late: bool = False
     duration: float | None = None
+    # SPEC 10: ``state`` above is the hard state; a problem not yet confirmed by ``attempts``
+    # reports in a row is ``soft_state`` after ``soft_count`` reports. ``flap_bits`` holds the
+    # last 20 transitions (newest in bit 0), ``flapping`` whether the service flaps now.
+    soft_state: str | None = None
+    soft_count: int = 0
+    flap_bits: int = 0
+    flapping: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class RaisedAlert:
     kind: str
     severity: str
     message: str
+    #: Recorded but not notified, and why (``flapping``); None: notified as usual.
+    held: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,17 @@ class Outcome:
     late: bool
     #: Stored with the report: what it carried, or the time since the run it ended started.
     duration: float | None = None
+
+
+def _evolve(before: ServiceSnapshot, **changes: object) -> ServiceSnapshot:
+    """``dataclasses.replace`` for the ingest hot path: a copy of every field, whatever fields
+    the snapshot has, with ``changes`` (field names only) applied. ``replace`` cost as much
+    as the rest of :func:`apply_report` together."""
+    assert changes.keys() <= before.__dict__.keys(), set(changes) - set(before.__dict__)
+    after = object.__new__(ServiceSnapshot)
+    after.__dict__.update(before.__dict__)
+    after.__dict__.update(changes)
+    return after
 
 
 def compute_deadline(report_time: float, period: float, grace: Grace,
@@ -100,6 +123,43 @@ def _seconds(value: float) -> str:
     return f"{int(round(value))} s"
 
 
+def soft_step(hard: str | None, soft_count: int, state: str, attempts: int
+              ) -> tuple[str | None, str | None, int]:
+    """SPEC 10.1: ``(hard state, soft state, soft count)`` after a report of ``state``.
+
+    From OK (or no state yet) a problem stays soft until ``attempts`` problem reports in a row;
+    the last of them makes it hard with the latest state. A return to OK, and a change between
+    problem states once hard, are immediate.
+    """
+    if state == OK or (hard is not None and hard != OK):
+        return state, None, 0
+    count = soft_count + 1
+    if count >= attempts:
+        return state, None, 0
+    return hard, state, count
+
+
+def flap_step(before: ServiceSnapshot, state: str, flapping: str
+              ) -> tuple[int, bool, float]:
+    """SPEC 10.2: ``(flap bits, flapping now, flapping value)`` after a report of ``state``.
+
+    Every reported state counts, soft ones included; flapping starts above the high threshold
+    and ends at the low one or below (and when detection is turned off).
+    """
+    previous = before.soft_state or before.state
+    bits = push_transition(before.flap_bits, previous is not None and state != previous)
+    if not bits and not before.flapping:
+        return 0, False, 0.0  # steady for 20 reports: the common case, kept cheap
+    value = flapping_value(bits)
+    thresholds = flapping_thresholds(flapping)
+    if thresholds is None:
+        return bits, False, value
+    high, low = thresholds
+    if not before.flapping:
+        return bits, value > high, value
+    return bits, value > low, value
+
+
 def apply_report(
     before: ServiceSnapshot,
     state: str,
@@ -113,13 +173,16 @@ def apply_report(
     tz: str | None = None,
     report_grace: float | None = None,
     duration: float | None = None,
+    attempts: int = 1,
+    flapping: str = DEFAULT_FLAPPING,
 ) -> Outcome:
     """Fold one report into a service.
 
     A report older than the current state is history only (no state change, no deadline move,
     no alert). The first report alerts only when it is not OK. A stale service that reports is
-    fresh again with an ``online`` alert; a changed state raises a ``state`` alert and ends an
-    acknowledgement. ``arrival`` is when the server received the report (its own clock): the
+    fresh again with an ``online`` alert; a changed hard state raises a ``state`` alert and
+    ends an acknowledgement. A problem is soft for its first ``attempts - 1`` reports (no alert;
+    :func:`soft_step`); while the service flaps its ``state`` alerts are held (:func:`flap_step`). ``arrival`` is when the server received the report (its own clock): the
     ``online`` alert says how long the server heard nothing (arrival minus the previous
     report's time), and a late report gets at least the fresh window (:func:`compute_deadline`).
 
@@ -136,17 +199,28 @@ def apply_report(
         alerts.append(RaisedAlert(
             ONLINE, OK, f"Reporting again after {_seconds(silent_for)} without a report"
         ))
-    if before.state is None:
-        if state != OK:
-            alerts.append(RaisedAlert(STATE, state, f'First report: "{state}"'))
-    elif state != before.state:
-        alerts.append(RaisedAlert(STATE, state, f'State changed: "{before.state}" -> "{state}"'))
-    changed = before.state is not None and state != before.state
+    hard, soft_state, soft_count = soft_step(before.state, before.soft_count, state, attempts)
+    bits, now_flapping, value = flap_step(before, state, flapping)
+    held = "flapping" if before.flapping or now_flapping else None
+    if hard is None:
+        pass  # the first report is a soft problem: nothing is known for sure yet
+    elif before.state is None:
+        if hard != OK:
+            alerts.append(RaisedAlert(STATE, hard, f'First report: "{hard}"', held))
+    elif hard != before.state:
+        alerts.append(RaisedAlert(STATE, hard, f'State changed: "{before.state}" -> "{hard}"',
+                                  held))
+    if now_flapping and not before.flapping:
+        alerts.append(RaisedAlert(FLAPPING, "WARN", f"Flapping: {value:.0f} % state changes"))
+    elif before.flapping and not now_flapping:
+        truth = hard or OK
+        alerts.append(RaisedAlert(FLAPPING_END, truth, f"Stopped flapping; now {truth}: {info}"))
+    changed = before.state is not None and hard != before.state
     ends_run = before.run_started is not None and report_time >= before.run_started
     took = run_duration(before.run_started if ends_run else None, report_time, duration)
-    after = replace(
+    after = _evolve(
         before,
-        state=state,
+        state=hard,
         info=info,
         period=period,
         last_time=report_time,
@@ -158,6 +232,10 @@ def apply_report(
         tz=(tz or DEFAULT_ZONE) if schedule is not None else None,
         grace=report_grace,
         duration=took if took is not None else before.duration,
+        soft_state=soft_state,
+        soft_count=soft_count,
+        flap_bits=bits,
+        flapping=now_flapping,
     )
     if ends_run:
         after = replace(after, run_started=None, run_timeout=None, run_deadline=None,

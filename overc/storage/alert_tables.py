@@ -48,6 +48,7 @@ ALERT = Columns(
     id="a.id", server_id="a.server_id", server_name="s.name", service_id="a.service_id",
     service_name="v.name", time="a.time", kind="a.kind", severity="a.severity",
     message="a.message", state="a.state", info="a.info", skip_channel="a.skip_channel",
+    held="a.held",
 )
 ALERT_FROM = (
     " FROM alerts a JOIN servers s ON s.id = a.server_id"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from overc.core.alerts import Alert
 from overc.core.maintenance import WindowIndex, WindowRequest
 from overc.core.repeats import RepeatAction, decide_repeat
 from overc.core.routing import Route, group_by_server, route_alert
@@ -71,8 +72,11 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
         (limit,),
     ).fetchall()
     alerts = [read_alert(row) for row in rows]
-    held = hold_alerts(cursor, windows, alerts)
-    held_set = set(held)
+    # Two kinds of hold: an alert recorded with a reason (flapping) is never notified; one a
+    # maintenance window covers waits for the window's end (Dispatch.HELD).
+    kept_back = {a.id for a in alerts if hold_reason(a) is not None}
+    held = hold_alerts(cursor, windows, [a for a in alerts if a.id not in kept_back])
+    held_set = set(held) | kept_back
     live = [a for a in alerts if a.id not in held_set]
 
     told = _told(cursor, sorted({a.service_id for a in live if a.service_id is not None}))
@@ -99,11 +103,20 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
         create_notification(cursor, now, channel, server_id, "alert", [a.id for a in members])
 
     repeats = _queue_repeats(cursor, now, by_name, limit, windows)
-    _set_dispatched(cursor, [a.id for a in live], Dispatch.DISPATCHED)
+    _set_dispatched(cursor, [a.id for a in live] + sorted(kept_back), Dispatch.DISPATCHED)
     return DispatchResult(
-        notifications=len(groups) + repeats, alerts=len(live), held=len(held),
+        notifications=len(groups) + repeats, alerts=len(live), held=len(held) + len(kept_back),
         released=released, repeats=repeats, more=len(rows) >= limit,
     )
+
+
+def hold_reason(alert: Alert) -> str | None:
+    """Why an alert is recorded but never notified (``flapping``, SPEC 10), or None.
+
+    Such an alert is marked dispatched with no notification; a maintenance window (a silence
+    is one), which only delays, is a different matter (``Dispatch.HELD``, released at its end).
+    """
+    return alert.held
 
 
 def _set_dispatched(cursor: Cursor, alert_ids: Sequence[int], status: Dispatch,

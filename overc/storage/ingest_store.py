@@ -8,12 +8,14 @@ report changes live in :mod:`overc.core.snapshot`; this module only moves rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from overc.core.alerts import API
 from overc.core.counters import Counters
 from overc.core.durations import Grace
 from overc.core.errors import DatabaseUnavailable
 from overc.core.payload import AlertRequest, Report
+from overc.core.policy import Overrides, Policy, Settings, resolve
 from overc.core.runs import RunStart
 from overc.core.snapshot import ServiceSnapshot, apply_report, apply_start
 from overc.core.states import FAIL
@@ -38,6 +40,8 @@ class IngestItem:
     reports: list[Report] = field(default_factory=list)
     alerts: list[AlertRequest] = field(default_factory=list)
     starts: list[RunStart] = field(default_factory=list)
+    #: The server's name, which ``[policy:*]`` sections match (SPEC 10).
+    server_name: str = ""
 
 
 class ServerGone(Exception):
@@ -47,10 +51,16 @@ class ServerGone(Exception):
 class Store:
     """Plain-value methods, one transaction each, over a :class:`Database`."""
 
-    def __init__(self, db: Database, grace: Grace, counters: Counters) -> None:
+    def __init__(self, db: Database, grace: Grace, counters: Counters,
+                 policies: Sequence[Policy] = ()) -> None:
         self.db = db
         self.grace = grace
         self.counters = counters
+        self.policies = tuple(policies)
+        #: (report's settings, server, service) -> effective settings, shared by batches.
+        self.settings_cache: dict[tuple, tuple[Settings, tuple]] = {}
+        #: service id -> the settings row this process knows the database holds (committed).
+        self.settings_written: dict[int, tuple] = {}
 
     async def get_server(self, name: str) -> ServerRecord | None:
         return await self.db.run(_txn_get_server, name)
@@ -71,7 +81,13 @@ class Store:
 
     async def ingest(self, items: list[IngestItem]) -> list[Exception | None]:
         """Commit every item in one transaction; per item None, or ServerGone."""
-        results, alerts = await self.db.run(_txn_ingest, items, self.grace)
+        if len(self.settings_cache) > 200_000 or len(self.settings_written) > 200_000:
+            self.settings_cache.clear()  # a bound; refilled at the next report of each service
+            self.settings_written.clear()
+        results, alerts, written = await self.db.run(
+            _txn_ingest, items, self.grace, self.policies, self.settings_cache,
+            self.settings_written)
+        self.settings_written.update(written)  # committed: no need to write them again
         if alerts:
             self.counters.inc("alerts", alerts)  # counted once committed
         return results
@@ -99,8 +115,10 @@ def _txn_register_server(cursor: Cursor, name: str, key_hash: str, ip: str, now:
     return ServerRecord(cursor.lastrowid, name, key_hash), True
 
 
-def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
-                ) -> tuple[list[Exception | None], int]:
+def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
+                policies: tuple[Policy, ...] = (), settings_cache: dict | None = None,
+                settings_written: dict | None = None
+                ) -> tuple[list[Exception | None], int, dict[int, tuple]]:
     mysql = cursor.dialect.name == "mysql"
     lock = " FOR UPDATE" if mysql else ""
 
@@ -123,7 +141,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
     ]
     live = [item for item in items if item.server_id in alive]
     if not live:
-        return results, 0
+        return results, 0, {}
 
     # One read of every service the batch touches, locked for the rest of the transaction.
     # On Galera the lock holds on this node only: a process on another node that writes the
@@ -137,6 +155,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
         + [s.service for s in item.starts]
     })
     services: dict[tuple[int, str], list] = {}
+    new_services: set[tuple[int, str]] = set()  # their settings are the column defaults
     if wanted:
         _load_services(cursor, wanted, services, lock)
         missing = [key for key in wanted if key not in services]
@@ -147,12 +166,15 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
                 [(server_id, name, now) for server_id, name in missing],
             )
             _load_services(cursor, missing, services, lock)
+            new_services.update(missing)
 
     history: list[tuple] = []
     perfdata: list[tuple] = []
     alerts: list[list] = []  # lists: _fill_info completes the info of API alerts in place
     api_alerts: list[int] = []  # their snapshot needs the info text, which is not preloaded
     touched: dict[tuple[int, str], ServiceSnapshot] = {}
+    cache = {} if settings_cache is None else settings_cache
+    settings: dict[tuple[int, str], tuple] = {}  # the effective settings as a row holds them
     for item in live:
         for start in item.starts:
             key = (item.server_id, start.service)
@@ -164,10 +186,17 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
             key = (item.server_id, report.service)
             service_id, snapshot = services[key]
             when = report.time if report.time is not None else item.now
+            wanted_settings = (report.settings, item.server_name, report.service)
+            found = cache.get(wanted_settings)
+            if found is None:
+                found = cache[wanted_settings] = _effective(report.settings, policies,
+                                                            item.server_name, report.service)
+            effective, settings_row = found
             outcome = apply_report(snapshot, report.state, report.info, report.period, when,
                                    grace, arrival=item.now, schedule=report.schedule,
                                    tz=report.tz, report_grace=report.grace,
-                                   duration=report.duration)
+                                   duration=report.duration, attempts=effective.attempts,
+                                   flapping=effective.flapping)
             history.append((service_id, when, report.state, report.info, int(outcome.late),
                             outcome.duration))
             perfdata.extend(
@@ -176,10 +205,11 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
             )
             for alert in outcome.alerts:
                 alerts.append([item.server_id, service_id, item.now, alert.kind, alert.severity,
-                               alert.message, report.state, report.info])
+                               alert.message, report.state, report.info, alert.held])
             if outcome.current_changed:
                 services[key] = [service_id, outcome.service]
                 touched[key] = outcome.service
+                settings[key] = settings_row
         for request in item.alerts:
             service_id, snapshot = (
                 services[(item.server_id, request.service)]
@@ -187,7 +217,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
             )
             api_alerts.append(len(alerts))
             alerts.append([item.server_id, service_id, item.now, API, FAIL, request.message,
-                           snapshot.state, snapshot.info])
+                           snapshot.state, snapshot.info, None])
 
     cursor.executemany(
         "INSERT INTO states (service_id, time, state, info, late, duration)"
@@ -201,27 +231,76 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace
     )
     _fill_info(cursor, [alerts[i] for i in api_alerts], touched, services)
     cursor.executemany(
-        "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info,"
+        " held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         alerts,
     )
     # Rows are locked and exist: an upsert by id is a bulk UPDATE in one statement on MySQL
     # (pymysql sends executemany INSERTs as one multi-row INSERT; UPDATEs would be N trips).
     # Only placeholders in VALUES (...): a literal there makes pymysql fall back to N trips.
-    columns = ("state", "info", "period", "last_time", "deadline", "acked") + _RUN_COLUMNS
+    columns = (("state", "info", "period", "last_time", "deadline", "acked") + _RUN_COLUMNS
+               + _NOISE_COLUMNS)
     # A start signal alone leaves staleness as it is; a report clears it.
     cursor.executemany(
         "INSERT INTO services (id, server_id, name, created, state, info, period, last_time,"
-        f" deadline, acked, {', '.join(_RUN_COLUMNS)}, stale)"
-        f" VALUES ({marks(range(10 + len(_RUN_COLUMNS) + 1))})"
+        f" deadline, acked, {', '.join(_RUN_COLUMNS + _NOISE_COLUMNS)}, stale)"
+        f" VALUES ({marks(range(10 + len(_RUN_COLUMNS) + len(_NOISE_COLUMNS) + 1))})"
         + cursor.dialect.upsert_suffix(("id",), columns + ("stale",)),
         [
             (services[key][0], key[0], key[1], s.last_time or 0.0, s.state, s.info, s.period,
-             s.last_time, s.deadline, int(s.acked), *_run_values(s), int(s.stale))
+             s.last_time, s.deadline, int(s.acked), *_run_values(s), s.soft_state,
+             s.soft_count, s.flap_bits, int(s.flapping), int(s.stale))
             for key, s in touched.items()
         ],
     )
-    return results, len(alerts)
+    written = _write_settings(cursor, settings, services, new_services,
+                              settings_written if settings_written is not None else {})
+    return results, len(alerts), written
+
+
+# SPEC 10: the effective settings, the soft state and the flapping bookkeeping of a service,
+# written by the same upsert as its state (no extra statement per report).
+_NOISE_COLUMNS = ("soft_state", "soft_count", "flap_bits", "flapping")
+#: What the defaults look like in a row: a service never touched by a report field or policy.
+_DEFAULT_SETTINGS = (1, "30/25", None, None)
+
+
+def _effective(report: Overrides, policies: tuple[Policy, ...], server: str, service: str
+               ) -> tuple[Settings, tuple]:
+    """The effective settings of a report's service, and ``(attempts, flap_thresholds,
+    depends_on, settings_source)`` as its row holds them. The ingest caches them per store:
+    the same services report again and again (reports that set nothing share one
+    ``Overrides`` instance, so the cache compares them by identity)."""
+    effective = resolve(report, policies, server, service)
+    sources = [where for _, where in effective.sources]
+    source = None if all(where == "default" for where in sources) else "\n".join(sources)
+    return effective, (effective.attempts, effective.flapping, effective.depends_on, source)
+
+
+def _write_settings(cursor: Cursor, settings: dict, services: dict, new_services: set,
+                    known: dict[int, tuple]) -> dict[int, tuple]:
+    """Write the effective settings this process does not know the database holds yet (a
+    service's first report since start, a changed report field): one multi-row upsert, and
+    none at all in the steady state. Returns what was written, for the caller to remember
+    once committed (``known``: service id -> settings row)."""
+    changed: dict[int, tuple] = {}
+    rows = []
+    for key, row in settings.items():
+        service_id = services[key][0]
+        before = _DEFAULT_SETTINGS if key in new_services else known.get(service_id)
+        if row != before:
+            changed[service_id] = row
+            rows.append((service_id, key[0], key[1], 0.0, *row))
+        elif key in new_services:
+            changed[service_id] = row
+    cursor.executemany(
+        "INSERT INTO services (id, server_id, name, created, attempts, flap_thresholds,"
+        " depends_on, settings_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        + cursor.dialect.upsert_suffix(
+            ("id",), ("attempts", "flap_thresholds", "depends_on", "settings_source")),
+        rows,
+    )
+    return changed
 
 
 #: What SPEC 9 adds to a service row, in :func:`_run_values`'s order.
@@ -291,14 +370,14 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
         names = sorted({name for _, name in chunk})
         cursor.execute(
             "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked,"
-            f" {', '.join(_RUN_COLUMNS)}"
+            f" {', '.join(_RUN_COLUMNS)}, soft_state, soft_count, flap_bits, flapping"
             f" FROM services WHERE server_id IN ({marks(server_ids)})"
             f" AND name IN ({marks(names)}){lock}",
             [*server_ids, *names],
         )
         for (service_id, server_id, name, state, period, last_time, deadline, stale,
              acked, schedule, tz, grace, run_started, run_timeout, run_deadline, run_late,
-             duration) in cursor.fetchall():
+             duration, soft_state, soft_count, flap_bits, flapping) in cursor.fetchall():
             key = (server_id, name)
             if key in wanted:
                 into[key] = [service_id, ServiceSnapshot(
@@ -306,4 +385,6 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
                     stale=bool(stale), acked=bool(acked), schedule=schedule, tz=tz,
                     grace=grace, run_started=run_started, run_timeout=run_timeout,
                     run_deadline=run_deadline, run_late=bool(run_late), duration=duration,
+                    soft_state=soft_state, soft_count=soft_count, flap_bits=flap_bits,
+                    flapping=bool(flapping),
                 )]

@@ -42,7 +42,7 @@ def _txn_alerts(cursor: Cursor, filt: AlertFilter) -> list[Alert]:
     params.append(filt.limit)
     rows = cursor.execute(
         "SELECT a.id, a.server_id, v.name, a.service_id, s.name, a.time, a.kind, a.severity,"
-        " a.message, a.state, a.info, a.maintenance_id FROM alerts a JOIN servers v ON v.id = a.server_id"
+        " a.message, a.state, a.info, a.held, a.maintenance_id FROM alerts a JOIN servers v ON v.id = a.server_id"
         " LEFT JOIN services s ON s.id = a.service_id"
         f" WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ?",
         params,
@@ -72,8 +72,8 @@ def _txn_alerts(cursor: Cursor, filt: AlertFilter) -> list[Alert]:
               service_id=service_id, service_name=service_name, time=time, kind=kind,
               severity=severity, message=message, state=state, info=info,
               delivery=delivery[alert_id],
-              held=None if maintenance_id is None else "maintenance",
+              held=held or (None if maintenance_id is None else "maintenance"),
               deliveries=tuple(d for _, (_, d) in sorted(latest[alert_id].items())))
         for (alert_id, server_id, server_name, service_id, service_name, time, kind, severity,
-             message, state, info, maintenance_id) in rows
+             message, state, info, held, maintenance_id) in rows
     ]

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from overc.core.policy import DEFAULT_FLAPPING, flapping_value
 from overc.storage.db import Cursor
 
 #: Longest info excerpt carried by list views (the service page reads the whole text).
@@ -40,6 +41,15 @@ class ServiceRow:
     run_timeout: int | None = None
     run_late: bool = False
     duration: float | None = None
+    # SPEC 10: effective settings (and each one's source), soft state, flapping.
+    attempts: int = 1
+    flapping_thresholds: str = DEFAULT_FLAPPING
+    depends_on: str | None = None
+    settings_source: dict[str, str] = field(default_factory=dict)
+    soft_state: str | None = None
+    soft_count: int = 0
+    flapping: bool = False
+    flapping_percent: float = 0.0
 
 
 @dataclass
@@ -71,8 +81,11 @@ class OverviewServer:
 SERVICE_COLUMNS = (
     "s.id, s.server_id, s.name, s.state, {info}, s.period, s.last_time, s.deadline, s.stale,"
     " s.acked, s.ack_comment, s.silenced_until, s.silence_reason, v.name,"
-    " s.schedule, s.tz, s.grace, s.run_started, s.run_timeout, s.run_late, s.duration"
+    " s.schedule, s.tz, s.grace, s.run_started, s.run_timeout, s.run_late, s.duration,"
+    " s.attempts, s.flap_thresholds, s.depends_on, s.settings_source, s.soft_state,"
+    " s.soft_count, s.flap_bits, s.flapping"
 )
+_SETTING_KEYS = ("attempts", "flapping", "depends_on")
 _SERVER_COLUMNS = "id, name, ip, created, last_seen, silenced_until, silence_reason"
 
 
@@ -80,15 +93,29 @@ def service_row(row: Sequence[Any]) -> ServiceRow:
     """A row of :data:`SERVICE_COLUMNS` as a :class:`ServiceRow`."""
     (service_id, server_id, name, state, info, period, last_time, deadline, stale, acked,
      ack_comment, silenced_until, silence_reason, server_name, schedule, tz, grace,
-     run_started, run_timeout, run_late, duration) = row
+     run_started, run_timeout, run_late, duration, *noise) = row
     return ServiceRow(
         id=service_id, server_id=server_id, name=name, state=state, info=info, period=period,
         last_time=last_time, deadline=deadline, stale=bool(stale), acked=bool(acked),
         ack_comment=ack_comment, silenced_until=silenced_until, silence_reason=silence_reason,
         server_name=server_name, schedule=schedule, tz=tz, grace=grace,
         run_started=run_started, run_timeout=run_timeout, run_late=bool(run_late),
-        duration=duration,
+        duration=duration, **_noise(noise),
     )
+
+
+def _noise(row: Sequence[Any]) -> dict[str, Any]:
+    """The SPEC 10 fields of a :data:`SERVICE_COLUMNS` row (after ``v.name``)."""
+    attempts, thresholds, depends_on, source, soft_state, soft_count, bits, flapping = row
+    sources = (source or "").split("\n") if source else []
+    return {
+        "attempts": attempts or 1, "flapping_thresholds": thresholds or DEFAULT_FLAPPING,
+        "depends_on": depends_on,
+        "settings_source": dict(zip(_SETTING_KEYS, sources)) or dict.fromkeys(_SETTING_KEYS,
+                                                                              "default"),
+        "soft_state": soft_state, "soft_count": soft_count or 0, "flapping": bool(flapping),
+        "flapping_percent": flapping_value(bits or 0),
+    }
 
 
 def _server_row(row: Sequence[Any]) -> ServerRow:

@@ -89,6 +89,10 @@ def render_metrics(snapshot: MetricsSnapshot, now: float, counter_values: Counte
     family("overc_service_running_late", "gauge",
            "1 when a started run exceeded its timeout and has not reported yet")
     out.extend(f"overc_service_running_late{lab} {int(s.run_late)}" for s, lab in rows)
+    family("overc_service_flapping_percent", "gauge",
+           "Weighted state changes over the last 21 reports (SPEC 10.2)")
+    out.extend(f"overc_service_flapping_percent{lab} {_number(s.flapping_percent)}"
+               for s, lab in rows)
     by_id = {s.id: lab[:-1] for s, lab in rows}  # the service's labels, left open
     family("overc_perfdata", "gauge", "Latest performance data value reported by a plugin")
     for service_id, label, value, uom in sorted(snapshot.perfdata, key=lambda p: (p[0], p[1])):
