@@ -213,10 +213,15 @@ async def test_migration_turns_running_silences_into_windows(database_url, tmp_p
         migrations.load_migrations = lambda: [m for m in everything() if m[0] < 8]
         assert await db.migrate() < 8
         world = World(db)
-        await world.report("web1", 1000.0, ("app", "OK"))
-        await world.report("web2", 1000.0, ("db", "OK"))
 
         def silence(cursor):
+            # Rows as the old schema holds them (today's ingest writes columns it lacks).
+            for server, service in (("web1", "app"), ("web2", "db")):
+                cursor.execute("INSERT INTO servers (name, key_hash, ip, created, last_seen)"
+                               " VALUES (?, 'hash', '127.0.0.1', 1000, 1000)", (server,))
+                cursor.execute("INSERT INTO services (server_id, name, created, state, period,"
+                               " last_time, deadline) VALUES (?, ?, 1000, 'OK', 60, 1000, 1066)",
+                               (cursor.lastrowid, service))
             cursor.execute("UPDATE servers SET silenced_until = 5000, silence_reason = 'move'"
                            " WHERE name = 'web1'")
             cursor.execute("UPDATE services SET silenced_until = 6000, silence_reason = 'disk'"

@@ -31,7 +31,7 @@ async def setup(database, name="db1"):
 
 
 def report(service, state, when, **settings):
-    return Report(service, state, f"{service} {state}", 60, when, (), Overrides(**settings))
+    return Report(service, state, f"{service} {state}", 60, when, (), settings=Overrides(**settings))
 
 
 @pytest_twisted.ensureDeferred
