@@ -10,7 +10,7 @@ from overc.storage.db import Database
 from overc.core.alerts import Alert
 from overc.storage.read_alerts import AlertFilter, _txn_alerts
 from overc.storage.read_metrics import MetricsSnapshot, _txn_metrics
-from overc.storage.read_pulse import Pulse, _txn_pulse
+from overc.storage.read_pulse import Pulse, PulseScope, _txn_pulse
 from overc.storage.read_servers import (
     EXCERPT,
     OverviewServer,
@@ -67,8 +67,8 @@ class Queries:
     async def alerts(self, filt: AlertFilter) -> list[Alert]:
         return await self.db.run(_txn_alerts, filt)
 
-    async def pulse(self) -> Pulse:
-        return await self.db.run(_txn_pulse)
+    async def pulse(self, scope: PulseScope = PulseScope(), now: float = 0.0) -> Pulse:
+        return await self.db.run(_txn_pulse, scope, now)
 
     async def metrics(self) -> MetricsSnapshot:
         return await self.db.run(_txn_metrics)

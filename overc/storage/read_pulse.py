@@ -1,10 +1,13 @@
-"""A cheap fingerprint of everything a page shows: live pages poll it and re-render on change.
+"""Cheap fingerprints of what one page shows: live pages poll them and re-render on change.
 
-Three aggregate queries, so an unchanged page costs them and a 304 (``overc.ui.pages``).
+A few aggregate queries, scoped to the page's subject (``scope``), so an unchanged page costs
+them and a 304 (``overc.ui.pages``), and a report from another server does not change a
+server or service page's fingerprint. Silences that end by the clock count too (``now``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from overc.storage.db import Cursor
 
@@ -14,13 +17,44 @@ class Pulse:
     token: str
 
 
-def _txn_pulse(cursor: Cursor) -> Pulse:
-    parts: list[object] = []
-    for sql in (
-        "SELECT COUNT(*), MAX(last_time), SUM(stale), SUM(acked), SUM(silenced_until),"
-        " SUM(COALESCE(deadline, 0)), MAX(id), SUM(id) FROM services",
-        "SELECT COUNT(*), MAX(id), SUM(silenced_until), MAX(last_seen) FROM servers",
-        "SELECT MAX(id) FROM alerts",
-    ):
-        parts.extend(cursor.execute(sql).fetchone() or ())  # aggregates: always one row
+@dataclass(frozen=True)
+class PulseScope:
+    """What a page shows: everything (``kind="all"``), one server, one service, or the alerts."""
+
+    kind: str = "all"
+    id: int = 0
+
+
+_SERVICES = ("SELECT COUNT(*), MAX(last_time), SUM(last_time), SUM(stale), SUM(acked),"
+             " SUM(silenced_until),"
+             " SUM(CASE WHEN silenced_until > ? THEN 1 ELSE 0 END),"
+             " SUM(COALESCE(deadline, 0)), MAX(id), SUM(id) FROM services")
+_SERVERS = ("SELECT COUNT(*), MAX(id), SUM(silenced_until),"
+            " SUM(CASE WHEN silenced_until > ? THEN 1 ELSE 0 END), MAX(last_seen) FROM servers")
+_ALERTS = "SELECT COUNT(*), MAX(id) FROM alerts"
+_DELIVERY = ("SELECT COUNT(*), MAX(id), SUM(attempts), SUM(COALESCE(finished, 0))"
+             " FROM notifications")
+
+
+def _queries(scope: PulseScope, now: float) -> list[tuple[str, tuple[Any, ...]]]:
+    one = scope.id
+    if scope.kind == "server":
+        return [(_SERVICES + " WHERE server_id = ?", (now, one)),
+                (_SERVERS + " WHERE id = ?", (now, one)),
+                (_ALERTS + " WHERE server_id = ?", (one,)),
+                (_DELIVERY + " WHERE server_id = ?", (one,))]
+    if scope.kind == "service":
+        return [(_SERVICES + " WHERE id = ?", (now, one)),
+                (_ALERTS + " WHERE service_id = ?", (one,)),
+                (_DELIVERY + " WHERE server_id = (SELECT server_id FROM services WHERE id = ?)",
+                 (one,))]
+    if scope.kind == "alerts":
+        return [(_ALERTS, ()), (_DELIVERY, ())]
+    return [(_SERVICES, (now,)), (_SERVERS, (now,)), (_ALERTS, ())]
+
+
+def _txn_pulse(cursor: Cursor, scope: PulseScope = PulseScope(), now: float = 0.0) -> Pulse:
+    parts: list[object] = [scope.kind, scope.id]
+    for sql, params in _queries(scope, now):
+        parts.extend(cursor.execute(sql, params).fetchone() or ())  # aggregates: one row
     return Pulse(token="|".join(str(v) for v in parts))

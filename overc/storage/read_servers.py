@@ -72,7 +72,7 @@ class OverviewServer:
     name: str
     silenced_until: float | None
     silence_reason: str | None
-    #: ``(id, name, state, info excerpt, stale, acked)`` per service: plain sequences, because
+    #: ``(id, name, state, info excerpt, stale, acked, silenced_until)`` per service: plain sequences, because
     #: the overview reads 10,000 of them per render and objects would cost more than the query.
     tiles: list[Sequence[Any]] = field(default_factory=list)
 
@@ -165,7 +165,8 @@ def _txn_overview(cursor: Cursor, excerpt: int) -> list[OverviewServer]:
     head, aggregate = cursor.dialect.json_array_aggregate(cursor)
     for server_id, tiles in cursor.execute(
         f"{head}SELECT server_id, {aggregate}(JSON_ARRAY(id, name, state,"
-        f" SUBSTR(info, 1, {int(excerpt)}), stale, acked)) FROM services GROUP BY server_id"
+        f" SUBSTR(info, 1, {int(excerpt)}), stale, acked, silenced_until))"
+        " FROM services GROUP BY server_id"
     ).fetchall():
         server = servers.get(server_id)
         if server is not None:

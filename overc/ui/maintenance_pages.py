@@ -60,6 +60,16 @@ def windows_over(windows: list[Window], server_id: int, server_name: str,
     return [w for w in windows if w.covers(server_id, server_name, service_id, service_name)]
 
 
+async def windows_for(control: MaintenanceControl | None, server_id: int, server_name: str,
+                      service_id: int | None = None, service_name: str | None = None
+                      ) -> list[Window] | None:
+    """The windows over this server or service for its page (None: no maintenance here)."""
+    if control is None:
+        return None
+    return windows_over(await control.list(server_id, recent=0.0), server_id, server_name,
+                        service_id, service_name)
+
+
 def _back(target: str | None) -> str:
     """Only pages of this UI after an action (no open redirect)."""
     if target and target.startswith("/ui/") and not target.startswith("//") \

@@ -1,9 +1,11 @@
 """The browser UI: thin Klein routes that ask the store, shape with ``views`` and render Jinja2.
 
 Live updates: pages carry ``data-live`` regions; ``overc.js`` re-fetches the page every 1.5 s
-with ``If-None-Match`` and swaps those regions. The ETag is a cheap fingerprint of the database
-(:mod:`overc.storage.read_pulse`), so an unchanged page costs three tiny queries and a
-304, and forms being typed into are never replaced.
+with ``If-None-Match`` and merges into those regions only the elements that changed (keyed by
+``data-key``/id, so focus, open rows and scroll stay). The ETag is a cheap fingerprint of what
+the page shows, scoped to its server or service (:mod:`overc.storage.read_pulse`), and the page
+carries it (``<meta name="overc-etag">``) so the first poll is already a 304; forms being typed
+into are never replaced.
 """
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ from werkzeug.routing import RequestRedirect
 
 from overc.storage.queries import Queries
 from overc.storage.read_alerts import AlertFilter
+from overc.storage.read_pulse import PulseScope
 from overc.ui import schedule_views, views
-from overc.ui.maintenance_pages import install as install_maintenance, windows_over
+from overc.ui.maintenance_pages import install as install_maintenance, windows_for
 from overc.ui.rendering import STATIC_DIR, make_environment, static_version
 from overc.web.auth import Auth, Identity, request_address
 from overc.web.files import StaticFiles
@@ -38,6 +41,8 @@ from overc.web.maintenance import MaintenanceControl
 log = Logger()
 
 HISTORY_POINTS = 10_000
+#: How far back the overview shows a server's API alerts (``overcli alert``).
+API_ALERTS_FOR = 86400
 #: Chart ranges; "fit" spans the service's life (minutes for a new one), the default while it
 #: is younger than a day.
 RANGES: dict[str, int | None] = {"fit": None, "1h": 3600, "6h": 6 * 3600, "24h": 86400,
@@ -112,18 +117,20 @@ class UI:
         )
         return self.env.get_template(template).render(**context).encode("utf-8")
 
-    async def unchanged(self, request: Request, identity: Identity) -> bool:
-        """ETag check for live polling: True (and a 304) when nothing changed since."""
-        pulse = await self.queries.pulse()
+    async def live_tag(self, request: Request, identity: Identity,
+                       scope: PulseScope) -> str | None:
+        """The page's ETag for live polling (the page carries it too), or None and a 304 when
+        nothing the page shows changed since ``If-None-Match``."""
+        pulse = await self.queries.pulse(scope, self.clock.seconds())
         tag = hashlib.sha256(
             f"{pulse.token}|{request.uri!r}|{identity.user}|{self.static_version}".encode()
         ).hexdigest()[:24]
-        etag = f'"{tag}"'.encode("ascii")
-        request.setHeader(b"etag", etag)
-        if request.getHeader(b"if-none-match") == etag:
+        etag = f'"{tag}"'
+        request.setHeader(b"etag", etag.encode("ascii"))
+        if request.getHeader(b"if-none-match") == etag.encode("ascii"):
             request.setResponseCode(304)
-            return True
-        return False
+            return None
+        return etag
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -167,12 +174,16 @@ class UI:
     @app.route("/", methods=["GET", "HEAD"])
     @page
     async def overview(self, request: Request, identity: Identity) -> bytes | None:
-        if await self.unchanged(request, identity):
+        etag = await self.live_tag(request, identity, PulseScope())
+        if etag is None:
             return b""
+        now = self.clock.seconds()
         servers = await self.queries.overview(excerpt=160)
-        cards, counts = views.overview_cards(servers, self.clock.seconds())
+        cards, counts = views.overview_cards(servers, now)
+        views.attach_api_alerts(cards, await self.queries.alerts(
+            AlertFilter(kind="api", since=now - API_ALERTS_FOR, limit=200)))
         return await self.render(request, identity, "overview.html", title="Overview",
-                                 cards=cards, counts=counts,
+                                 cards=cards, counts=counts, etag=etag,
                                  total=sum(card.count for card in cards),
                                  state_filter=(arg(request, "state") or "").upper(),
                                  q=arg(request, "q") or "")
@@ -180,7 +191,8 @@ class UI:
     @app.route(f"/server/<{ID}:server_id>", methods=["GET", "HEAD"])
     @page
     async def server(self, request: Request, identity: Identity, server_id: int) -> bytes:
-        if await self.unchanged(request, identity):
+        etag = await self.live_tag(request, identity, PulseScope("server", server_id))
+        if etag is None:
             return b""
         server = await self.queries.server(server_id)
         if server is None:
@@ -191,15 +203,16 @@ class UI:
         alerts = await self.queries.alerts(AlertFilter(server_id=server_id, limit=50))
         return await self.render(
             request, identity, "server.html", title=server.name, server=server, services=rows,
-            alerts=alerts, display=views.display_state,
+            alerts=alerts, display=views.display_state, etag=etag,
             silenced=bool(server.silenced_until and server.silenced_until > now),
-            windows=await self._windows_over(server.id, server.name),
+            windows=await windows_for(self.windows, server.id, server.name),
         )
 
     @app.route(f"/service/<{ID}:service_id>", methods=["GET", "HEAD"])
     @page
     async def service(self, request: Request, identity: Identity, service_id: int) -> bytes:
-        if await self.unchanged(request, identity):
+        etag = await self.live_tag(request, identity, PulseScope("service", service_id))
+        if etag is None:
             return b""
         svc = await self.queries.service(service_id)
         if svc is None:
@@ -225,23 +238,18 @@ class UI:
         return await self.render(
             request, identity, "service.html", title=f"{svc.server_name} / {svc.name}",
             svc=svc, shown=shown, segments=segments, charts=charts, runs=runs, alerts=alerts,
-            range_name=range_name, ranges=list(RANGES), history_count=len(states),
+            range_name=range_name, ranges=list(RANGES), history_count=len(states), etag=etag,
             day_start=day_start, timeline_axis=views.ago_labels(window), silenced=bool(svc.silenced_until and svc.silenced_until > now),
             timing=schedule_views.service_timing(svc, states, start, now),
-            windows=await self._windows_over(svc.server_id, svc.server_name, svc.id, svc.name),
+            windows=await windows_for(self.windows, svc.server_id, svc.server_name, svc.id,
+                                      svc.name),
         )
-
-    async def _windows_over(self, *scope: Any) -> list | None:
-        """Maintenance windows over this server or service (None: no maintenance here)."""
-        if self.windows is None:
-            return None
-        return windows_over(await self.windows.list(scope[0], recent=0.0), *scope)
-
 
     @app.route("/alerts", methods=["GET", "HEAD"])
     @page
     async def alerts(self, request: Request, identity: Identity) -> bytes:
-        if await self.unchanged(request, identity):
+        etag = await self.live_tag(request, identity, PulseScope("alerts"))
+        if etag is None:
             return b""
         filt = AlertFilter(
             server_name=arg(request, "server") or None,
@@ -253,7 +261,7 @@ class UI:
         )
         alerts = await self.queries.alerts(filt)
         return await self.render(request, identity, "alerts.html", title="Alerts",
-                                 alerts=alerts, filt=filt,
+                                 alerts=alerts, filt=filt, etag=etag,
                                  more=alerts[-1].id if len(alerts) == filt.limit else None)
 
     # -- login ----------------------------------------------------------------------------

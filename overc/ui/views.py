@@ -91,19 +91,24 @@ class Card:
     tiles: Markup
     silenced: bool
     silence_reason: str | None
+    #: The server's newest API alerts (``overcli alert``), newest first.
+    api_alerts: list = field(default_factory=list)
 
 
 ACK_MARK = '<span class="ackm" aria-hidden="true">✔</span>'
-_TILE_PARTS: dict[tuple[str | None, bool, str | None], tuple[str, str, str, str]] = {}
+SILENCE_MARK = '<span class="silm" aria-hidden="true">⊘</span>'
+_TILE_PARTS: dict[tuple[str | None, bool, str | None, bool], tuple[str, str, str, str]] = {}
 
 
-def _tile_parts(shown: str | None, acked: bool,
-                last: str | None = None) -> tuple[str, str, str, str]:
-    """The constant pieces of a tile for one (state, acknowledged, last state if stale), built
-    once. A stale tile keeps its last reported state visible: ``◔ STALE, last FAIL``."""
-    parts = _TILE_PARTS.get((shown, acked, last))
+def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
+                silenced: bool = False) -> tuple[str, str, str, str]:
+    """The constant pieces of a tile for one (state, acknowledged, last state if stale,
+    silenced), built once. A stale tile keeps its last reported state visible:
+    ``◔ STALE, last FAIL``; acknowledged and silenced tiles carry a mark and say so in words."""
+    key = (shown, acked, last, silenced)
+    parts = _TILE_PARTS.get(key)
     if parts is None:
-        state = escape(shown or "")
+        state = escape(shown or "NONE")
         text = escape(shown or "NONE")
         if last:
             text += f", last {escape(last)}"
@@ -113,59 +118,79 @@ def _tile_parts(shown: str | None, acked: bool,
         icon = escape(ICON.get(shown, "?"))
         last_icon = (f'<span class="ic last st-{escape(last.lower())}" aria-hidden="true">'
                      f'{escape(ICON.get(last, "?"))}</span>') if last else ""
+        said = (", acknowledged" if acked else "") + (", silenced" if silenced else "")
         parts = (
-            f'<li><a class="tile st-{css}{" acked" if acked else ""}" href="/ui/service/',
+            f'<a class="tile st-{css}{" acked" if acked else ""}{" silenced" if silenced else ""}"'
+            ' href="/ui/service/',
             f'" data-state="{state}" data-last="{escape(last or "")}"'
-            f' title="{text}{" (acknowledged)" if acked else ""}: ',
+            f' title="{text}{said}: ',
             f'"><span class="ic" aria-hidden="true">{icon}</span>{last_icon}<span class="nm">',
-            f'</span><span class="sr">{text}{", acknowledged" if acked else ""}</span>'
-            + (ACK_MARK if acked else "") + "</a></li>",
+            f'</span><span class="sr">{text}{said}</span>'
+            + (ACK_MARK if acked else "") + (SILENCE_MARK if silenced else "") + "</a></li>",
         )
-        _TILE_PARTS[(shown, acked, last)] = parts
+        _TILE_PARTS[key] = parts
     return parts
+
+
+#: Overview count chips, worst first; NONE counts the services with no report yet.
+COUNTED = STATES + ("NONE",)
 
 
 def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str, int]]:
     """Overview cards, problems first (worst tile, then name), and the count per state.
 
-    Counting rule (the page states it): every service counts under its last reported state,
-    and a stale one counts under STALE too, so a FAIL that went stale stays in the FAIL count;
-    a stale service ranks as the worse of STALE and its last state.
+    Counting rule (the page states it): every service counts under its last reported state
+    (NONE before its first report), and a stale one counts under STALE too, so a FAIL that
+    went stale stays in the FAIL count; a stale service ranks as the worse of STALE and its
+    last state.
 
     The tiles are the page's hot loop (10,000 per render): they are HTML built here from
     constant pieces with every database string escaped (``html.escape``, quotes included),
     because a Jinja loop spent ~2 us per escaped expression, 12 per tile. ``servers`` are
-    :class:`overc.storage.read_servers.OverviewServer`.
+    :class:`overc.storage.read_servers.OverviewServer`; a tile is ``(id, name, state, info,
+    stale, acked[, silenced_until])``.
     """
-    counts = {s: 0 for s in STATES}
+    counts = {s: 0 for s in COUNTED}
     cards = []
     get_rank = RANK.get
     stale_rank = RANK["STALE"]
     by_rank_name = itemgetter(0, 1)
     for server in servers:
         rows = []
-        for service_id, name, state, info, stale, acked in server.tiles:
-            if state in counts:
-                counts[state] += 1
+        for tile in server.tiles:
+            service_id, name, state, info, stale, acked = tile[:6]
+            silenced = len(tile) > 6 and tile[6] is not None and tile[6] > now
+            counts[state if state in counts else "NONE"] += 1
             if stale:
                 counts["STALE"] += 1
                 order = min(stale_rank, get_rank(state, 3))
-                rows.append((order, name, "STALE", service_id, info, bool(acked), state))
+                rows.append((order, name, "STALE", service_id, info, bool(acked), state,
+                             silenced))
             else:
                 rows.append((get_rank(state, 3), name, state, service_id, info, bool(acked),
-                             None))
+                             None, silenced))
         rows.sort(key=by_rank_name)
         html = []
-        for _, name, shown, service_id, info, acked, last in rows:
-            head, middle, before_name, tail = _tile_parts(shown, acked, last)
+        for _, name, shown, service_id, info, acked, last, silenced in rows:
+            head, middle, before_name, tail = _tile_parts(shown, acked, last, silenced)
             name_html = escape(name)
-            html.append(f'{head}{service_id}" data-name="{name_html.lower()}{middle}'
+            html.append(f'<li data-key="s{service_id}">{head}{service_id}"'
+                        f' data-name="{name_html.lower()}{middle}'
                         f'{escape(info or "")}{before_name}{name_html}{tail}')
-        silenced = bool(server.silenced_until and server.silenced_until > now)
+        silenced_server = bool(server.silenced_until and server.silenced_until > now)
         cards.append(Card(server.id, server.name, rows[0][0] if rows else 5, len(rows),
-                          Markup("\n".join(html)), silenced, server.silence_reason))
+                          Markup("\n".join(html)), silenced_server, server.silence_reason))
     cards.sort(key=lambda c: (c.worst, c.name))
     return cards, counts
+
+
+def attach_api_alerts(cards: list[Card], alerts: Iterable, per_server: int = 3) -> None:
+    """Give each card its newest API alerts (``overcli alert``), at most ``per_server``."""
+    by_id = {card.id: card for card in cards}
+    for alert in alerts:  # newest first
+        card = by_id.get(alert.server_id)
+        if card is not None and len(card.api_alerts) < per_server:
+            card.api_alerts.append(alert)
 
 
 @dataclass

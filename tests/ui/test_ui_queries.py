@@ -14,9 +14,10 @@ def _txn_fill(cursor) -> None:
     server_id = cursor.execute("SELECT id FROM servers WHERE name = 'a'").fetchone()[0]
     for n, text in enumerate(AWKWARD):
         cursor.execute(
-            "INSERT INTO services (server_id, name, state, info, period, stale, acked, created)"
-            " VALUES (?, ?, ?, ?, 60, ?, ?, 1)",
-            (server_id, f"{text[:20]} {n}", "WARN" if n % 2 else "OK", text, n % 2, n % 3 == 0))
+            "INSERT INTO services (server_id, name, state, info, period, stale, acked, created,"
+            " silenced_until) VALUES (?, ?, ?, ?, 60, ?, ?, 1, ?)",
+            (server_id, f"{text[:20]} {n}", "WARN" if n % 2 else "OK", text, n % 2, n % 3 == 0,
+             1.7e9 + 0.25 if n == 1 else None))
     cursor.execute(
         "INSERT INTO services (server_id, name, state, info, period, created)"
         " VALUES (?, 'never', NULL, NULL, NULL, 1)", (server_id,))
@@ -24,7 +25,8 @@ def _txn_fill(cursor) -> None:
 
 def _txn_plain(cursor, excerpt: int) -> list[tuple]:
     return sorted(tuple(r) for r in cursor.execute(
-        f"SELECT server_id, id, name, state, SUBSTR(info, 1, {excerpt}), stale, acked"
+        f"SELECT server_id, id, name, state, SUBSTR(info, 1, {excerpt}), stale, acked,"
+        " silenced_until"
         " FROM services").fetchall())
 
 

@@ -127,6 +127,58 @@ async def test_live_polling_gets_304_until_something_changes(ui_db):
 
 
 @pytest_twisted.ensureDeferred
+async def test_each_page_carries_its_etag_scoped_to_what_it_shows(ui_db):
+    """The first page carries its ETag (so the browser's first poll is a 304), and a server or
+    service page's ETag changes only with its own subject: a report elsewhere is a 304."""
+    h = Harness(ui_db)
+    headers = cookie_header(await login(h))
+    ids = ui_db.ids
+    pages = {path: None for path in ("/ui/", "/ui/alerts", f"/ui/server/{ids['web1']}",
+                                     f"/ui/service/{ids['disk']}", f"/ui/service/{ids['app']}")}
+    for path in pages:
+        response, body = await h.request("GET", path, headers=headers)
+        etag = response.headers.getRawHeaders(b"etag")[0].decode()
+        carried = re.search(r'<meta name="overc-etag" content="([^"]+)">', body.decode())
+        assert carried and carried.group(1).replace("&#34;", '"') == etag, path
+        pages[path] = etag
+        response, body = await h.request("GET", path, headers={**headers, "If-None-Match": etag})
+        assert response.code == 304, path
+
+    async def changed() -> set[str]:
+        out = set()
+        for path, etag in pages.items():
+            response, _ = await h.request("GET", path, headers={**headers,
+                                                                "If-None-Match": etag})
+            if response.code == 200:
+                out.add(path)
+                pages[path] = response.headers.getRawHeaders(b"etag")[0].decode()
+        return out
+
+    # a report of db1's mysql: the overview changes, web1's pages do not
+    await ui_db.run(lambda c: c.execute(
+        "UPDATE services SET last_time = last_time + 1 WHERE id = ?", (ids["mysql"],)))
+    assert await changed() == {"/ui/"}
+    # a report of web1's disk: its service page and its server page, not app's page
+    await ui_db.run(lambda c: c.execute(
+        "UPDATE services SET last_time = last_time + 1 WHERE id = ?", (ids["disk"],)))
+    assert await changed() == {"/ui/", f"/ui/server/{ids['web1']}", f"/ui/service/{ids['disk']}"}
+    # a new alert of web1 (no service): the alerts page too
+    await ui_db.run(lambda c: c.execute(
+        "INSERT INTO alerts (server_id, time, kind, severity, message) VALUES (?, ?, 'api',"
+        " 'FAIL', 'System down: kernel panic')", (ids["web1"], h.clock.seconds() - 60)))
+    assert await changed() == {"/ui/", "/ui/alerts", f"/ui/server/{ids['web1']}"}
+    response, body = await h.request("GET", "/ui/", headers=headers)
+    assert b"System down: kernel panic" in body  # API alerts show on the overview
+    # a silence that ends by the clock changes the page without any write
+    await ui_db.run(lambda c: c.execute(
+        "UPDATE services SET silenced_until = ? WHERE id = ?", (h.clock.seconds() + 30,
+                                                                 ids["app"])))
+    await changed()
+    h.clock.advance(60)
+    assert f"/ui/service/{ids['app']}" in await changed()
+
+
+@pytest_twisted.ensureDeferred
 async def test_failed_login_is_slowed_down(ui_db):
     h = Harness(ui_db)
     response, body = await h.request("GET", "/ui/login")

@@ -14,7 +14,7 @@ def test_overview_cards_escape_everything_and_put_problems_first():
     calm = OverviewServer(1, "a", 9e9, "maint", tiles=[(10, "x", "OK", "fine", 0, 0)])
     cards, counts = views.overview_cards([calm, evil], now=1000.0)
     assert [c.name for c in cards] == ["b<srv>", "a"]  # the STALE server first
-    assert counts == {"FAIL": 0, "STALE": 1, "WARN": 0, "UNK": 0, "OK": 3}
+    assert counts == {"FAIL": 0, "STALE": 1, "WARN": 0, "UNK": 0, "OK": 3, "NONE": 0}
     html = str(cards[0].tiles)
     assert "<i>" not in html and "<b>" not in html and 'n"ame' not in html
     assert "n&quot;ame&lt;i&gt;" in html and "info &lt;b&gt;&amp;&#x27;&quot;" in html
@@ -33,7 +33,7 @@ def test_a_fail_that_goes_stale_keeps_its_fail():
         (3, "mysql", "OK", None, 0, 0)])
     other = OverviewServer(2, "a-first-by-name", None, None, tiles=[(4, "x", "WARN", None, 0, 0)])
     cards, counts = views.overview_cards([other, server], now=0.0)
-    assert counts == {"FAIL": 1, "STALE": 2, "WARN": 1, "UNK": 0, "OK": 2}
+    assert counts == {"FAIL": 1, "STALE": 2, "WARN": 1, "UNK": 0, "OK": 2, "NONE": 0}
     assert [c.name for c in cards] == ["db", "a-first-by-name"]  # the stale FAIL ranks as FAIL
     html = str(cards[0].tiles)
     first = html.split("</li>")[0]
@@ -41,6 +41,28 @@ def test_a_fail_that_goes_stale_keeps_its_fail():
     assert '<span class="sr">STALE, last FAIL</span>' in first
     assert views.service_rank("FAIL", True) == views.rank("FAIL")
     assert views.service_rank("OK", True) == views.rank("STALE")
+
+
+def test_the_overview_counts_every_service_and_marks_silences():
+    """A service with no report yet counts (NONE), so "All" equals the tiles; a silenced FAIL
+    says so in a mark and in words; each card carries its server's newest API alerts."""
+    from types import SimpleNamespace
+
+    server = OverviewServer(1, "db", None, None, tiles=[
+        (1, "new", None, None, 0, 0, None), (2, "quiet", "FAIL", "down", 0, 0, 2000.0),
+        (3, "ended", "FAIL", "down", 0, 0, 500.0), (4, "old-row", "OK", None, 0, 0)])
+    cards, counts = views.overview_cards([server], now=1000.0)
+    assert sum(n for s, n in counts.items() if s != "STALE") == cards[0].count == 4
+    assert counts["NONE"] == 1 and counts["FAIL"] == 2
+    tiles = {t.split('data-key="')[1].split('"')[0]: t for t in str(cards[0].tiles).split("\n")}
+    assert '<span class="sr">FAIL, silenced</span>' in tiles["s2"] and "⊘" in tiles["s2"]
+    assert "silenced" not in tiles["s3"]  # the silence ended
+    assert 'data-state="NONE"' in tiles["s1"]
+    api = [SimpleNamespace(id=i, server_id=1, severity="FAIL", message=f"m{i}", time=0.0)
+           for i in (9, 8, 7, 6)] + [SimpleNamespace(id=5, server_id=99, severity="FAIL",
+                                                     message="gone", time=0.0)]
+    views.attach_api_alerts(cards, api)
+    assert [a.id for a in cards[0].api_alerts] == [9, 8, 7]  # newest, at most three
 
 
 def test_chart_from_sql_buckets_matches_chart_from_points():

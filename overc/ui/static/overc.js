@@ -37,12 +37,17 @@
     });
   }
 
+  var filtered = false;
+
   function applyFilter() {
     var box = document.getElementById("filter");
     var servers = document.getElementById("servers");
     if (!box || !servers) return;
     var q = box.value.trim().toLowerCase();
     var state = servers.getAttribute("data-state-filter") || "";
+    // No filter and nothing hidden by an earlier one: nothing to do (10,000 tiles cost).
+    if (!q && !state && !filtered) return;
+    filtered = !!(q || state);
     var cards = 0, visible = 0;
     servers.querySelectorAll("article.server").forEach(function (card) {
       var serverHit = !q || card.getAttribute("data-name").indexOf(q) >= 0;
@@ -69,19 +74,148 @@
     }
   }
 
+  // -- live updates: merge the fresh page into the live regions, changing only what changed --
+  // Elements are matched by identity (data-key, id, or a link's href), never by position, so
+  // the focused link, an open history row and the scroll position survive an update.
+
+  function keyOf(node) {
+    if (node.nodeType !== 1) return null;
+    return node.getAttribute("data-key") || node.id ||
+      (node.tagName === "A" ? "href:" + node.getAttribute("href") : null);
+  }
+
+  // What the server sent, ignoring what this script itself changes (relative times, labels).
+  function signature(node) {
+    if (node.nodeType !== 1) return node.nodeType + ":" + node.nodeValue;
+    var copy = node.cloneNode(true);
+    copy.querySelectorAll("time[data-ts], text[data-hour]").forEach(function (el) {
+      el.textContent = "";
+      el.removeAttribute("data-done");
+      if (el.tagName.toLowerCase() === "time") el.removeAttribute("title");
+    });
+    copy.querySelectorAll("details[open]").forEach(function (el) { el.removeAttribute("open"); });
+    if (copy.tagName === "DETAILS") copy.removeAttribute("open");
+    copy.classList.remove("hidden");  // the filter's, not the server's
+    copy.querySelectorAll(".hidden").forEach(function (el) { el.classList.remove("hidden"); });
+    return copy.outerHTML;
+  }
+
+  // An element's signature is computed once (the first time an update reaches it) and kept;
+  // the big parts (a region, a server card, a table row, a history run) are compared whole, so
+  // an update walks only into what changed.
+  function signatureOf(node) {
+    if (node.__overcSig === undefined) node.__overcSig = signature(node);
+    return node.__overcSig;
+  }
+
+  function comparedWhole(node) {
+    return node.tagName === "ARTICLE" || node.tagName === "TR" ||
+      (node.tagName === "LI" && node.querySelector("details") !== null);
+  }
+
+  function syncAttributes(old, fresh) {
+    var time = old.tagName === "TIME";
+    var keep = {open: old.tagName === "DETAILS", "data-done": time, title: time};
+    Array.prototype.slice.call(old.attributes).forEach(function (a) {
+      if (!fresh.hasAttribute(a.name) && !keep[a.name]) old.removeAttribute(a.name);
+    });
+    Array.prototype.slice.call(fresh.attributes).forEach(function (a) {
+      if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+    });
+  }
+
+  function morph(old, fresh) {
+    if (old.nodeType !== 1) {
+      if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
+      return;
+    }
+    if (old.tagName === "TIME" && old.getAttribute("data-ts") === fresh.getAttribute("data-ts") &&
+        old.getAttribute("data-format") === fresh.getAttribute("data-format")) return;
+    var sig = null;
+    if (comparedWhole(fresh)) {
+      sig = signature(fresh);
+      if (signatureOf(old) === sig) return;
+    }
+    syncAttributes(old, fresh);
+    morphChildren(old, fresh);
+    if (sig !== null) old.__overcSig = sig;
+  }
+
+  function sameKind(a, b) {
+    return a.nodeType === b.nodeType && a.nodeName === b.nodeName && keyOf(a) === keyOf(b);
+  }
+
+  function morphChildren(old, fresh) {
+    var keyed = {};
+    Array.prototype.forEach.call(old.childNodes, function (n) {
+      var k = keyOf(n);
+      if (k) keyed[k] = n;
+    });
+    var cursor = old.firstChild;
+    Array.prototype.slice.call(fresh.childNodes).forEach(function (f) {
+      var k = keyOf(f), match = null;
+      if (k) {
+        match = keyed[k] || null;
+        if (match && match.nodeName !== f.nodeName) match = null;
+        if (match) delete keyed[k];
+      } else if (cursor && !keyOf(cursor) && sameKind(cursor, f)) {
+        match = cursor;
+      }
+      if (match) {
+        if (match !== cursor) old.insertBefore(match, cursor);  // moved: only when it must
+        else cursor = cursor.nextSibling;
+        morph(match, f);
+      } else {
+        old.insertBefore(f, cursor);  // new
+      }
+    });
+    while (cursor) {  // what the fresh page no longer has
+      var next = cursor.nextSibling;
+      if (!keyOf(cursor) || keyed[keyOf(cursor)] === cursor) old.removeChild(cursor);
+      cursor = next;
+    }
+    Object.keys(keyed).forEach(function (k) {
+      if (keyed[k].parentNode === old) old.removeChild(keyed[k]);
+    });
+  }
+
+  function focusKey() {
+    var el = document.activeElement;
+    if (!el || el === document.body) return null;
+    if (el.id) return "#" + el.id;
+    var href = el.getAttribute("href");
+    if (href) return "a[href=\"" + href.replace(/"/g, "\\\"") + "\"]";
+    return null;
+  }
+
+  function announce(region, before) {
+    var news = document.getElementById("live-news");
+    var text = region.getAttribute("data-announce");
+    if (news && text && text !== before) news.textContent = "Updated: " + text;
+  }
+
   function swap(html) {
     var doc = new DOMParser().parseFromString(html, "text/html");
+    var focused = focusKey();
+    var x = window.scrollX, y = window.scrollY;
     doc.querySelectorAll("[data-live]").forEach(function (fresh) {
       var old = document.getElementById(fresh.id);
       if (!old) return;
-      // keep expanded history runs open across updates
-      var open = [];
-      old.querySelectorAll("details").forEach(function (d, i) { if (d.open) open.push(i); });
-      old.replaceWith(fresh);
-      var details = fresh.querySelectorAll("details");
-      open.forEach(function (i) { if (details[i]) details[i].open = true; });
-      localTimes(fresh);
+      var sig = signature(fresh);
+      if (signatureOf(old) === sig) return;  // this region did not change
+      var before = old.getAttribute("data-announce");
+      morph(old, fresh);
+      old.__overcSig = sig;
+      localTimes(old);
+      announce(old, before);
     });
+    // The focused element is never replaced unless it changed itself; if it was, focus its
+    // successor with the same id or link target.
+    if (focused && (!document.activeElement || document.activeElement === document.body)) {
+      var again = document.querySelector(focused);
+      if (again) again.focus({preventScroll: true});
+    }
+    if (window.scrollX !== x || window.scrollY !== y) window.scrollTo(x, y);
     applyFilter();
   }
 
@@ -89,7 +223,8 @@
     var dot = document.getElementById("live-status");
     if (!dot) return;
     dot.classList.toggle("off", !ok);
-    dot.textContent = ok ? "● live" : "● offline";
+    var word = document.getElementById("live-word");
+    if (word) word.textContent = ok ? " live" : " offline";
   }
 
   function poll() {
@@ -120,13 +255,15 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var meta = document.querySelector("meta[name=overc-etag]");
+    if (meta) etag = meta.getAttribute("content");  // the first poll is a 304 already
     localTimes(document);
     fillTimezone();
     var box = document.getElementById("filter");
     if (box) box.addEventListener("input", applyFilter);
     applyFilter();
     if (document.querySelector("[data-live]")) {
-      // The first poll learns the ETag; later ones are 304 until something changes.
+      // Every poll is a 304 until something this page shows changes.
       setTimeout(poll, POLL_MS);
     }
     setInterval(function () { localTimes(document); }, 1000);
