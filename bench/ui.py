@@ -8,6 +8,12 @@ Usage: ``python bench/ui.py [--servers 1000] [--runs 5] [--database mysql://root
 (default: a new SQLite file); ``--reuse`` times an already generated database again,
 ``--only overview,metrics`` times only the requests whose label has one of those words.
 Targets (issue 5): overview < 300 ms, service page < 300 ms. Results: bench/RESULTS-ui.md.
+
+``--scrape-under-load 10`` then starts a real ``twistd -n overc server`` on the same database,
+loads its push API with wrk (c=50, bench/ingest.py's 3-service reports) for that many seconds
+without and then with a ``/metrics`` scrape every ``--scrape-every`` seconds, twice each,
+interleaved, and prints the push p99 of both and the scrape times under load (issue 13:
+the scrapes may raise the push p99 by 20 % at most).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "ui"))
 
-from twisted.internet import defer, task  # noqa: E402
+from twisted.internet import defer, task, threads  # noqa: E402
 
 STATES = ["OK"] * 90 + ["WARN"] * 6 + ["FAIL"] * 3 + ["UNK"]
 
@@ -147,6 +153,8 @@ async def main(reactor, args) -> None:
             response, _ = await h.request("GET", "/ui/")
             etag = response.headers.getRawHeaders(b"etag")[0].decode()
         for _ in range(args.runs):
+            # /metrics keeps a build for a second (MetricsResource.CACHE_SECONDS): time builds
+            h.clock.advance(2)
             t0 = time.perf_counter()
             if etag:
                 response, body = await _get(base + "/ui/", {"If-None-Match": etag})
@@ -159,6 +167,63 @@ async def main(reactor, args) -> None:
         print(f"| {label} | {statistics.median(times):.0f} | {min(times):.0f} |"
               f" {max(times):.0f} | {size:,} |")
     db.close()
+    if args.scrape_under_load:
+        await threads.deferToThread(_scrape_under_load, url, folder, args)
+
+
+def _scrape_under_load(url: str, folder: Path, args) -> None:
+    """Push p99 at c=50 with and without /metrics scrapes, on a real server process."""
+    import threading
+    import urllib.request
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ingest
+    from realserver import RealServer
+
+    server = RealServer(folder / "scrape-under-load", database=url)
+    server.start()
+    try:
+        ingest.warm_up(server.url, 100)
+        ingest.load(server.port, 50, 3, 100)
+        rows: dict[bool, list[dict]] = {False: [], True: []}
+        scrapes: list[float] = []
+        for _ in range(2):
+            for scraping in (False, True):
+                stop = threading.Event()
+
+                def scrape() -> None:
+                    while not stop.wait(args.scrape_every):
+                        t0 = time.perf_counter()
+                        with urllib.request.urlopen(server.url + "metrics", timeout=30) as r:
+                            r.read()
+                        scrapes.append((time.perf_counter() - t0) * 1000)
+
+                scraper = threading.Thread(target=scrape)
+                if scraping:
+                    scraper.start()
+                try:
+                    rows[scraping].append(ingest.load(server.port, 50, args.scrape_under_load,
+                                                      100))
+                finally:
+                    stop.set()
+                    if scraping:
+                        scraper.join(60)
+    finally:
+        server.stop()
+    print(f"\nPush load (wrk c=50, {args.scrape_under_load} s x 2 each) with and without a"
+          f" /metrics scrape every {args.scrape_every} s\n")
+    print("| pushes | req/s | p50 ms | p99 ms (each run) |\n|---|---|---|---|")
+    for scraping in (False, True):
+        runs = rows[scraping]
+        each = ", ".join(f"{r['p99_ms']:.1f}" for r in runs)
+        print(f"| {'with scrapes' if scraping else 'no scrapes'} |"
+              f" {statistics.mean(r['rps'] for r in runs):.0f} |"
+              f" {statistics.mean(r['p50_ms'] for r in runs):.1f} |"
+              f" {statistics.mean(r['p99_ms'] for r in runs):.1f}"
+              f" ({each}) |")
+    if scrapes:
+        print(f"\n/metrics under load: {len(scrapes)} scrapes, median"
+              f" {statistics.median(scrapes):.0f} ms, max {max(scrapes):.0f} ms")
 
 
 async def _get(url, headers=None):
@@ -180,5 +245,8 @@ if __name__ == "__main__":
     parser.add_argument("--only", help="comma-separated words: time only the matching requests")
     parser.add_argument("--reuse", action="store_true",
                         help="time an already generated database (same --folder/--database)")
+    parser.add_argument("--scrape-under-load", type=int, default=0, metavar="SECONDS",
+                        help="then push p99 with and without /metrics scrapes (real server)")
+    parser.add_argument("--scrape-every", type=float, default=2.0)
     arguments = parser.parse_args()
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, arguments)))

@@ -60,5 +60,5 @@ def make_web_resources(
     return {
         "ui": UI(queries, control, auth, reactor, windows).app.resource(),
         "api": ReadAPI(queries, control, auth, reactor, windows).app.resource(),
-        "metrics": MetricsResource(queries, auth, reactor, counters),
+        "metrics": MetricsResource(queries, auth, reactor, counters, threads=reactor),
     }

@@ -200,6 +200,9 @@ class MySQLDialect(Dialect):
 
     # -- Read model (overc.storage.read_*), added by the web side of issue 8 --------------
 
+    # A plain JOIN let MariaDB start from perfdata with a full scan (/metrics: 1.5 s a slice).
+    join_in_written_order = "STRAIGHT_JOIN"
+
     def json_array_aggregate(self, cursor: Any) -> tuple[str, str]:
         # JSON_ARRAYAGG is capped by group_concat_max_len (1 MB by default): lift it, so a
         # server with many services is never cut short.

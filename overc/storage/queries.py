@@ -9,7 +9,7 @@ from __future__ import annotations
 from overc.storage.db import Database
 from overc.core.alerts import Alert
 from overc.storage.read_alerts import AlertFilter, _txn_alerts
-from overc.storage.read_metrics import MetricsSnapshot, _txn_metrics
+from overc.storage.read_metrics import MetricsSnapshot, read_metrics
 from overc.storage.read_pulse import Pulse, PulseScope, _txn_pulse
 from overc.storage.read_servers import (
     EXCERPT,
@@ -71,4 +71,4 @@ class Queries:
         return await self.db.run(_txn_pulse, scope, now)
 
     async def metrics(self) -> MetricsSnapshot:
-        return await self.db.run(_txn_metrics)
+        return await read_metrics(self.db)

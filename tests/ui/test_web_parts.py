@@ -100,7 +100,7 @@ def test_mysql_read_model_tells_mariadb_from_mysql_8():
     assert not dialect.has_group_concat_limit(mysql)
     assert dialect.json_array_aggregate(mysql) == ("", "JSON_ARRAYAGG")
     assert mysql.executed == ["SET SESSION group_concat_max_len = 1073741824"]
-    assert dialect.floor_to_int("x") == "FLOOR(x)" and dialect.join_in_written_order == "JOIN"
+    assert dialect.floor_to_int("x") == "FLOOR(x)" and dialect.join_in_written_order == "STRAIGHT_JOIN"
 
 
 def test_api_shapes_carry_every_field_of_the_rows():
