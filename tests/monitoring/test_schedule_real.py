@@ -16,7 +16,6 @@ from openapi_schema_validator import OAS30Validator
 
 from helpers import wait_for
 from realserver import ROOT, RealServer, running_server
-from test_two_real_servers import mysql_query, sqlite_rows
 
 from overc.api.openapi import openapi_document
 from overc.core.durations import Grace
@@ -134,23 +133,21 @@ def test_a_start_signal_that_times_out_raises_one_timeout_alert_through_a_comman
             alert["message"].endswith(" s ago and not finished (timeout 1 s)")
         assert "timeout|backup|FAIL|Started" in (tmp_path / "deliveries" / "env.txt").read_text()
         # the service is running late until a report ends the run
-        [(late, started)] = sqlite_rows(server.db_path,
-                                        "SELECT run_late, run_started FROM services"
-                                        " WHERE name = 'backup'")
+        [(late, started)] = server.query("SELECT run_late, run_started FROM services"
+                                         " WHERE name = 'backup'")
         assert late == 1 and started is not None
         server.post("api/set/service/status", {"server": ident, "period": 60, "services": [
             {"name": "backup", "state": "OK", "info": "finally"}]})
-        [(late, started, duration)] = sqlite_rows(
-            server.db_path, "SELECT run_late, run_started, duration FROM services"
-            " WHERE name = 'backup'")
+        [(late, started, duration)] = server.query(
+            "SELECT run_late, run_started, duration FROM services WHERE name = 'backup'")
         assert (late, started) == (0, None) and duration >= 1.0
 
 
 def test_two_processes_on_one_mariadb_notify_each_timeout_once(tmp_path, mysql_url):
     channel(tmp_path)
-    q = lambda sql: mysql_query(mysql_url, sql)  # noqa: E731
     with running_server(tmp_path, database=mysql_url, config_text=CONFIG, name="a") as a, \
             running_server(tmp_path, database=mysql_url, config_text=CONFIG, name="b") as b:
+        q = a.query
         for index, server in enumerate((a, b, a, b)):
             status, _, _ = server.post("api/set/service/start", {
                 "server": {"name": f"h{index}", "key": "k"},
