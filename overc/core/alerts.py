@@ -82,8 +82,8 @@ class Alert:
     skip_channel: str | None = None
     deliveries: tuple[ChannelDelivery, ...] = ()
     #: Why its notification was held: ``maintenance`` when a window (or silence) held it (and
-    #: sends what is still wrong at its end), ``flapping`` when it is recorded but never
-    #: notified (SPEC 10.2); None: notified as usual.
+    #: sends what is still wrong at its end), ``flapping`` (SPEC 10.2) or ``depends on
+    #: <parent>`` (SPEC 10.4) when it is recorded but never notified; None: notified as usual.
     held: str | None = None
 
     @property
