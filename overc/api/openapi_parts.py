@@ -195,11 +195,16 @@ _SCHEMAS: dict[str, Any] = {
             "deliveries": {"type": "array", "items": _ref("ChannelDelivery"),
                            "description": "The latest notification of the alert per channel,"
                                           " by channel name"},
-            "held": {"type": "string", "nullable": True,
-                     "enum": ["maintenance", "flapping", None],
-                     "description": "`maintenance`: a maintenance window (or silence) held"
+            "held": {"type": "string", "nullable": True, "maxLength": 63,
+                     "example": "depends on mysql",
+                     "description": "Why the alert was not notified as usual (null: it was)."
+                                    " `maintenance`: a maintenance window (or silence) held"
                                     " its notification until its end; `flapping`: recorded"
-                                    " but not notified"},
+                                    " but not notified while the service flaps;"
+                                    " `depends on <parent>`: recorded but not notified while"
+                                    " the service's parent (`depends_on`) was in a hard"
+                                    " problem or stale (what is still wrong is notified once"
+                                    " the parent is back)"},
         },
     },
     "ChannelDelivery": {
