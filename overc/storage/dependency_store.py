@@ -22,6 +22,7 @@ _CHILD = Columns(
     "Child", id="c.id", server_id="c.server_id", name="c.name", depends_on="c.depends_on",
     state="c.state", stale="c.stale", acked="c.acked", info="c.info", flapping="c.flapping",
     parent_id="p.id", parent_state="p.state", parent_stale="p.stale",
+    parent_depends_on="p.depends_on",
 )
 #: The parent is the service of that name on the child's server (the unique index).
 _CHILD_FROM = (" FROM services c LEFT JOIN services p"
@@ -46,9 +47,11 @@ def _chains(cursor: Cursor, server_ids: Sequence[int]) -> dict[int, dict[str, st
 
 def _reasons(cursor: Cursor, children: Iterable[Any]) -> dict[int, str]:
     """``service id -> held reason`` of the children a parent holds now. The chains (for
-    cycles) are read only for the servers where some parent is down: usually none."""
+    cycles) are read only for the servers where a parent that is down has a parent itself
+    (no cycle can go through one that has none): usually none."""
     children = list(children)
-    down = sorted({c.server_id for c in children if parent_down(_parent(c))})
+    down = sorted({c.server_id for c in children
+                   if c.parent_depends_on is not None and parent_down(_parent(c))})
     chains = _chains(cursor, down) if down else {}
     reasons = {}
     for child in children:
@@ -93,12 +96,31 @@ def catch_up_children(cursor: Cursor, now: float, limit: int) -> int:
     """Children owed a catch-up whose parent no longer holds them (back up, deleted, or no
     longer their parent): clear the flag, and queue one alert for what is still wrong (or
     the recovery of a problem the channels were told about). Returns the alerts queued."""
-    rows = _CHILD.read_all(cursor.execute(
-        f"SELECT {_CHILD.sql}{_CHILD_FROM} WHERE c.held_by_parent = 1 ORDER BY c.id LIMIT ?",
-        (limit,),
-    ).fetchall())
-    if not rows:
-        return 0
+    queued = 0
+    after = 0
+    while True:
+        rows = _CHILD.read_all(cursor.execute(
+            f"SELECT {_CHILD.sql}{_CHILD_FROM} WHERE c.held_by_parent = 1 AND c.id > ?"
+            f" AND {_MAYBE_BACK} ORDER BY c.id LIMIT ?", (after, limit),
+        ).fetchall())
+        if not rows:
+            return queued
+        queued += _catch_up(cursor, now, rows)
+        if len(rows) < limit:
+            return queued
+        after = rows[-1].id
+
+
+#: The owed children whose parent may no longer hold them: a parent that is not down (or none
+#: at all), or one that has a parent itself (a cycle may release them: decided in Python).
+#: While a parent stays down, its owed children are filtered out here, not read every round.
+_MAYBE_BACK = (
+    "(p.id IS NULL OR p.depends_on IS NOT NULL"
+    " OR (p.stale = 0 AND (p.state IS NULL OR p.state NOT IN ('WARN', 'FAIL', 'UNK'))))"
+)
+
+
+def _catch_up(cursor: Cursor, now: float, rows: list[Any]) -> int:
     still = _reasons(cursor, rows)
     back = [row for row in rows if row.id not in still]
     told = _told_status(cursor, [row.id for row in back])

@@ -178,3 +178,20 @@ async def test_missing_parent_and_cycles_hold_nothing(database):
     await world.dispatch.dispatch(1061.0, ROUTES)
     assert sorted(n[0] for n in await world.notified()) == ["a", "b", "x"]
     assert await world.held() == [("c", "state", "FAIL", "depends on a")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_chain_is_released_link_by_link(database):
+    world = await World(database).start()
+    await world.push(1000.0, ("db", "OK"), ("app", "OK", "db"), ("web", "OK", "app"))
+    await world.push(1060.0, ("db", "FAIL"), ("app", "FAIL", "db"), ("web", "FAIL", "app"))
+    await world.dispatch.dispatch(1061.0, ROUTES)
+    assert [h[0] for h in await world.held()] == ["app", "web"]
+    await world.push(1120.0, ("db", "OK"))
+    assert (await world.dispatch.dispatch(1121.0, ROUTES)).caught_up == 1  # app, not web
+    assert [n[:3] for n in await world.notified()][1:] == [("db", "state", "OK"),
+                                                           ("app", "state", "FAIL")]
+    await world.push(1180.0, ("app", "OK", "db"))
+    assert (await world.dispatch.dispatch(1181.0, ROUTES)).caught_up == 1  # web, still FAIL
+    assert [n[:3] for n in await world.notified()][3:] == [("app", "state", "OK"),
+                                                           ("web", "state", "FAIL")]
