@@ -6,7 +6,7 @@
 Fills ``servers`` x ``per-server`` services (service 0 of each server is the parent ``db``),
 then per round inserts ``alerts`` pending state alerts (spread over the servers' children) and
 times one :meth:`overc.storage.dispatch_store.DispatchStore.dispatch` (wall time of the
-await: pool hand-off, transaction, commit). Cases, in the same run:
+await: pool hand-off, transaction, commit). Cases, interleaved round by round in one run:
 
 * ``baseline``: the dependency hooks replaced by no-ops (what dispatch cost before them);
 * ``no parents``: the hooks on, no service has ``depends_on``;
@@ -60,6 +60,11 @@ def _txn_parents(cursor: Cursor, depends: bool, state: str) -> None:
     cursor.execute("UPDATE services SET state = ? WHERE name = 'db'", (state,))
 
 
+def _txn_reset(cursor: Cursor) -> None:
+    """Nobody owed a catch-up: each case starts from the same state."""
+    cursor.execute("UPDATE services SET held_by_parent = 0 WHERE held_by_parent = 1")
+
+
 def _txn_children(cursor: Cursor) -> list[tuple[int, int]]:
     return cursor.execute("SELECT server_id, id FROM services WHERE name <> 'db' ORDER BY id"
                           ).fetchall()
@@ -71,18 +76,29 @@ def _txn_alerts(cursor: Cursor, rows: list[tuple[int, int]]) -> None:
         " VALUES (?, ?, 1, 'state', 'FAIL', 'bench', 'FAIL', 'x')", rows)
 
 
-async def _case(db: Database, children: list, alerts: int, rounds: int) -> list[float]:
-    store = dispatch_store.DispatchStore(db)
-    times = []
-    for r in range(rounds):
-        start = (r * alerts) % len(children)
-        batch = [children[(start + i * 7) % len(children)] for i in range(alerts)]
-        await db.run(_txn_alerts, batch)
+CASES = (("baseline", True, "OK", True), ("no parents", False, "OK", False),
+         ("parent up", True, "OK", False), ("parent down", True, "FAIL", False))
+
+
+async def _round(db: Database, store, children: list, alerts: int, r: int, case: tuple
+                 ) -> float:
+    _, depends, state, off = case
+    await db.run(_txn_parents, depends, state)
+    start = (r * alerts) % len(children)
+    await db.run(_txn_alerts, [children[(start + i * 7) % len(children)]
+                               for i in range(alerts)])
+    hooks = (dispatch_store.catch_up_children, dispatch_store.hold_dependents)
+    if off:
+        dispatch_store.catch_up_children = lambda cursor, now, limit: 0
+        dispatch_store.hold_dependents = lambda cursor, alerts: set()
+    try:
         t0 = time.perf_counter()
         result = await store.dispatch(1000.0 + r, ROUTES, limit=alerts)
-        times.append(time.perf_counter() - t0)
-        assert result.alerts + result.held == alerts, result
-    return times
+        elapsed = time.perf_counter() - t0
+    finally:
+        dispatch_store.catch_up_children, dispatch_store.hold_dependents = hooks
+    assert result.alerts + result.held == alerts, result
+    return elapsed
 
 
 async def run(reactor, kind: str, args) -> list[tuple]:
@@ -100,23 +116,18 @@ async def run(reactor, kind: str, args) -> list[tuple]:
         await db.migrate()
         await db.run(_txn_fill, args.servers, args.per_server)
         children = await db.run(_txn_children)
-        hooks = (dispatch_store.catch_up_children, dispatch_store.hold_dependents)
-        out = []
-        for case, depends, state, off in (("baseline", True, "OK", True),
-                                          ("no parents", False, "OK", False),
-                                          ("parent up", True, "OK", False),
-                                          ("parent down", True, "FAIL", False)):
-            await db.run(_txn_parents, depends, state)
-            if off:
-                dispatch_store.catch_up_children = lambda cursor, now, limit: 0
-                dispatch_store.hold_dependents = lambda cursor, alerts: set()
-            try:
-                await _case(db, children, args.alerts, 2)  # warm-up
-                times = await _case(db, children, args.alerts, args.rounds)
-            finally:
-                dispatch_store.catch_up_children, dispatch_store.hold_dependents = hooks
-            out.append((kind, case, statistics.median(times),
-                        statistics.quantiles(times, n=10)[-1]))
+        store = dispatch_store.DispatchStore(db)
+        times: dict[str, list[float]] = {case[0]: [] for case in CASES}
+        # Cases interleaved round by round, so a growing alerts table or a busy neighbour
+        # weighs on each of them alike; the first two rounds warm up.
+        for r in range(args.rounds + 2):
+            for case in CASES:
+                await db.run(_txn_reset)
+                elapsed = await _round(db, store, children, args.alerts, r, case)
+                if r >= 2:
+                    times[case[0]].append(elapsed)
+        out = [(kind, name, statistics.median(t), statistics.quantiles(t, n=10)[-1])
+               for name, t in times.items()]
         return out
     finally:
         db.close()
