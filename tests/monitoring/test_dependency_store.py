@@ -195,3 +195,14 @@ async def test_a_chain_is_released_link_by_link(database):
     assert (await world.dispatch.dispatch(1181.0, ROUTES)).caught_up == 1  # web, still FAIL
     assert [n[:3] for n in await world.notified()][3:] == [("app", "state", "OK"),
                                                            ("web", "state", "FAIL")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_long_parent_name_fits_the_held_column(database):
+    world = await World(database).start()
+    parent = "p" * 64
+    await world.push(1000.0, (parent, "OK"), ("app", "OK", parent))
+    await world.push(1060.0, (parent, "FAIL"), ("app", "FAIL", parent))
+    await world.dispatch.dispatch(1061.0, ROUTES)
+    ((_, _, _, reason),) = await world.held()
+    assert len(reason) == 63 and reason.startswith("depends on ppp") and reason.endswith("…")
