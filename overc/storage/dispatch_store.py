@@ -3,7 +3,8 @@
 One dispatch is one transaction serialized across processes by the ``coordination`` row: it
 holds the alerts a maintenance window covers (silences are windows too), releases what a
 finished window still owes (:mod:`overc.storage.maintenance_store`), routes the new alerts
-(rules from :mod:`overc.core.routing` and :mod:`overc.core.repeats`), and queues due repeats.
+(rules from :mod:`overc.core.routing` and :mod:`overc.core.repeats`), and queues due repeats
+and escalations (:mod:`overc.storage.escalation_store`).
 This module only moves rows; delivery of the notifications is :mod:`overc.storage.delivery_store`.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from overc.storage.alert_tables import (
     ALERT, ALERT_FROM, Dispatch, Job, create_notification, lock_job, read_alert,
 )
 from overc.storage.db import Cursor, Database
+from overc.storage import escalation_store as escalation
 from overc.storage.maintenance_store import _txn_sync_config, hold_alerts, release_held, window_index
 from overc.storage.rows import Columns, chunks, marks
 
@@ -31,6 +33,7 @@ class DispatchResult:
     held: int = 0
     released: int = 0
     repeats: int = 0
+    escalated: int = 0  # notifications to channels whose `after` passed (SPEC 10.5)
     more: bool = False  # the batch was full: call again
 
 
@@ -59,10 +62,12 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
                        ).fetchone() is None
         and cursor.execute("SELECT 1 FROM channel_problems WHERE repeat_due <= ? LIMIT 1",
                            (now,)).fetchone() is None
+        and not escalation.anything_due(cursor, now)
     ):
         return DispatchResult()
     lock_job(cursor, Job.DISPATCH, now)
     windows = window_index(cursor, now)  # maintenance windows and silences (SPEC 11)
+    escalation.end_expired_acks(cursor, now, limit)  # their repeats and escalations resume
     released = release_held(cursor, now, windows, limit)
     by_name = {route.name: route for route in routes}
 
@@ -78,12 +83,16 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
     held = hold_alerts(cursor, windows, [a for a in alerts if a.id not in kept_back])
     held_set = set(held) | kept_back
     live = [a for a in alerts if a.id not in held_set]
+    escalation.carry_newest(cursor, [a for a in alerts if a.held == "acknowledged"])
+    escalating = any(route.after is not None for route in routes)
 
     told = _told(cursor, sorted({a.service_id for a in live if a.service_id is not None}))
     channels_of: dict[int, list[str]] = {}
     for alert in live:
         already = told.get(alert.service_id, set()) if alert.service_id is not None else set()
         names = route_alert(routes, alert, already)
+        if escalating and alert.service_id is not None and alert.is_problem:
+            names = escalation.delay(cursor, alert, names, already, by_name)  # `after`
         channels_of[alert.id] = names
         if alert.service_id is None:
             continue
@@ -97,16 +106,20 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
             # Recovered: forget who was told, so the next problem starts afresh.
             cursor.execute("DELETE FROM channel_problems WHERE service_id = ?",
                            (alert.service_id,))
+            escalation.forget(cursor, alert.service_id)
             told.pop(alert.service_id, None)
     groups = group_by_server(live, channels_of)
     for (server_id, channel), members in groups.items():
         create_notification(cursor, now, channel, server_id, "alert", [a.id for a in members])
 
     repeats = _queue_repeats(cursor, now, by_name, limit, windows)
+    escalated = escalation.queue_escalations(cursor, now, by_name, limit, windows,
+                                            _remember_problem)
     _set_dispatched(cursor, [a.id for a in live] + sorted(kept_back), Dispatch.DISPATCHED)
     return DispatchResult(
-        notifications=len(groups) + repeats, alerts=len(live), held=len(held) + len(kept_back),
-        released=released, repeats=repeats, more=len(rows) >= limit,
+        notifications=len(groups) + repeats + escalated, alerts=len(live),
+        held=len(held) + len(kept_back), released=released, repeats=repeats,
+        escalated=escalated, more=len(rows) >= limit,
     )
 
 
