@@ -77,6 +77,7 @@ def _delete_service_rows(cursor: Cursor, service_id: int) -> None:
     cursor.execute("DELETE FROM states WHERE service_id = ?", (service_id,))
     cursor.execute("DELETE FROM perfdata WHERE service_id = ?", (service_id,))
     cursor.execute("DELETE FROM channel_problems WHERE service_id = ?", (service_id,))
+    cursor.execute("DELETE FROM escalations WHERE service_id = ?", (service_id,))
     _delete_children(cursor, "service_id", service_id)
     cursor.execute("DELETE FROM alerts WHERE service_id = ?", (service_id,))
 
