@@ -72,7 +72,8 @@ class Verdict(Enum):
 
 
 def service_verdict(*, server_offline: bool, server_deadline: float | None,
-                    server_last_seen: float | None, service_due: float, now: float) -> Verdict:
+                    server_last_seen: float | None, service_due: float, now: float,
+                    service_deadline: float | None = None, max_wait: float = 0.0) -> Verdict:
     """Decide for one overdue service.
 
     A service whose server has pushed something since the service was due (``service_due``:
@@ -81,11 +82,16 @@ def service_verdict(*, server_offline: bool, server_deadline: float | None,
     server's shortest period + grace): an agent runs its plugins on their own timers, so on a
     dead host the services that were due just before it died would otherwise go stale, one
     notification each, before the server's deadline; this way they go stale with it, held.
+    The wait is bounded by ``max_wait`` past the service's own deadline (its period + grace,
+    the most an agent's timers spread it from its server's last push; 0 for a scheduled
+    service, whose cron time is its own and whose server may speak once a day).
     """
     if server_offline:
         return Verdict.HELD
     if server_deadline is None or server_deadline < now:
         return Verdict.NOTIFY  # no server deadline to wait for (or one not yet decided)
     if server_last_seen is not None and server_last_seen >= service_due:
+        return Verdict.NOTIFY
+    if service_deadline is not None and server_deadline - service_deadline > max_wait:
         return Verdict.NOTIFY
     return Verdict.WAIT

@@ -204,9 +204,10 @@ def told_of_servers(cursor: Cursor, alerts: list[Any]) -> dict[int, set[str]]:
     for alert in alerts:
         if alert.kind != SERVER_ONLINE:
             continue
-        (problem,) = cursor.execute(
+        found = cursor.execute(
             "SELECT MAX(id) FROM alerts WHERE server_id = ? AND kind = ? AND id < ?",
             (alert.server_id, SERVER_OFFLINE, alert.id)).fetchone()
+        problem = found[0] if found else None
         if problem is None:
             continue
         told[alert.id] = {channel for (channel,) in cursor.execute(

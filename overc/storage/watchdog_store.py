@@ -75,7 +75,7 @@ def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
 
 _DUE = Columns("Due", id="s.id", server_id="s.server_id", period="s.period",
                last_time="s.last_time", state="s.state", info="s.info", deadline="s.deadline",
-               grace="s.grace", server_offline="v.offline", server_deadline="v.deadline",
+               grace="s.grace", schedule="s.schedule", server_offline="v.offline", server_deadline="v.deadline",
                server_last_seen="v.last_seen")
 
 
@@ -166,11 +166,11 @@ def _anything_due(cursor: Cursor, now: float) -> bool:
     deadline passed or an offline server pushed, a recheck is due."""
     probes = ("SELECT 1 FROM services WHERE stale = 0 AND deadline < ?",
               "SELECT 1 FROM services WHERE run_deadline < ?", *PROBES)
-    (due,) = cursor.execute(
+    row = cursor.execute(
         "SELECT " + " OR ".join(f"EXISTS ({probe})" for probe in probes),
         (now,) * sum(probe.count("?") for probe in probes),
     ).fetchone()
-    return bool(due)
+    return bool(row and row[0])
 
 
 def _verdict(row: Any, now: float, grace: Grace) -> Verdict:
@@ -178,7 +178,9 @@ def _verdict(row: Any, now: float, grace: Grace) -> Verdict:
     return service_verdict(server_offline=bool(row.server_offline),
                            server_deadline=row.server_deadline,
                            server_last_seen=row.server_last_seen,
-                           service_due=row.deadline - own, now=now)
+                           service_due=row.deadline - own, now=now,
+                           service_deadline=row.deadline,
+                           max_wait=0.0 if row.schedule else (row.period or 0) + own)
 
 
 def _wait_for_servers(cursor: Cursor, rows: list[Any], now: float) -> None:

@@ -203,3 +203,42 @@ async def test_a_ping_only_server_is_never_offline_and_every_push_call_is_a_sign
     await world.push(1100.0, ["app"])
     await world.push(1150.0)  # a ping moves the deadline as a report does
     assert (await world.server())[1] == 1150.0 + 66.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_dead_through_a_maintenance_window_is_notified_once_at_its_end(world):
+    from overc.core.maintenance import WindowRequest
+    from overc.storage.maintenance_store import MaintenanceStore
+
+    await world.tick(999.0)
+    await world.push(1000.0, NAMES[:3])
+    await MaintenanceStore(world.db).create(WindowRequest(
+        source="push", start=1000.0, end=1500.0, server_id=world.server_id,
+        reason="reboot"), 1000.0)
+    await world.ticks(1060.0, 1067.0)
+    assert (await world.server())[0] == 1
+    assert await world.notified(1070.0) == []  # server-offline held by the window
+    assert await world.notified(1400.0) == []
+    # Still dead when the window ends: its one server-offline goes out then, once.
+    assert await world.notified(1500.0) == [("server-offline", None)]
+    assert await world.notified(1501.0) == [("server-offline", None)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_back_inside_its_window_is_not_notified_at_all(world):
+    from overc.core.maintenance import WindowRequest
+    from overc.storage.maintenance_store import MaintenanceStore
+
+    await world.tick(999.0)
+    await world.push(1000.0, NAMES[:3])
+    await MaintenanceStore(world.db).create(WindowRequest(
+        source="push", start=1000.0, end=1500.0, server_id=world.server_id,
+        reason="reboot"), 1000.0)
+    await world.ticks(1060.0, 1067.0)
+    await world.notified(1070.0)
+    await world.push(1200.0, NAMES[:3])  # rebooted, reporting again inside the window
+    await world.tick(1201.0)
+    assert [kind for kind, *_ in await world.rows(ALERT + " ORDER BY a.id")].count(
+        "server-online") == 1
+    assert await world.notified(1300.0) == []
+    assert await world.notified(1500.0) == []
