@@ -18,6 +18,7 @@ TIMEOUT = "timeout"
 FLAPPING, FLAPPING_END = "flapping", "flapping-end"
 #: A whole server stopped pushing / pushed again (SPEC 10.3): alerts without a service.
 SERVER_OFFLINE, SERVER_ONLINE = "server-offline", "server-online"
+SERVER_KINDS = (SERVER_OFFLINE, SERVER_ONLINE)
 KINDS = (STATE, OFFLINE, ONLINE, API, INTERNAL, TIMEOUT, FLAPPING, FLAPPING_END,
          SERVER_OFFLINE, SERVER_ONLINE)
 #: Severities share the states' names and 1.x order (UNK ranks above FAIL).
