@@ -66,6 +66,10 @@ def test_a_dead_host_with_20_services_is_one_notification_and_comes_back(tmp_pat
             while not stop.wait(0.5):
                 push(server, "web2", ["up"], period=2)
 
+        # The first watch of a new database gives what is overdue a fresh window: push after it.
+        wait_for(lambda: server.query(
+            "SELECT last_tick FROM coordination WHERE job = 'watchdog'")[0][0] > 0, 30,
+            "the watchdog's first tick")
         push(server, "web2", ["up", "hung"], period=2)
         pusher = threading.Thread(target=live_host, daemon=True)
         pusher.start()
