@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from overc.core.states import OK
+from overc.core.repeats import in_problem
 
 #: Where a window came from: the push API (the server's own key), the UI or the read/write
 #: API (a logged-in user), a ``[maintenance:<name>]`` config section, or a section 3 silence.
@@ -228,7 +228,7 @@ def decide_catch_up(held: Sequence[HeldAlert], services: Mapping[int, ServiceNow
         service = services.get(service_id)
         if service is None:
             wanted = False  # deleted meanwhile
-        elif service.stale or (service.state is not None and service.state.upper() != OK):
+        elif in_problem(service.state, service.stale):
             wanted = not service.acked and service.told != status_of(service.state,
                                                                      service.stale)
         else:

@@ -11,7 +11,7 @@ from overc.config import ConfigError, load_config
 from overc.core.alerts import Alert, severity_rank
 from overc.core.durations import Grace
 from overc.core.notification_text import command_environment, notification_json, notification_text
-from overc.core.repeats import HeldAlert, decide_release, decide_repeat
+from overc.core.repeats import decide_repeat
 from overc.core.routing import Route, backoff_delay, group_by_server, next_attempt, route_alert
 from overc.core.watchdog_rules import fresh_deadline, heartbeat_due, offline_message, was_away
 from overc.notify.channel_config import parse_channel, parse_channels
@@ -131,19 +131,6 @@ def test_repeat_decisions():
     assert decide_repeat(1000.0, **{**kw, "state": "OK", "stale": True}).action == "send"
     assert decide_repeat(1000.0, **{**kw, "silenced": True}).action == "later"
     assert decide_repeat(1000.0, **{**kw, "repeat": None}).action == "stop"
-
-
-def test_release_after_silence_notifies_active_problems_once():
-    held = [HeldAlert(1, 10), HeldAlert(2, 10), HeldAlert(3, 11), HeldAlert(4, None),
-            HeldAlert(5, 12), HeldAlert(6, 13), HeldAlert(7, 14)]
-    status = {10: ("FAIL", False, False),  # still failing: newest (2) notified
-              11: ("OK", False, False),    # recovered, nobody told: dropped
-              12: ("OK", False, False),    # recovered, a channel was told: the recovery goes
-              13: ("WARN", False, True),   # acknowledged: not paged again
-              14: ("OK", True, False)}     # stale is a problem too
-    decision = decide_release(held, service_status=status, told_services={12})
-    assert decision.notify == [2, 5, 7]
-    assert decision.supersede == [1, 3, 4, 6]
 
 
 def test_offline_message_and_away_rules():

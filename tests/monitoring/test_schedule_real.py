@@ -16,6 +16,7 @@ from openapi_schema_validator import OAS30Validator
 
 from helpers import wait_for
 from realserver import ROOT, RealServer, running_server
+from slow_channel import CONFIG  # a JSON command channel, ./alert.d/record.sh
 
 from overc.api.openapi import openapi_document
 from overc.core.durations import Grace
@@ -31,14 +32,6 @@ RECORD = """#!/bin/sh
 mkdir -p deliveries
 cat > "deliveries/$OVERC_NOTIFICATION_ID-$$.json"
 echo "$OVERC_KIND|$OVERC_SERVICE|$OVERC_SEVERITY|$OVERC_MESSAGE" >> deliveries/env.txt
-"""
-CONFIG = """[overc]
-watchdog-interval = 0.5
-grace = 1
-[alert:log]
-command = ./alert.d/record.sh
-format = json
-timeout = 5
 """
 
 BACKUP_SCRIPT = """#!/bin/sh
