@@ -213,6 +213,10 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1000)
     parser.add_argument("--concurrency", default="10,50")
     parser.add_argument("--no-mysql", action="store_true")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another checkout (e.g. `git archive main`): its SQLite rows run"
+                             " interleaved with this tree's, twice each, for a before/after"
+                             " ratio measured in the same run")
     parser.add_argument("--load", choices=["auto", "wrk", "asyncio"], default="auto",
                         help="load generator (auto: wrk when installed)")
     parser.add_argument("--galera", action="store_true",
@@ -261,7 +265,12 @@ def main() -> None:
         rows.append(("bare Klein route, no form parsing", c, tuned[c],
                      tuned[c]["rps"] / baseline[c]["rps"], 1.0))
 
-    targets = [("OverC, SQLite", None, None)]
+    targets: list[tuple] = [("OverC, SQLite", None, None)]
+    if args.before is not None:
+        targets = [("OverC, SQLite, before", None, None, args.before),
+                   ("OverC, SQLite", None, None),
+                   ("OverC, SQLite, before (2)", None, None, args.before),
+                   ("OverC, SQLite (2)", None, None)]
     if not args.no_mysql:
         import uuid
 
@@ -269,9 +278,10 @@ def main() -> None:
         targets.append(("OverC, MariaDB", f"{base}_bench_{uuid.uuid4().hex[:8]}", None))
         targets.append(("OverC, MariaDB, 2 processes", f"{base}_bench_{uuid.uuid4().hex[:8]}",
                         "[overc]\nprocesses = 2\n"))
-    for label, database, config_text in targets:
-        server = RealServer(workdir / label.replace(",", "").replace(" ", "-").lower(),
-                            database=database, config_text=config_text)
+    for label, database, config_text, *root in targets:
+        folder = label.replace(",", "").replace(" ", "-").replace("(", "").replace(")", "")
+        server = RealServer(workdir / folder.lower(), database=database,
+                            config_text=config_text, root=root[0] if root else None)
         server.start()
         try:
             warm_up(server.url, args.servers)
@@ -302,6 +312,16 @@ def main() -> None:
         print(f"| {label} | {c} | {r['rps']:.0f} | {r['rps'] * 3:.0f} | {r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} | {r['errors']} | {r['cpu_ms']:.3f} | {r['db_cpu_ms']:.3f} | "
               f"{ratio:.2f} | {tuned_ratio:.2f} |")
+    if args.before is not None:
+        print("\nThis tree against --before (SQLite, req/s of both runs each):\n")
+        print("| conc. | before req/s | after req/s | after / before |")
+        print("| ---: | ---: | ---: | ---: |")
+        for c in levels:
+            before = [r["rps"] for label, cc, r, *_ in rows if cc == c and "before" in label]
+            after = [r["rps"] for label, cc, r, *_ in rows
+                     if cc == c and label.startswith("OverC, SQLite") and "before" not in label]
+            print(f"| {c} | {sum(before) / 2:.0f} | {sum(after) / 2:.0f} |"
+                  f" {sum(after) / sum(before):.3f} |")
 
 
 def _drop(database: str) -> None:

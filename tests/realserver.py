@@ -47,7 +47,10 @@ def http(method: str, url: str, body: object | bytes | None = None,
 class RealServer:
     def __init__(self, workdir: Path, database: str | None = None,
                  config_text: str | None = None, env: dict | None = None,
-                 name: str = "server", port: int | None = None) -> None:
+                 name: str = "server", port: int | None = None,
+                 root: Path | None = None) -> None:
+        #: The code it runs: this repository, or another checkout (bench before/after).
+        self.root = Path(root) if root is not None else ROOT
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -77,7 +80,7 @@ class RealServer:
     def start(self, wait: bool = True, timeout: float = 30.0) -> "RealServer":
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+            [str(self.root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
         )
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

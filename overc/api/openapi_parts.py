@@ -161,6 +161,13 @@ _SCHEMAS: dict[str, Any] = {
             "last_seen": _NUM_OR_NULL,
             "silenced_until": _NUM_OR_NULL,
             "silence_reason": _STR_OR_NULL,
+            "offline": {"type": "boolean",
+                        "description": "The server's deadline passed without any push"
+                                       " (SPEC 10.3): its services' offline alerts are held"},
+            "deadline": {**_NUM_OR_NULL,
+                         "description": "While online: last sign of life + shortest period"
+                                        " + grace; null when no service states a period or"
+                                        " while offline"},
             "services": {"type": "array", "items": _ref("Service")},
         },
     },
@@ -184,7 +191,8 @@ _SCHEMAS: dict[str, Any] = {
             "service_name": _STR_OR_NULL,
             "time": {"type": "number"},
             "kind": {"type": "string", "enum": ["state", "offline", "online", "api", "internal",
-                                                "timeout", "flapping", "flapping-end"]},
+                                                "timeout", "flapping", "flapping-end",
+                                                "server-offline", "server-online"]},
             "severity": _STATE,
             "message": {"type": "string"},
             "state": _STR_OR_NULL,
@@ -196,10 +204,12 @@ _SCHEMAS: dict[str, Any] = {
                            "description": "The latest notification of the alert per channel,"
                                           " by channel name"},
             "held": {"type": "string", "nullable": True,
-                     "enum": ["maintenance", "flapping", None],
-                     "description": "`maintenance`: a maintenance window (or silence) held"
+                     "description": "Why it was not notified; null: notified as usual."
+                                    " `maintenance`: a maintenance window (or silence) held"
                                     " its notification until its end; `flapping`: recorded"
-                                    " but not notified"},
+                                    " but not notified; `server offline`: a service's offline"
+                                    " alert while its whole server was offline (one"
+                                    " server-offline alert was notified instead)"},
         },
     },
     "ChannelDelivery": {

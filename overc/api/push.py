@@ -127,6 +127,7 @@ class PushAPI:
         wanted = parse_push_maintenance(body, now)
         if not self.ready() or self.maintenance is None:
             raise NotReady("the database is not ready")
+        await self._store(request, identity)  # a sign of life too (SPEC 10.3), as a ping
         ip = getattr(request.getClientAddress(), "host", "local")
         server_id = await self.keys.authenticate(identity, ip)
         if wanted.end:

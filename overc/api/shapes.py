@@ -35,6 +35,7 @@ def server_json(s: ServerRow) -> dict[str, Any]:
         "id": s.id, "name": s.name, "ip": s.ip, "created": s.created,
         "last_seen": s.last_seen, "silenced_until": s.silenced_until,
         "silence_reason": s.silence_reason,
+        "offline": s.offline, "deadline": s.deadline,
         "services": [service_json(one) for one in s.services],
     }
 

@@ -16,7 +16,11 @@ STATE, OFFLINE, ONLINE, API, INTERNAL = "state", "offline", "online", "api", "in
 TIMEOUT = "timeout"
 #: A service started or stopped flapping (SPEC 10.2).
 FLAPPING, FLAPPING_END = "flapping", "flapping-end"
-KINDS = (STATE, OFFLINE, ONLINE, API, INTERNAL, TIMEOUT, FLAPPING, FLAPPING_END)
+#: A whole server stopped pushing / pushed again (SPEC 10.3): alerts without a service.
+SERVER_OFFLINE, SERVER_ONLINE = "server-offline", "server-online"
+SERVER_KINDS = (SERVER_OFFLINE, SERVER_ONLINE)
+KINDS = (STATE, OFFLINE, ONLINE, API, INTERNAL, TIMEOUT, FLAPPING, FLAPPING_END,
+         SERVER_OFFLINE, SERVER_ONLINE)
 #: Severities share the states' names and 1.x order (UNK ranks above FAIL).
 SEVERITIES = STATES
 #: The 1.x ``[channel/event]`` pair of each alert kind (STATE is the new state).
@@ -28,6 +32,8 @@ _CHANNEL_EVENT = {
     TIMEOUT: ("plugin", "timeout"),
     FLAPPING: ("service", "flapping"),
     FLAPPING_END: ("service", "flapping-end"),
+    SERVER_OFFLINE: ("server", "offline"),
+    SERVER_ONLINE: ("server", "online"),
 }
 
 
@@ -83,7 +89,8 @@ class Alert:
     deliveries: tuple[ChannelDelivery, ...] = ()
     #: Why its notification was held: ``maintenance`` when a window (or silence) held it (and
     #: sends what is still wrong at its end), ``flapping`` when it is recorded but never
-    #: notified (SPEC 10.2); None: notified as usual.
+    #: notified (SPEC 10.2), ``server offline`` for a service's ``offline`` alert while its
+    #: whole server was offline (SPEC 10.3); None: notified as usual.
     held: str | None = None
 
     @property

@@ -9,7 +9,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from overc.core.alerts import INTERNAL, Alert, severity_rank
+from overc.core.alerts import INTERNAL, SERVER_KINDS, Alert, severity_rank
 
 #: Delay before retry n (1-based); later retries reuse the last step.
 BACKOFF = (10.0, 30.0, 120.0, 600.0, 1800.0)
@@ -46,7 +46,10 @@ class Route:
             return True  # OverC's own trouble reaches every other channel, whatever its filters
         if self.servers and not _glob_any(alert.server_name, self.servers):
             return False
-        if self.services and not _glob_any(alert.service_name or "", self.services):
+        # A server's own alerts (SPEC 10.3) speak for all its services, whose offline alerts
+        # they hold: a channel filtered to some services must still hear its host died.
+        if (self.services and alert.kind not in SERVER_KINDS
+                and not _glob_any(alert.service_name or "", self.services)):
             return False
         return True
 

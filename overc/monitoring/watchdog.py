@@ -62,7 +62,17 @@ class Watchdog(RepeatingJob):
                     self.on_expired(result)
             if result.timeouts:
                 self._timed_out(result)
-            if len(result.expired) < self.batch and len(result.timeouts) < self.batch:
+            servers = result.servers
+            if servers.alerts:
+                self.counters.inc("alerts", servers.alerts)  # committed server alerts
+                if servers.offline or servers.online:
+                    log.info("{down} servers went offline, {up} came back",
+                             down=len(servers.offline), up=len(servers.online))
+                if self.on_expired is not None and not result.expired and not result.timeouts:
+                    self.on_expired(result)
+            if (len(result.expired) < self.batch and len(result.timeouts) < self.batch
+                    and max(len(servers.offline), len(servers.online),
+                            len(servers.rechecked)) < self.batch):
                 return result
 
     def _timed_out(self, result: TickResult) -> None:

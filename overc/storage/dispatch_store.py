@@ -22,6 +22,7 @@ from overc.storage.alert_tables import (
 from overc.storage.db import Cursor, Database
 from overc.storage.maintenance_store import _txn_sync_config, hold_alerts, release_held, window_index
 from overc.storage.rows import Columns, chunks, marks
+from overc.storage.server_watch import told_of_servers
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,11 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
     live = [a for a in alerts if a.id not in held_set]
 
     told = _told(cursor, sorted({a.service_id for a in live if a.service_id is not None}))
+    servers_told = told_of_servers(cursor, live)  # SPEC 10.3: server-online after -offline
     channels_of: dict[int, list[str]] = {}
     for alert in live:
-        already = told.get(alert.service_id, set()) if alert.service_id is not None else set()
+        already = (told.get(alert.service_id, set()) if alert.service_id is not None
+                   else servers_told.get(alert.id, set()))
         names = route_alert(routes, alert, already)
         channels_of[alert.id] = names
         if alert.service_id is None:

@@ -21,6 +21,7 @@ from overc.core.snapshot import ServiceSnapshot, apply_report, apply_start
 from overc.core.states import FAIL
 from overc.storage.db import Cursor, Database
 from overc.storage.rows import chunks, marks
+from overc.storage.server_seen import ServerPeriods, update_servers_seen
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Store:
         self.settings_cache: dict[tuple, tuple[Settings, tuple]] = {}
         #: service id -> the settings row this process knows the database holds (committed).
         self.settings_written: dict[int, tuple] = {}
+        #: server id -> a period this process knows ``servers.period`` is at most (SPEC 10.3):
+        #: only a shorter one is written, so the steady state adds no parameter to the batch.
+        self.server_periods: dict[int, float] = {}
 
     async def get_server(self, name: str) -> ServerRecord | None:
         return await self.db.run(_txn_get_server, name)
@@ -84,10 +88,13 @@ class Store:
         if len(self.settings_cache) > 200_000 or len(self.settings_written) > 200_000:
             self.settings_cache.clear()  # a bound; refilled at the next report of each service
             self.settings_written.clear()
+            self.server_periods.clear()
+        periods = ServerPeriods(self.server_periods)
         results, alerts, written = await self.db.run(
             _txn_ingest, items, self.grace, self.policies, self.settings_cache,
-            self.settings_written)
+            self.settings_written, periods)
         self.settings_written.update(written)  # committed: no need to write them again
+        periods.committed()
         if alerts:
             self.counters.inc("alerts", alerts)  # counted once committed
         return results
@@ -117,7 +124,7 @@ def _txn_register_server(cursor: Cursor, name: str, key_hash: str, ip: str, now:
 
 def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
                 policies: tuple[Policy, ...] = (), settings_cache: dict | None = None,
-                settings_written: dict | None = None
+                settings_written: dict | None = None, periods: ServerPeriods | None = None
                 ) -> tuple[list[Exception | None], int, dict[int, tuple]]:
     mysql = cursor.dialect.name == "mysql"
     lock = " FOR UPDATE" if mysql else ""
@@ -129,7 +136,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
     seen: dict[int, tuple[str, float]] = {}
     for item in items:
         seen[item.server_id] = (item.ip, item.now)
-    if _update_servers_seen(cursor, seen) == len(seen):
+    periods = ServerPeriods({}) if periods is None else periods
+    periods.start(items)
+    if update_servers_seen(cursor, seen, periods.lower, grace) == len(seen):
         alive = set(seen)
     else:
         alive = set()
@@ -185,6 +194,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
         for report in item.reports:
             key = (item.server_id, report.service)
             service_id, snapshot = services[key]
+            if snapshot.stale or (snapshot.period is not None
+                                  and snapshot.period != report.period):
+                periods.forget(item.server_id)  # the server's shortest period may be shorter
             when = report.time if report.time is not None else item.now
             wanted_settings = (report.settings, item.server_name, report.service)
             found = cache.get(wanted_settings)
@@ -331,30 +343,6 @@ def _fill_info(cursor: Cursor, rows: list[list], touched: dict, services: dict) 
     for row in rows:
         if row[_SERVICE_ID] is not None:
             row[_INFO] = by_id.get(row[_SERVICE_ID])
-
-
-def _update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]]) -> int:
-    """Record each server's address and last contact: one UPDATE ... CASE per 300 servers.
-
-    Returns the number of servers found (rows matched: pymysql is told FOUND_ROWS)."""
-    rows = sorted(seen.items())
-    matched = 0
-    for chunk in chunks(rows, 300):
-        ip_case = " ".join("WHEN ? THEN ?" for _ in chunk)
-        params: list = []
-        for server_id, (ip, _) in chunk:
-            params += [server_id, ip]
-        for server_id, (_, now) in chunk:
-            params += [server_id, now]
-        params += [server_id for server_id, _ in chunk]
-        cursor.execute(
-            f"UPDATE servers SET ip = CASE id {ip_case} END,"
-            f" last_seen = CASE id {ip_case} END"
-            f" WHERE id IN ({marks(chunk)})",
-            params,
-        )
-        matched += cursor.rowcount
-    return matched
 
 
 def _load_services(cursor: Cursor, keys: list[tuple[int, str]],

@@ -17,7 +17,7 @@ from overc.core.maintenance import (
     CONFIG, PUSH, SILENCE, HeldAlert, ServiceNow, Window, WindowIndex, WindowRequest,
     decide_catch_up, told_status,
 )
-from overc.core.alerts import Alert
+from overc.core.alerts import SERVER_OFFLINE, Alert
 from overc.storage.alert_tables import ALERT_FROM, Dispatch, Job, lock_job
 from overc.storage.db import Cursor, Database
 from overc.storage.rows import Columns, chunks, marks
@@ -90,7 +90,7 @@ def hold_alerts(cursor: Cursor, index: WindowIndex, alerts: Sequence[Alert]) -> 
 _HELD = Columns(
     "Held", id="a.id", server_id="a.server_id", server_name="s.name",
     service_id="a.service_id", service_name="v.name", state="v.state", stale="v.stale",
-    acked="v.acked",
+    acked="v.acked", kind="a.kind", server_offline="s.offline",
 )
 
 
@@ -126,6 +126,12 @@ def release_held(cursor: Cursor, now: float, index: WindowIndex, limit: int) -> 
         for row in over if row.service_id is not None and row.state is not None
     }
     decision = decide_catch_up([HeldAlert(row.id, row.service_id) for row in over], services)
+    # SPEC 10.3: a server still offline at the window's end is owed its newest server-offline
+    # (its services' offline alerts were held for it, so it is the one word about them).
+    owed = {row.server_id: row.id for row in sorted(over, key=lambda row: row.id)
+            if row.kind == SERVER_OFFLINE and row.server_offline}
+    decision.supersede = [i for i in decision.supersede if i not in set(owed.values())]
+    decision.notify = sorted([*decision.notify, *owed.values()])
     _move(cursor, decision.notify, Dispatch.PENDING)
     _move(cursor, decision.supersede, Dispatch.SUPERSEDED)
     return len(decision.notify)

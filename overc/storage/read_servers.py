@@ -62,6 +62,9 @@ class ServerRow:
     silenced_until: float | None
     silence_reason: str | None
     services: list[ServiceRow] = field(default_factory=list)
+    #: SPEC 10.3: the server stopped pushing; its deadline (None while offline).
+    offline: bool = False
+    deadline: float | None = None
 
 
 @dataclass
@@ -72,6 +75,8 @@ class OverviewServer:
     name: str
     silenced_until: float | None
     silence_reason: str | None
+    #: SPEC 10.3: the server stopped pushing (one banner, its tiles dimmed).
+    offline: bool = False
     #: ``(id, name, state, info excerpt, stale, acked, silenced_until)`` per service: plain sequences, because
     #: the overview reads 10,000 of them per render and objects would cost more than the query.
     tiles: list[Sequence[Any]] = field(default_factory=list)
@@ -86,7 +91,8 @@ SERVICE_COLUMNS = (
     " s.soft_count, s.flap_bits, s.flapping"
 )
 _SETTING_KEYS = ("attempts", "flapping", "depends_on")
-_SERVER_COLUMNS = "id, name, ip, created, last_seen, silenced_until, silence_reason"
+_SERVER_COLUMNS = ("id, name, ip, created, last_seen, silenced_until, silence_reason, offline,"
+                   " deadline")
 
 
 def service_row(row: Sequence[Any]) -> ServiceRow:
@@ -119,9 +125,11 @@ def _noise(row: Sequence[Any]) -> dict[str, Any]:
 
 
 def _server_row(row: Sequence[Any]) -> ServerRow:
-    server_id, name, ip, created, last_seen, silenced_until, silence_reason = row
+    server_id, name, ip, created, last_seen, silenced_until, silence_reason, offline, \
+        deadline = row
     return ServerRow(id=server_id, name=name, ip=ip, created=created, last_seen=last_seen,
-                     silenced_until=silenced_until, silence_reason=silence_reason)
+                     silenced_until=silenced_until, silence_reason=silence_reason,
+                     offline=bool(offline), deadline=deadline)
 
 
 def _txn_servers(cursor: Cursor, after: int, limit: int | None, excerpt: int) -> list[ServerRow]:
@@ -158,9 +166,10 @@ def _txn_overview(cursor: Cursor, excerpt: int) -> list[OverviewServer]:
     and parsed by ``json.loads`` in C. Strings travel JSON-escaped, so any text survives.
     """
     servers = {
-        server_id: OverviewServer(server_id, name, silenced_until, silence_reason)
-        for server_id, name, silenced_until, silence_reason in cursor.execute(
-            "SELECT id, name, silenced_until, silence_reason FROM servers").fetchall()
+        server_id: OverviewServer(server_id, name, silenced_until, silence_reason,
+                                  bool(offline))
+        for server_id, name, silenced_until, silence_reason, offline in cursor.execute(
+            "SELECT id, name, silenced_until, silence_reason, offline FROM servers").fetchall()
     }
     head, aggregate = cursor.dialect.json_array_aggregate(cursor)
     for server_id, tiles in cursor.execute(

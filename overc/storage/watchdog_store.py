@@ -14,11 +14,15 @@ from overc.core.alerts import OFFLINE, TIMEOUT
 from overc.core.durations import Grace
 from overc.core.retry import AGENT_RETURN_WITHIN
 from overc.core.runs import timeout_message
+from overc.core.server_offline import HELD_SERVER_OFFLINE, Verdict, service_verdict
 from overc.core.states import FAIL
 from overc.core.watchdog_rules import heartbeat_due, offline_message, was_away
 from overc.storage.alert_tables import Dispatch, Job, lock_job
 from overc.storage.db import Cursor, Database
 from overc.storage.rows import Columns, chunks, marks
+from overc.storage.server_watch import (
+    PROBES, ServerTick, claim_rechecks, claim_servers, refresh as refresh_servers, servers_back,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,13 @@ class TickResult:
     refreshed: int = 0  # services given a fresh period (restart awareness)
     away_since: float | None = None  # last tick before the gap, when one was found
     timeouts: list[int] = field(default_factory=list)  # services whose run timed out
+    #: SPEC 10.3: servers gone offline / back, services notified after their server's return.
+    servers: ServerTick = field(default_factory=ServerTick)
+
+    @property
+    def alerts(self) -> int:
+        """How many alerts this tick raised (and committed)."""
+        return len(self.expired) + len(self.timeouts) + self.servers.alerts
 
 
 class WatchdogStore:
@@ -62,8 +73,10 @@ def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
             (*wait, *values))
 
 
-_DUE = Columns("Due", id="id", server_id="server_id", period="period", last_time="last_time",
-               state="state", info="info")
+_DUE = Columns("Due", id="s.id", server_id="s.server_id", period="s.period",
+               last_time="s.last_time", state="s.state", info="s.info", deadline="s.deadline",
+               grace="s.grace", schedule="s.schedule", server_offline="v.offline", server_deadline="v.deadline",
+               server_last_seen="v.last_seen")
 
 
 def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace,
@@ -75,21 +88,26 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
         raise RuntimeError("the coordination table has no watchdog row: run the migrations")
     (seen_tick,) = last_seen
     if not was_away(now, seen_tick, interval) and not heartbeat_due(now, seen_tick, interval):
-        due = cursor.execute(
-            "SELECT id FROM services WHERE stale = 0 AND deadline < ? LIMIT 1", (now,)
-        ).fetchone()
-        if due is None and not _run_due(cursor, now):
+        if not _anything_due(cursor, now):
             return TickResult()
     last_tick = lock_job(cursor, Job.WATCHDOG, now)
-    timeouts = _claim_timeouts(cursor, now, limit, was_away(now, last_tick, interval))
+    away = was_away(now, last_tick, interval)
+    service_fresh = fresh_deadline_sql(grace)
+    # Servers first (SPEC 10.3), in the order ingest locks rows (servers, then services).
+    servers = ServerTick()
+    if away:
+        refresh_servers(cursor, now, grace, service_fresh)
+    servers.online = servers_back(cursor, now, grace, limit, service_fresh)
+    servers.offline = claim_servers(cursor, now, grace, limit)
+    timeouts = _claim_timeouts(cursor, now, limit, away)
     refreshed = 0
     away_since = None
-    if was_away(now, last_tick, interval):
+    if away:
         # Nobody watched since last_tick (OverC down, or its database): agents could not report
         # and are on their own backoff now, so no deadline may end before they can be back:
         # every earlier one moves to the fresh window (one statement, only after a gap).
         away_since = last_tick
-        expression, extra = fresh_deadline_sql(grace)
+        expression, extra = service_fresh
         cursor.execute(
             f"UPDATE services SET deadline = {expression}"
             f" WHERE stale = 0 AND deadline < {expression}",
@@ -98,12 +116,13 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
         refreshed = max(0, cursor.rowcount)
     # Through the (stale, deadline) index: cost follows the services that expire.
     rows = _DUE.read_all(cursor.execute(
-        f"SELECT {_DUE.sql} FROM services"
-        " WHERE stale = 0 AND deadline < ? ORDER BY deadline LIMIT ?",
+        f"SELECT {_DUE.sql} FROM services s JOIN servers v ON v.id = s.server_id"
+        " WHERE s.stale = 0 AND s.deadline < ? ORDER BY s.deadline LIMIT ?",
         (now, limit),
     ).fetchall())
-    if not rows:
-        return TickResult([], refreshed, away_since, timeouts)
+    verdicts = {row.id: _verdict(row, now, grace) for row in rows}
+    _wait_for_servers(cursor, [row for row in rows if verdicts[row.id] is Verdict.WAIT], now)
+    rows = [row for row in rows if verdicts[row.id] is not Verdict.WAIT]
     claimed: list[Any] = []  # _DUE rows
     for chunk in chunks(rows):
         ids = [row.id for row in chunk]
@@ -124,31 +143,63 @@ def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace
         }
         claimed.extend(row for row in chunk if row.id in stale_now)
     # Only placeholders in VALUES: pymysql turns executemany into one multi-row INSERT then
-    # (a literal there makes it one round trip per row).
+    # (a literal there makes it one round trip per row). A service of an offline server is
+    # held at insert: no later step has anything to decide (SPEC 10.3).
     cursor.executemany(
         "INSERT INTO alerts (server_id, service_id, time, kind, severity, message, state, info,"
-        " dispatched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " held, dispatched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (row.server_id, row.id, now, OFFLINE, FAIL,
              offline_message(now, row.last_time, row.period), row.state, row.info,
+             HELD_SERVER_OFFLINE if verdicts[row.id] is Verdict.HELD else None,
              Dispatch.PENDING.value)
             for row in claimed
         ],
     )
-    return TickResult(sorted(row.id for row in claimed), refreshed, away_since, timeouts)
+    servers.rechecked = claim_rechecks(cursor, now, limit)
+    return TickResult(sorted(row.id for row in claimed), refreshed, away_since, timeouts,
+                      servers)
+
+
+def _anything_due(cursor: Cursor, now: float) -> bool:
+    """One read-only query over the watch indexes: a service or run deadline passed, a server
+    deadline passed or an offline server pushed, a recheck is due."""
+    probes = ("SELECT 1 FROM services WHERE stale = 0 AND deadline < ?",
+              "SELECT 1 FROM services WHERE run_deadline < ?", *PROBES)
+    row = cursor.execute(
+        "SELECT " + " OR ".join(f"EXISTS ({probe})" for probe in probes),
+        (now,) * sum(probe.count("?") for probe in probes),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _verdict(row: Any, now: float, grace: Grace) -> Verdict:
+    own = max(1.0, row.grace) if row.grace is not None else grace.for_period(row.period or 0)
+    return service_verdict(server_offline=bool(row.server_offline),
+                           server_deadline=row.server_deadline,
+                           server_last_seen=row.server_last_seen,
+                           service_due=row.deadline - own, now=now,
+                           service_deadline=row.deadline,
+                           max_wait=0.0 if row.schedule else (row.period or 0) + own)
+
+
+def _wait_for_servers(cursor: Cursor, rows: list[Any], now: float) -> None:
+    """Services whose server has been silent since they were due: their deadline becomes the
+    server's, so they go stale with it (held) or, if it pushes meanwhile, alone."""
+    by_deadline: dict[float, list[int]] = {}
+    for row in rows:
+        by_deadline.setdefault(row.server_deadline, []).append(row.id)
+    for deadline, ids in by_deadline.items():
+        for chunk in chunks(ids):
+            cursor.execute(
+                f"UPDATE services SET deadline = ? WHERE id IN ({marks(chunk)})"
+                " AND stale = 0 AND deadline < ?", (deadline, *chunk, now))
 
 
 # -- Runs (SPEC 9.3): a start signal without a report within timeout + grace ----------------
 
 _RUN = Columns("Run", id="id", server_id="server_id", run_started="run_started",
                run_timeout="run_timeout", state="state", info="info")
-
-
-def _run_due(cursor: Cursor, now: float) -> bool:
-    """Whether a run's deadline passed: one probe of the ``run_deadline`` index."""
-    return cursor.execute(
-        "SELECT id FROM services WHERE run_deadline < ? LIMIT 1", (now,)
-    ).fetchone() is not None
 
 
 def _claim_timeouts(cursor: Cursor, now: float, limit: int, away: bool) -> list[int]:

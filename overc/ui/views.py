@@ -93,6 +93,8 @@ class Card:
     silence_reason: str | None
     #: The server's newest API alerts (``overcli alert``), newest first.
     api_alerts: list = field(default_factory=list)
+    #: SPEC 10.3: the whole server stopped pushing: one banner, its tiles dimmed.
+    offline: bool = False
 
 
 ACK_MARK = '<span class="ackm" aria-hidden="true">✔</span>'
@@ -179,7 +181,8 @@ def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str,
                         f'{escape(info or "")}{before_name}{name_html}{tail}')
         silenced_server = bool(server.silenced_until and server.silenced_until > now)
         cards.append(Card(server.id, server.name, rows[0][0] if rows else 5, len(rows),
-                          Markup("\n".join(html)), silenced_server, server.silence_reason))
+                          Markup("\n".join(html)), silenced_server, server.silence_reason,
+                          offline=bool(getattr(server, "offline", False))))
     cards.sort(key=lambda c: (c.worst, c.name))
     return cards, counts
 

@@ -168,6 +168,8 @@ async def test_alerts_of_one_server_pending_together_make_one_notification_per_c
     await world.report("web1", 1000.0, *[(f"s{i}", "OK") for i in range(5)])
     await world.report("web2", 1000.0, ("app", "OK"))
     await world.tick(1000.0)
+    for server in ("web1", "web2"):  # pings: the servers live, their services are late
+        await world.report(server, 1065.0)
     await world.tick(1067.0)
     result = await world.dispatch.dispatch(1067.0, ROUTES)
     assert (result.alerts, result.notifications) == (6, 6)  # 2 servers x 3 channels
@@ -310,10 +312,18 @@ async def test_two_pools_racing_claim_everything_exactly_once(world, database_ur
         for server in range(4):
             await world.report(f"h{server}", 1000.0, *[(f"s{i}", "OK") for i in range(50)])
         await world.tick(1000.0)
+        for server in range(2):  # h0 and h1 keep pushing: their services are late alone;
+            await world.report(f"h{server}", 1065.0)  # h2 and h3 are dead hosts (SPEC 10.3)
         for now in (1067.0, 1068.0):
             await gatherResults([Deferred.fromCoroutine(s.watchdog.watchdog_tick(
                 now, interval=1000.0, grace=GRACE)) for s in (world, other)])
-        assert len(await world.tables.alerts(kind="offline")) == 200
+        offline = await world.tables.alerts(kind="offline")
+        assert len(offline) == 200
+        assert sorted((a.server_name, a.held) for a in offline) == sorted(
+            [("h0", None)] * 50 + [("h1", None)] * 50 + [("h2", "server offline")] * 50
+            + [("h3", "server offline")] * 50)
+        down = await world.tables.alerts(kind="server-offline")
+        assert sorted(a.server_name for a in down) == ["h2", "h3"]
         routes = (Route("ops"),)
         await gatherResults([Deferred.fromCoroutine(s.dispatch.dispatch(1069.0, routes, limit=30))
                              for s in (world, other, world, other)])
@@ -321,7 +331,7 @@ async def test_two_pools_racing_claim_everything_exactly_once(world, database_ur
             pass
         notes = await world.tables.notifications()
         covered = sorted(a for n in notes for a in n.alert_ids)
-        assert covered == sorted(a.id for a in await world.tables.alerts(kind="offline"))
+        assert covered == sorted(a.id for a in [*offline, *down] if a.held is None)
         claims = await gatherResults([Deferred.fromCoroutine(s.delivery.claim(
             1070.0, name, {"ops": 30.0}, limit=100)) for s, name in ((world, "A"), (other, "B"))])
         ids = [c.id for batch in claims for c in batch]

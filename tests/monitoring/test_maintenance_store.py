@@ -102,6 +102,7 @@ async def test_catch_up_problem_before_recovery_inside_and_flapping(world):
 async def test_deadline_in_a_window_makes_stale_but_holds_offline(world):
     await world.report("web1", 1000.0, ("app", "OK"))  # deadline 1066
     await window(world, 1000.0, 1500.0)
+    await world.report("web1", 1065.0)  # a ping: the server lives (SPEC 10.3), app is late
     assert len((await world.tick(1070.0)).expired) == 1
     assert (await world.dispatch.dispatch(1070.0, ROUTES)).held == 1
     assert await sent(world) == []

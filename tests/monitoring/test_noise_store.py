@@ -101,6 +101,7 @@ async def test_a_missed_period_is_never_soft(database):
                                    server_name="db1")])
     watchdog = WatchdogStore(database)
     await watchdog.watchdog_tick(1001.0, interval=1000.0, grace=Grace())
+    await store.ingest([IngestItem(server_id, "ip", 1065.0, [])])  # a ping: db1 lives
     await watchdog.watchdog_tick(1068.0, interval=1000.0, grace=Grace())
     # Soft 1/3 when it stopped reporting: the offline alert comes at the deadline all the same.
     assert await rows(database, "SELECT kind, severity FROM alerts") == [("offline", "FAIL")]

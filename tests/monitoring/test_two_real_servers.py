@@ -45,12 +45,21 @@ def test_two_processes_one_killed_mid_delivery_every_alert_once(tmp_path: Path, 
         slow_channel.wait_all_delivered(q)
 
         kinds = Counter(kind for (kind,) in q("SELECT kind FROM alerts"))
-        assert kinds == {"offline": 20, "state": 4, "online": 10}, kinds
+        # SPEC 10.3: the four hosts stopped pushing: one server-offline each (their services'
+        # offline alerts held), one server-online for each host back.
+        assert kinds == {"offline": 20, "server-offline": 4, "server-online": 2, "state": 4,
+                         "online": 10}, kinds
+        assert q("SELECT DISTINCT held FROM alerts WHERE kind = 'offline'") == [
+            ("server offline",)]
         per_service = Counter(q("SELECT service_id FROM alerts WHERE kind = 'offline'"))
         assert set(per_service.values()) == {1}, "each stale transition once"
+        per_server = Counter(q("SELECT server_id FROM alerts WHERE kind = 'server-offline'"))
+        assert set(per_server.values()) == {1}, "each server's outage once"
         links = q("SELECT notification_id, alert_id FROM notification_alerts")
-        assert sorted(Counter(alert for _, alert in links).values()) == [1] * 34, \
-            "every alert in exactly one notification (online: the channel got the offline)"
+        assert sorted(Counter(alert for _, alert in links).values()) == [1] * 10, \
+            "every notified alert in exactly one notification (state, server-offline, and" \
+            " server-online: the channel got the server-offline; online: it did not get the" \
+            " held offline)"
         slow_channel.check_deliveries(q, tmp_path)
         takers = {o.split(":")[1] for (o,) in q(
             "SELECT owner FROM notification_attempts WHERE ok = 1 AND notification_id IN"

@@ -309,3 +309,24 @@ async def test_login_redirect_is_never_offsite(ui_db):
         result = _safe_next(target)
         assert result.startswith("/ui/") and "//" not in result and "login" not in result
     assert _safe_next("/ui/service/3?range=7d") == "/ui/service/3?range=7d"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_offline_server_has_one_banner_dimmed_tiles_and_says_so_in_the_api(ui_db):
+    """SPEC 10.3: the overview card of an offline server carries one banner (not one per
+    service) and the class that dims its tiles; its page says so; the read API has the flag."""
+    def offline(cursor):
+        cursor.execute("UPDATE servers SET offline = 1, deadline = NULL WHERE id = ?",
+                       (ui_db.ids["web1"],))
+    await ui_db.run(offline)
+    h = Harness(ui_db, users={}, required=False)
+    _, body = await h.request("GET", "/ui/")
+    page = body.decode()
+    assert page.count('class="offline-banner"') == 1
+    card = page.split(f'data-key="server-{ui_db.ids["web1"]}"')[0].rsplit("<article", 1)[1]
+    assert 'class="server offline"' in card
+    _, body = await h.request("GET", f"/ui/server/{ui_db.ids['web1']}")
+    assert "Server offline: no contact since" in body.decode()
+    _, body = await h.request("GET", "/api/servers")
+    flags = {s["name"]: (s["offline"], s["deadline"]) for s in json.loads(body)["items"]}
+    assert flags["web1"] == (True, None) and flags["db1"][0] is False
