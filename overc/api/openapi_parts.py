@@ -203,13 +203,18 @@ _SCHEMAS: dict[str, Any] = {
             "deliveries": {"type": "array", "items": _ref("ChannelDelivery"),
                            "description": "The latest notification of the alert per channel,"
                                           " by channel name"},
-            "held": {"type": "string", "nullable": True,
-                     "description": "Why it was not notified; null: notified as usual."
+            "held": {"type": "string", "nullable": True, "maxLength": 63,
+                     "example": "depends on mysql",
+                     "description": "Why the alert was not notified as usual (null: it was)."
                                     " `maintenance`: a maintenance window (or silence) held"
                                     " its notification until its end; `flapping`: recorded"
-                                    " but not notified; `server offline`: a service's offline"
-                                    " alert while its whole server was offline (one"
-                                    " server-offline alert was notified instead)"},
+                                    " but not notified while the service flaps;"
+                                    " `server offline`: a service's offline alert while its"
+                                    " whole server was offline (one server-offline alert was"
+                                    " notified instead); `depends on <parent>`: recorded but"
+                                    " not notified while the service's parent (`depends_on`)"
+                                    " was in a hard problem or stale (what is still wrong is"
+                                    " notified once the parent is back)"},
         },
     },
     "ChannelDelivery": {

@@ -88,9 +88,10 @@ class Alert:
     skip_channel: str | None = None
     deliveries: tuple[ChannelDelivery, ...] = ()
     #: Why its notification was held: ``maintenance`` when a window (or silence) held it (and
-    #: sends what is still wrong at its end), ``flapping`` when it is recorded but never
-    #: notified (SPEC 10.2), ``server offline`` for a service's ``offline`` alert while its
-    #: whole server was offline (SPEC 10.3); None: notified as usual.
+    #: sends what is still wrong at its end), ``flapping`` (SPEC 10.2), ``server offline``
+    #: for a service's ``offline`` alert while its whole server was offline (SPEC 10.3) or
+    #: ``depends on <parent>`` (SPEC 10.4) when it is recorded but never notified; None:
+    #: notified as usual.
     held: str | None = None
 
     @property

@@ -2,7 +2,9 @@
 
 One dispatch is one transaction serialized across processes by the ``coordination`` row: it
 holds the alerts a maintenance window covers (silences are windows too), releases what a
-finished window still owes (:mod:`overc.storage.maintenance_store`), routes the new alerts
+finished window still owes (:mod:`overc.storage.maintenance_store`), holds the alerts of
+children whose parent is down and catches up on them once it is back
+(:mod:`overc.storage.dependency_store`), routes the new alerts
 (rules from :mod:`overc.core.routing` and :mod:`overc.core.repeats`), and queues due repeats.
 This module only moves rows; delivery of the notifications is :mod:`overc.storage.delivery_store`.
 """
@@ -20,6 +22,7 @@ from overc.storage.alert_tables import (
     ALERT, ALERT_FROM, Dispatch, Job, create_notification, lock_job, read_alert,
 )
 from overc.storage.db import Cursor, Database
+from overc.storage.dependency_store import catch_up_children, hold_dependents
 from overc.storage.maintenance_store import _txn_sync_config, hold_alerts, release_held, window_index
 from overc.storage.rows import Columns, chunks, marks
 from overc.storage.server_watch import told_of_servers
@@ -32,6 +35,7 @@ class DispatchResult:
     held: int = 0
     released: int = 0
     repeats: int = 0
+    caught_up: int = 0  # children notified because their parent is back (SPEC 10.4)
     more: bool = False  # the batch was full: call again
 
 
@@ -65,6 +69,7 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
     lock_job(cursor, Job.DISPATCH, now)
     windows = window_index(cursor, now)  # maintenance windows and silences (SPEC 11)
     released = release_held(cursor, now, windows, limit)
+    caught_up = catch_up_children(cursor, now, limit)  # queued as new alerts: routed below
     by_name = {route.name: route for route in routes}
 
     rows = cursor.execute(
@@ -76,6 +81,8 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
     # Two kinds of hold: an alert recorded with a reason (flapping) is never notified; one a
     # maintenance window covers waits for the window's end (Dispatch.HELD).
     kept_back = {a.id for a in alerts if hold_reason(a) is not None}
+    # A parent that is down holds its children's alerts the same way (SPEC 10.4).
+    kept_back |= hold_dependents(cursor, [a for a in alerts if a.id not in kept_back])
     held = hold_alerts(cursor, windows, [a for a in alerts if a.id not in kept_back])
     held_set = set(held) | kept_back
     live = [a for a in alerts if a.id not in held_set]
@@ -109,12 +116,13 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
     _set_dispatched(cursor, [a.id for a in live] + sorted(kept_back), Dispatch.DISPATCHED)
     return DispatchResult(
         notifications=len(groups) + repeats, alerts=len(live), held=len(held) + len(kept_back),
-        released=released, repeats=repeats, more=len(rows) >= limit,
+        released=released, repeats=repeats, caught_up=caught_up, more=len(rows) >= limit,
     )
 
 
 def hold_reason(alert: Alert) -> str | None:
     """Why an alert is recorded but never notified (``flapping``, SPEC 10), or None.
+    (``depends on <parent>`` is decided at dispatch: :mod:`overc.storage.dependency_store`.)
 
     Such an alert is marked dispatched with no notification; a maintenance window (a silence
     is one), which only delays, is a different matter (``Dispatch.HELD``, released at its end).

@@ -175,11 +175,17 @@ def _anything_due(cursor: Cursor, now: float) -> bool:
 
 def _verdict(row: Any, now: float, grace: Grace) -> Verdict:
     own = max(1.0, row.grace) if row.grace is not None else grace.for_period(row.period or 0)
+    deadline = row.deadline
+    if not row.schedule and row.period and row.last_time is not None:
+        # A service that already waited once has its server's deadline as its own: judge it by
+        # when its report was due, or a live server's every push would make it wait again
+        # and a hung plugin would never be notified.
+        deadline = min(deadline, row.last_time + row.period + own)
     return service_verdict(server_offline=bool(row.server_offline),
                            server_deadline=row.server_deadline,
                            server_last_seen=row.server_last_seen,
-                           service_due=row.deadline - own, now=now,
-                           service_deadline=row.deadline,
+                           service_due=deadline - own, now=now,
+                           service_deadline=deadline,
                            max_wait=0.0 if row.schedule else (row.period or 0) + own)
 
 

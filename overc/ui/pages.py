@@ -204,6 +204,7 @@ class UI:
         return await self.render(
             request, identity, "server.html", title=server.name, server=server, services=rows,
             alerts=alerts, display=views.display_state, etag=etag,
+            holding=views.held_by_parents(rows),
             silenced=bool(server.silenced_until and server.silenced_until > now),
             windows=await windows_for(self.windows, server.id, server.name),
         )

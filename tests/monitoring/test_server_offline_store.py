@@ -155,6 +155,24 @@ async def test_a_hung_plugin_on_a_live_server_is_notified_alone(world):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_plugin_that_hangs_while_its_server_is_quiet_is_notified_once_it_speaks(world):
+    """s00 is due while web1 is silent, so it waits for web1's verdict (web1's deadline, 1116);
+    web1 pushed meanwhile, so s00 goes stale then, alone: a live server's later pushes do not
+    make it wait again (they did: a hung plugin was never notified)."""
+    await world.tick(999.0)
+    await world.push(1000.0, NAMES)
+    await world.push(1050.0, NAMES[1:])  # s00 hangs
+    await world.ticks(1060.0, 1070.0)  # s00 due at 1066: web1 silent since 1050, so it waits
+    assert await world.rows(ALERT) == []
+    for now in (1100.0, 1150.0, 1200.0):  # web1 keeps pushing every 50 s
+        await world.push(now, NAMES[1:])
+        await world.ticks(now + 1, now + 49)
+    assert await world.rows(ALERT) == [
+        ("offline", "s00", "FAIL", None, "No report for 117 s (period 60 s)")]
+    assert await world.notified(1250.0) == [("offline", "s00")]
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_stale_short_period_service_does_not_keep_a_pushing_server_offline(world):
     await world.tick(999.0)
     await world.push(1000.0, ["fast"], period=10)
