@@ -179,8 +179,7 @@ def _document() -> dict[str, Any]:
                  _LIMIT],
                 _page("Alert")),
             "/api/services/{id}/ack": _merge(
-                _action("Acknowledge a problem", {"type": "object", "properties": {
-                    "comment": {"type": "string", "maxLength": 4096}}}, _ok()),
+                _action("Acknowledge a problem", _ref("Ack"), _ok()),
                 _action("Remove the acknowledgement", None, _ok(), "delete")),
             "/api/services/{id}/silence": _merge(
                 _action("Silence a service", _ref("Silence"),

@@ -123,6 +123,10 @@ _SCHEMAS: dict[str, Any] = {
             "stale": {"type": "boolean"},
             "acked": {"type": "boolean"},
             "ack_comment": _STR_OR_NULL,
+            "ack_sticky": {"type": "boolean", "description":
+                           "The acknowledgement lasts until the service is OK again"},
+            "ack_expires": {**_NUM_OR_NULL, "description":
+                            "Unix time the acknowledgement ends by itself (null: it does not)"},
             "silenced_until": _NUM_OR_NULL,
             "silence_reason": _STR_OR_NULL,
             "schedule": {**_STR_OR_NULL, "description": "Cron expression, or null"},
@@ -214,7 +218,9 @@ _SCHEMAS: dict[str, Any] = {
                                     " notified instead); `depends on <parent>`: recorded but"
                                     " not notified while the service's parent (`depends_on`)"
                                     " was in a hard problem or stale (what is still wrong is"
-                                    " notified once the parent is back)"},
+                                    " notified once the parent is back); `acknowledged`: a"
+                                    " change between problem states under a sticky"
+                                    " acknowledgement"},
         },
     },
     "ChannelDelivery": {
@@ -268,6 +274,21 @@ _SCHEMAS: dict[str, Any] = {
             "schedule": {"type": "string", "description": "Cron (`0 2 * * sun`): recurring"},
             "tz": {"type": "string", "description": "Zone of the schedule; default UTC"},
             "reason": {"type": "string", "maxLength": 4096},
+        },
+    },
+    "Ack": {
+        "type": "object",
+        "description": "An acknowledgement stops repeats and escalations (SPEC 10.5). It ends"
+                       " at the service's next state change, unless `sticky`; and at `expires`",
+        "properties": {
+            "comment": {"type": "string", "maxLength": 4096},
+            "sticky": {"type": "boolean", "nullable": True,
+                       "description": "Last over changes between problem states (WARN ->"
+                                      " FAIL, whose notification it holds) until OK"},
+            "expires": {"oneOf": [_TIME, _TIME_TEXT], "nullable": True,
+                        "description": "When it ends by itself (Unix time or ISO 8601, naive"
+                                       " means UTC; in the future, within a year); then"
+                                       " repeats and escalations resume"},
         },
     },
     "Silence": {

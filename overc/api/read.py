@@ -185,7 +185,8 @@ class ReadAPI:
     @writable
     async def ack(self, request: IRequest, identity: Identity, body: Body,
                   service_id: int) -> bytes:
-        await self.control.acknowledge(service_id, body.get("comment"))
+        await self.control.acknowledge(service_id, body.get("comment"), body.get("sticky"),
+                                       body.get("expires"))
         return json_body(request, {"ok": 1})
 
     @app.route(f"/services/<{ID}:service_id>/ack", methods=["DELETE"])

@@ -33,13 +33,16 @@ def next_attempt(now: float, failed_attempts: int, retries: int) -> float | None
 
 @dataclass(frozen=True)
 class Route:
-    """What the dispatcher needs to know of a channel: its filters and its repeat period."""
+    """What the dispatcher needs to know of a channel: its filters, its repeat period and how
+    long a service problem must last unacknowledged before it is told (``after``, SPEC 10.5;
+    None: at once)."""
 
     name: str
     min_severity: str = "WARN"
     servers: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
     repeat: float | None = None
+    after: float | None = None
 
     def matches_names(self, alert: Alert) -> bool:
         if alert.kind == INTERNAL:

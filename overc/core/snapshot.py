@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 from overc.core.alerts import FLAPPING, FLAPPING_END, ONLINE, STATE
 from overc.core.durations import Grace
+from overc.core.escalation import NO_ACK, Ack, ack_after_report
 from overc.core.policy import (
     DEFAULT_FLAPPING, flapping_thresholds, flapping_value, push_transition,
 )
@@ -45,6 +46,9 @@ class ServiceSnapshot:
     soft_count: int = 0
     flap_bits: int = 0
     flapping: bool = False
+    # SPEC 10.5: a sticky acknowledgement lasts until OK; one with an expiry ends then.
+    ack_sticky: bool = False
+    ack_expires: float | None = None
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,8 @@ def apply_report(
     A report older than the current state is history only (no state change, no deadline move,
     no alert). The first report alerts only when it is not OK. A stale service that reports is
     fresh again with an ``online`` alert; a changed hard state raises a ``state`` alert and
-    ends an acknowledgement. A problem is soft for its first ``attempts - 1`` reports (no alert;
+    ends an acknowledgement, unless it is sticky and the new state is a problem (the alert is
+    then held: ``acknowledged``; :func:`overc.core.escalation.ack_after_report`). A problem is soft for its first ``attempts - 1`` reports (no alert;
     :func:`soft_step`); while the service flaps its ``state`` alerts are held (:func:`flap_step`). ``arrival`` is when the server received the report (its own clock): the
     ``online`` alert says how long the server heard nothing (arrival minus the previous
     report's time), and a late report gets at least the fresh window (:func:`compute_deadline`).
@@ -201,7 +206,13 @@ def apply_report(
         ))
     hard, soft_state, soft_count = soft_step(before.state, before.soft_count, state, attempts)
     bits, now_flapping, value = flap_step(before, state, flapping)
-    held = "flapping" if before.flapping or now_flapping else None
+    changed = before.state is not None and hard is not None and hard != before.state
+    ack = NO_ACK if not before.acked else ack_after_report(  # the hot path: no ack
+        Ack(before.acked, before.ack_sticky, before.ack_expires), changed=changed, hard=hard,
+        now=arrival if arrival is not None else report_time)
+    # A sticky acknowledgement that lasts over WARN -> FAIL holds that alert: its owner knows.
+    held = ("flapping" if before.flapping or now_flapping
+            else "acknowledged" if changed and ack.acked else None)
     if hard is None:
         pass  # the first report is a soft problem: nothing is known for sure yet
     elif before.state is None:
@@ -215,7 +226,6 @@ def apply_report(
     elif before.flapping and not now_flapping:
         truth = hard or OK
         alerts.append(RaisedAlert(FLAPPING_END, truth, f"Stopped flapping; now {truth}: {info}"))
-    changed = before.state is not None and hard != before.state
     ends_run = before.run_started is not None and report_time >= before.run_started
     took = run_duration(before.run_started if ends_run else None, report_time, duration)
     after = _evolve(
@@ -227,7 +237,9 @@ def apply_report(
         deadline=report_deadline(report_time, period, grace, schedule=schedule, tz=tz,
                                  report_grace=report_grace, arrival=arrival),
         stale=False,
-        acked=before.acked and not changed,
+        acked=ack.acked,
+        ack_sticky=ack.sticky,
+        ack_expires=ack.expires,
         schedule=schedule,
         tz=(tz or DEFAULT_ZONE) if schedule is not None else None,
         grace=report_grace,

@@ -55,10 +55,12 @@ class ChannelSpec:
     timeout: float = 30.0
     retries: int = 5
     repeat: float | None = None
+    after: float | None = None
 
     @property
     def route(self) -> Route:
-        return Route(self.name, self.min_severity, self.servers, self.services, self.repeat)
+        return Route(self.name, self.min_severity, self.servers, self.services, self.repeat,
+                     self.after)
 
     @property
     def lease(self) -> float:

@@ -19,7 +19,7 @@ from overc.notify.base import ChannelSpec
 from overc.notify.command import resolve_program
 
 KINDS = ("command", "url", "smtp")
-COMMON_KEYS = ("min-severity", "servers", "services", "timeout", "retries", "repeat")
+COMMON_KEYS = ("min-severity", "servers", "services", "timeout", "retries", "repeat", "after")
 KIND_KEYS = {
     "command": ("command", "format"),
     "url": ("url", "template", "headers", "format"),
@@ -77,6 +77,13 @@ def parse_channel(name: str, raw: Mapping[str, str], *, source: str, base_dir: P
             raise fail("repeat", str(e)) from None
         if values["repeat"] < 1:
             raise fail("repeat", "at least 1 s")
+    if raw.get("after", "").strip().lower() not in ("", "0", "0s"):
+        try:  # escalation (SPEC 10.5): told only what stays a problem, unacknowledged, so long
+            values["after"] = parse_duration(raw["after"])
+        except ValueError as e:
+            raise fail("after", str(e)) from None
+        if values["after"] < 1:
+            raise fail("after", "at least 1 s (or leave it out: at once)")
     fmt = raw.get("format", "text").strip().lower()
     if fmt not in ("text", "json"):
         raise fail("format", "use text or json")

@@ -28,6 +28,9 @@ log = Logger()
 #: Left out of the fingerprint: where the config lives (workers and hosts may differ), and
 #: secrets, which must not reach the database even hashed (header values, SMTP password).
 _NOT_FINGERPRINTED = ("base_dir", "smtp_password")
+#: Options added later (``after``, SPEC 10.5): unset, they leave the fingerprint as before, so
+#: upgraded and not yet upgraded processes with the same config do not refuse each other.
+_NEW_OPTIONAL = ("after",)
 
 
 def _canonical(value: Any) -> Any:
@@ -47,6 +50,8 @@ def channel_set(specs: Sequence[ChannelSpec]) -> ChannelSet:
             if f.name in _NOT_FINGERPRINTED:
                 continue
             value = getattr(spec, f.name)
+            if f.name in _NEW_OPTIONAL and value is None:
+                continue  # a set without the newer option keeps the fingerprint it had
             one[f.name] = sorted(value) if f.name == "headers" else _canonical(value)
         canonical.append(one)
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

@@ -7,21 +7,30 @@ layer can answer 404 without a second query.
 from __future__ import annotations
 
 from overc.storage.db import Cursor, Database
+from overc.storage.escalation_store import resume
 from overc.storage.maintenance_store import silence_window
 
 
-def _txn_ack(cursor: Cursor, service_id: int, comment: str) -> bool:
+def _txn_ack(cursor: Cursor, service_id: int, comment: str, sticky: bool,
+             expires: float | None) -> bool:
+    """Acknowledge (SPEC 10.5): a sticky one lasts until OK, one with ``expires`` ends then."""
     cursor.execute(
-        "UPDATE services SET acked = 1, ack_comment = ? WHERE id = ?", (comment, service_id)
+        "UPDATE services SET acked = 1, ack_comment = ?, ack_sticky = ?, ack_expires = ?"
+        " WHERE id = ?", (comment, int(sticky), expires, service_id)
     )
     return _exists(cursor, "services", service_id)
 
 
-def _txn_unack(cursor: Cursor, service_id: int) -> bool:
+def _txn_unack(cursor: Cursor, service_id: int, now: float) -> bool:
+    """Removing an acknowledgement resumes the repeats and escalations it stopped."""
     cursor.execute(
-        "UPDATE services SET acked = 0, ack_comment = NULL WHERE id = ?", (service_id,)
+        "UPDATE services SET acked = 0, ack_comment = NULL, ack_sticky = 0, ack_expires = NULL"
+        " WHERE id = ?", (service_id,)
     )
-    return _exists(cursor, "services", service_id)
+    found = _exists(cursor, "services", service_id)
+    if found:
+        resume(cursor, [service_id], now)
+    return found
 
 
 def _txn_silence(
@@ -68,6 +77,7 @@ def _delete_service_rows(cursor: Cursor, service_id: int) -> None:
     cursor.execute("DELETE FROM states WHERE service_id = ?", (service_id,))
     cursor.execute("DELETE FROM perfdata WHERE service_id = ?", (service_id,))
     cursor.execute("DELETE FROM channel_problems WHERE service_id = ?", (service_id,))
+    cursor.execute("DELETE FROM escalations WHERE service_id = ?", (service_id,))
     _delete_children(cursor, "service_id", service_id)
     cursor.execute("DELETE FROM alerts WHERE service_id = ?", (service_id,))
 
@@ -99,11 +109,12 @@ class Actions:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def acknowledge(self, service_id: int, comment: str) -> bool:
-        return await self.db.run(_txn_ack, service_id, comment)
+    async def acknowledge(self, service_id: int, comment: str, sticky: bool = False,
+                          expires: float | None = None) -> bool:
+        return await self.db.run(_txn_ack, service_id, comment, sticky, expires)
 
-    async def unacknowledge(self, service_id: int) -> bool:
-        return await self.db.run(_txn_unack, service_id)
+    async def unacknowledge(self, service_id: int, now: float) -> bool:
+        return await self.db.run(_txn_unack, service_id, now)
 
     async def silence(self, kind: str, target_id: int, until: float, reason: str,
                       now: float) -> bool:

@@ -5,7 +5,8 @@ holds the alerts a maintenance window covers (silences are windows too), release
 finished window still owes (:mod:`overc.storage.maintenance_store`), holds the alerts of
 children whose parent is down and catches up on them once it is back
 (:mod:`overc.storage.dependency_store`), routes the new alerts
-(rules from :mod:`overc.core.routing` and :mod:`overc.core.repeats`), and queues due repeats.
+(rules from :mod:`overc.core.routing` and :mod:`overc.core.repeats`), and queues due repeats
+and escalations (:mod:`overc.storage.escalation_store`).
 This module only moves rows; delivery of the notifications is :mod:`overc.storage.delivery_store`.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from overc.storage.alert_tables import (
 )
 from overc.storage.db import Cursor, Database
 from overc.storage.dependency_store import catch_up_children, hold_dependents
+from overc.storage import escalation_store as escalation
 from overc.storage.maintenance_store import _txn_sync_config, hold_alerts, release_held, window_index
 from overc.storage.rows import Columns, chunks, marks
 from overc.storage.server_watch import told_of_servers
@@ -36,6 +38,7 @@ class DispatchResult:
     released: int = 0
     repeats: int = 0
     caught_up: int = 0  # children notified because their parent is back (SPEC 10.4)
+    escalated: int = 0  # notifications to channels whose `after` passed (SPEC 10.5)
     more: bool = False  # the batch was full: call again
 
 
@@ -64,10 +67,12 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
                        ).fetchone() is None
         and cursor.execute("SELECT 1 FROM channel_problems WHERE repeat_due <= ? LIMIT 1",
                            (now,)).fetchone() is None
+        and not escalation.anything_due(cursor, now)
     ):
         return DispatchResult()
     lock_job(cursor, Job.DISPATCH, now)
     windows = window_index(cursor, now)  # maintenance windows and silences (SPEC 11)
+    escalation.end_expired_acks(cursor, now, limit)  # their repeats and escalations resume
     released = release_held(cursor, now, windows, limit)
     caught_up = catch_up_children(cursor, now, limit)  # queued as new alerts: routed below
     by_name = {route.name: route for route in routes}
@@ -86,6 +91,8 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
     held = hold_alerts(cursor, windows, [a for a in alerts if a.id not in kept_back])
     held_set = set(held) | kept_back
     live = [a for a in alerts if a.id not in held_set]
+    escalation.carry_newest(cursor, [a for a in alerts if a.held == "acknowledged"])
+    escalating = any(route.after is not None for route in routes)
 
     told = _told(cursor, sorted({a.service_id for a in live if a.service_id is not None}))
     servers_told = told_of_servers(cursor, live)  # SPEC 10.3: server-online after -offline
@@ -94,6 +101,8 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
         already = (told.get(alert.service_id, set()) if alert.service_id is not None
                    else servers_told.get(alert.id, set()))
         names = route_alert(routes, alert, already)
+        if escalating and alert.service_id is not None and alert.is_problem:
+            names = escalation.delay(cursor, alert, names, already, by_name)  # `after`
         channels_of[alert.id] = names
         if alert.service_id is None:
             continue
@@ -107,16 +116,20 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
             # Recovered: forget who was told, so the next problem starts afresh.
             cursor.execute("DELETE FROM channel_problems WHERE service_id = ?",
                            (alert.service_id,))
+            escalation.forget(cursor, alert.service_id)
             told.pop(alert.service_id, None)
     groups = group_by_server(live, channels_of)
     for (server_id, channel), members in groups.items():
         create_notification(cursor, now, channel, server_id, "alert", [a.id for a in members])
 
     repeats = _queue_repeats(cursor, now, by_name, limit, windows)
+    escalated = escalation.queue_escalations(cursor, now, by_name, limit, windows,
+                                            _remember_problem)
     _set_dispatched(cursor, [a.id for a in live] + sorted(kept_back), Dispatch.DISPATCHED)
     return DispatchResult(
-        notifications=len(groups) + repeats, alerts=len(live), held=len(held) + len(kept_back),
-        released=released, repeats=repeats, caught_up=caught_up, more=len(rows) >= limit,
+        notifications=len(groups) + repeats + escalated, alerts=len(live),
+        held=len(held) + len(kept_back), released=released, repeats=repeats,
+        caught_up=caught_up, escalated=escalated, more=len(rows) >= limit,
     )
 
 

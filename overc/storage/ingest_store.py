@@ -261,7 +261,8 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
         [
             (services[key][0], key[0], key[1], s.last_time or 0.0, s.state, s.info, s.period,
              s.last_time, s.deadline, int(s.acked), *_run_values(s), s.soft_state,
-             s.soft_count, s.flap_bits, int(s.flapping), int(s.stale))
+             s.soft_count, s.flap_bits, int(s.flapping), int(s.ack_sticky), s.ack_expires,
+             int(s.stale))
             for key, s in touched.items()
         ],
     )
@@ -272,7 +273,8 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
 
 # SPEC 10: the effective settings, the soft state and the flapping bookkeeping of a service,
 # written by the same upsert as its state (no extra statement per report).
-_NOISE_COLUMNS = ("soft_state", "soft_count", "flap_bits", "flapping")
+_NOISE_COLUMNS = ("soft_state", "soft_count", "flap_bits", "flapping", "ack_sticky",
+                  "ack_expires")
 #: What the defaults look like in a row: a service never touched by a report field or policy.
 _DEFAULT_SETTINGS = (1, "30/25", None, None)
 
@@ -358,14 +360,15 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
         names = sorted({name for _, name in chunk})
         cursor.execute(
             "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked,"
-            f" {', '.join(_RUN_COLUMNS)}, soft_state, soft_count, flap_bits, flapping"
+            f" {', '.join(_RUN_COLUMNS + _NOISE_COLUMNS)}"
             f" FROM services WHERE server_id IN ({marks(server_ids)})"
             f" AND name IN ({marks(names)}){lock}",
             [*server_ids, *names],
         )
         for (service_id, server_id, name, state, period, last_time, deadline, stale,
              acked, schedule, tz, grace, run_started, run_timeout, run_deadline, run_late,
-             duration, soft_state, soft_count, flap_bits, flapping) in cursor.fetchall():
+             duration, soft_state, soft_count, flap_bits, flapping, ack_sticky,
+             ack_expires) in cursor.fetchall():
             key = (server_id, name)
             if key in wanted:
                 into[key] = [service_id, ServiceSnapshot(
@@ -374,5 +377,6 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
                     grace=grace, run_started=run_started, run_timeout=run_timeout,
                     run_deadline=run_deadline, run_late=bool(run_late), duration=duration,
                     soft_state=soft_state, soft_count=soft_count, flap_bits=flap_bits,
-                    flapping=bool(flapping),
+                    flapping=bool(flapping), ack_sticky=bool(ack_sticky),
+                    ack_expires=ack_expires,
                 )]

@@ -50,6 +50,9 @@ class ServiceRow:
     soft_count: int = 0
     flapping: bool = False
     flapping_percent: float = 0.0
+    # SPEC 10.5: the acknowledgement lasts until OK (sticky) and/or ends at ack_expires.
+    ack_sticky: bool = False
+    ack_expires: float | None = None
 
 
 @dataclass
@@ -88,7 +91,7 @@ SERVICE_COLUMNS = (
     " s.acked, s.ack_comment, s.silenced_until, s.silence_reason, v.name,"
     " s.schedule, s.tz, s.grace, s.run_started, s.run_timeout, s.run_late, s.duration,"
     " s.attempts, s.flap_thresholds, s.depends_on, s.settings_source, s.soft_state,"
-    " s.soft_count, s.flap_bits, s.flapping"
+    " s.soft_count, s.flap_bits, s.flapping, s.ack_sticky, s.ack_expires"
 )
 _SETTING_KEYS = ("attempts", "flapping", "depends_on")
 _SERVER_COLUMNS = ("id, name, ip, created, last_seen, silenced_until, silence_reason, offline,"
@@ -99,14 +102,15 @@ def service_row(row: Sequence[Any]) -> ServiceRow:
     """A row of :data:`SERVICE_COLUMNS` as a :class:`ServiceRow`."""
     (service_id, server_id, name, state, info, period, last_time, deadline, stale, acked,
      ack_comment, silenced_until, silence_reason, server_name, schedule, tz, grace,
-     run_started, run_timeout, run_late, duration, *noise) = row
+     run_started, run_timeout, run_late, duration, *noise, ack_sticky, ack_expires) = row
     return ServiceRow(
         id=service_id, server_id=server_id, name=name, state=state, info=info, period=period,
         last_time=last_time, deadline=deadline, stale=bool(stale), acked=bool(acked),
         ack_comment=ack_comment, silenced_until=silenced_until, silence_reason=silence_reason,
         server_name=server_name, schedule=schedule, tz=tz, grace=grace,
         run_started=run_started, run_timeout=run_timeout, run_late=bool(run_late),
-        duration=duration, **_noise(noise),
+        duration=duration, ack_sticky=bool(ack_sticky), ack_expires=ack_expires,
+        **_noise(noise),
     )
 
 

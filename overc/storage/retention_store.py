@@ -43,8 +43,9 @@ def _txn_purge(cursor: Cursor, cutoff: float, table: str, batch: int) -> int:
         ).fetchall()
     ]
     if table == "alerts" and ids:
-        # Repeats refer to an alert: forget those whose alert goes.
+        # Repeats and escalations refer to an alert: forget those whose alert goes.
         cursor.execute(f"DELETE FROM channel_problems WHERE alert_id IN ({marks(ids)})", ids)
+        cursor.execute(f"DELETE FROM escalations WHERE alert_id IN ({marks(ids)})", ids)
     for chunk in chunks(ids):
         cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks(chunk)})", chunk)
     return len(ids)

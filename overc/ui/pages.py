@@ -312,7 +312,8 @@ class UI:
     @action
     async def ack(self, request: Request, identity: Identity, form: Form,
                   service_id: int) -> bytes:
-        await self.control.acknowledge(service_id, form.get("comment"))
+        await self.control.acknowledge(service_id, form.get("comment"), form.get("sticky"),
+                                       form.get("expires"), form.get("tzoffset"))
         log.info("{user} acknowledged service {id}", user=identity.user, id=service_id)
         return self._back(request, f"/ui/service/{service_id}", "acked")
 

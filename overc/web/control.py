@@ -68,12 +68,30 @@ class Control:
             raise BadRequest("a silence lasts at most a year", "until")
         return end
 
-    async def acknowledge(self, service_id: int, comment: object) -> None:
-        if not await self.actions.acknowledge(service_id, self._text(comment, "comment")):
+    def ack_expiry(self, expires: object, offset_minutes: object = None) -> float | None:
+        """When an acknowledgement ends by itself (SPEC 10.5): Unix seconds or ISO 8601, as
+        a silence's ``until``; absent: it ends with the problem (or its next state change)."""
+        if numbers_blank(expires) or (isinstance(expires, str) and not expires.strip()):
+            return None
+        end = numbers.time_value(expires, "expires", numbers.tz_offset(offset_minutes))
+        now = self.clock.seconds()
+        if end <= now:
+            raise BadRequest("expires must be in the future", "expires")
+        if end - now > MAX_SILENCE:
+            raise BadRequest("an acknowledgement expires within a year", "expires")
+        return end
+
+    async def acknowledge(self, service_id: int, comment: object, sticky: object = None,
+                          expires: object = None, offset_minutes: object = None) -> None:
+        """Validate everything before writing: a bad field is a 400 naming it, not half an ack."""
+        text = self._text(comment, "comment")
+        is_sticky = numbers.flag(sticky, "sticky")
+        end = self.ack_expiry(expires, offset_minutes)
+        if not await self.actions.acknowledge(service_id, text, is_sticky, end):
             raise NotFound()
 
     async def unacknowledge(self, service_id: int) -> None:
-        if not await self.actions.unacknowledge(service_id):
+        if not await self.actions.unacknowledge(service_id, self.clock.seconds()):
             raise NotFound()
 
     async def silence(self, kind: str, target_id: int, end: float, reason: object) -> None:

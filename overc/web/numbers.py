@@ -131,6 +131,20 @@ def duration(value: object, field: str, *, high: float) -> float:
     return seconds
 
 
+_TRUE = ("1", "true", "on", "yes")
+_FALSE = ("", "0", "false", "off", "no")
+
+
+def flag(value: object, field: str) -> bool:
+    """Yes or no: a JSON boolean, or what a checkbox or a query string sends (``on``, ``1``,
+    ``true``...). Absent is no; anything else is refused rather than guessed."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise BadRequest(f"{field} must be true or false", field)
+
+
 def id_or_name(value: str | None) -> tuple[int | None, str | None]:
     """A filter that names a server or service by id (ASCII digits within 64 bits) or by name.
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime, timezone
 
 import pytest_twisted
 from openapi_schema_validator import OAS30Validator
@@ -123,6 +124,47 @@ async def test_api_actions(ui_db):
     h.clock.advance(20)
     response = await h.pump(d)
     assert response.code == 401
+
+
+@pytest_twisted.ensureDeferred
+async def test_api_ack_sticky_and_expires(ui_db):
+    """SPEC 10.5: `sticky` and `expires` on acknowledge; a bad one is a 400 naming it and
+    writes nothing; the read API shows both."""
+    h = Harness(ui_db)
+    doc = openapi_document()
+    disk = ui_db.ids["disk"]
+    now = h.clock.seconds()
+
+    async def ack(body: dict):
+        return await h.request("POST", f"/api/services/{disk}/ack", headers=JSON,
+                               data=json.dumps(body).encode())
+
+    for body, field in [
+        ({"sticky": "maybe"}, "sticky"), ({"sticky": 1}, "sticky"),
+        ({"expires": "tomorrow"}, "expires"), ({"expires": now - 1}, "expires"),
+        ({"expires": now + 400 * 86400}, "expires"), ({"expires": True}, "expires"),
+        ({"expires": "nan"}, "expires"),
+        ({"comment": 5, "sticky": True}, "comment"),
+    ]:
+        response, answer = await ack(body)
+        assert check(doc, "/api/services/{id}/ack", "post", 400, answer)["field"] == field, body
+    assert not (await h.queries.service(disk)).acked
+    later = datetime.fromtimestamp(now + 86400, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    response, answer = await ack({"comment": "mine", "sticky": True, "expires": later})
+    check(doc, "/api/services/{id}/ack", "post", 200, answer)
+    response, answer = await h.request("GET", f"/api/services/{disk}", headers=BASIC)
+    service = check(doc, "/api/services/{id}", "get", 200, answer)
+    assert (service["acked"], service["ack_sticky"], service["ack_expires"]) == (
+        True, True, float(int(now) + 86400))
+    response, answer = await ack({"expires": now + 60})  # a new ack replaces the old one
+    response, answer = await h.request("GET", f"/api/services/{disk}", headers=BASIC)
+    service = check(doc, "/api/services/{id}", "get", 200, answer)
+    assert (service["ack_sticky"], service["ack_expires"]) == (False, now + 60)
+    response, answer = await h.request("DELETE", f"/api/services/{disk}/ack", headers=BASIC)
+    response, answer = await h.request("GET", f"/api/services/{disk}", headers=BASIC)
+    service = check(doc, "/api/services/{id}", "get", 200, answer)
+    assert (service["acked"], service["ack_sticky"], service["ack_expires"]) == (
+        False, False, None)
 
 
 @pytest_twisted.ensureDeferred

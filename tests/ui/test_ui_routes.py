@@ -330,3 +330,39 @@ async def test_an_offline_server_has_one_banner_dimmed_tiles_and_says_so_in_the_
     _, body = await h.request("GET", "/api/servers")
     flags = {s["name"]: (s["offline"], s["deadline"]) for s in json.loads(body)["items"]}
     assert flags["web1"] == (True, None) and flags["db1"][0] is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_ui_ack_form_sticky_and_expiry(ui_db):
+    """SPEC 10.5 in the service page's form: the sticky checkbox and a local expiry time (the
+    browser's offset, as for silences); the page then says both; a past expiry is a 400."""
+    from datetime import datetime, timezone
+
+    h = Harness(ui_db)
+    cookies = await login(h)
+    disk = ui_db.ids["disk"]
+    token = await csrf_for(h, cookies, f"/ui/service/{disk}")
+    headers = {**FORM, **cookie_header(cookies)}
+    response, body = await h.request("GET", f"/ui/service/{disk}",
+                                     headers=cookie_header(cookies))
+    assert b'name="sticky"' in body and b'name="expires"' in body
+
+    async def post(**data):
+        return await h.request("POST", f"/ui/service/{disk}/ack", headers=headers,
+                               data=urlencode({"csrf": token, **data}).encode())
+
+    response, _ = await post(comment="x", expires="1999-01-01T10:00", tzoffset="-60")
+    assert response.code == 400 and not (await h.queries.service(disk)).acked
+    local = int(h.clock.seconds() // 60 * 60 + 86400)  # a browser in UTC+1 types this
+    typed = datetime.fromtimestamp(local, timezone.utc).strftime("%Y-%m-%dT%H:%M")
+    response, _ = await post(comment="mine", sticky="1", expires=typed, tzoffset="-60")
+    assert response.code == 303
+    svc = await h.queries.service(disk)
+    assert (svc.acked, svc.ack_sticky, svc.ack_expires) == (True, True, local - 3600)
+    response, body = await h.request("GET", f"/ui/service/{disk}",
+                                     headers=cookie_header(cookies))
+    facts = re.search(rb'<dd id="ack-facts">(.*?)</dd>', body, re.S).group(1)
+    assert b"mine" in facts and b"sticky" in facts and b"until" in facts
+    response, _ = await post(comment="plain", expires="")  # a plain one replaces it
+    svc = await h.queries.service(disk)
+    assert (svc.acked, svc.ack_sticky, svc.ack_expires) == (True, False, None)
