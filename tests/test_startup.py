@@ -103,3 +103,17 @@ def test_healthz_and_the_start_up_log_say_the_version(tmp_path):
         assert status == 200 and body["version"] == overc.__version__
         assert f"OverC {overc.__version__} serving http://127.0.0.1:{server.port}/" \
             in server.log_text()
+
+
+def test_an_sqlite_file_that_cannot_be_opened_is_one_line_and_a_failed_exit(tmp_path):
+    """No database server will come back to fix a missing folder: fail at once, not retry."""
+    port = RealServer(tmp_path).port
+    result = run_server(tmp_path, "--listen", f"tcp:{port}:interface=127.0.0.1",
+                        "--database", "sqlite:///no-such-folder/overc.db")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    lines = problems(output)
+    assert len(lines) == 1, output
+    assert "cannot open the database sqlite:///" in lines[0], lines
+    assert "no-such-folder/overc.db" in lines[0] and "unable to open" in lines[0], lines
