@@ -32,6 +32,12 @@ class Counters:
             series = self._values[name]
             series[key] = series.get(key, 0) + amount
 
+    def value(self, name: str, **labels: str) -> float:
+        """One series' current value (0 when it was never counted)."""
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            return self._values[name].get(key, 0) if name in self._values else 0
+
     def snapshot(self) -> dict[str, dict[LabelKey, float]]:
         with self._lock:
             return {name: dict(series) for name, series in self._values.items()}

@@ -34,19 +34,31 @@ class Watchdog(RepeatingJob):
         self.expired_total = 0
         self.refreshed_total = 0
         self.timeouts_total = 0
+        #: Pushes this process answered 503 (database unavailable) as of its last good tick.
+        self._refused_seen = self._refused()
+
+    def _refused(self) -> float:
+        return self.counters.value("push_requests", status="503")
 
     async def tick(self) -> TickResult:
         """One tick; a full batch means a storm: go on until the backlog is gone."""
         while True:
             now = self.clock.seconds()
+            # A failed tick before this one, or pushes turned away meanwhile: this process lost
+            # its database, however briefly, and agents that got a 503 are on their backoff.
+            refused = self._refused()
+            turned_away = self.last_error is not None or refused > self._refused_seen
             result = await self.store.watchdog_tick(
-                now, interval=self.interval, grace=self.grace, limit=self.batch
+                now, interval=self.interval, grace=self.grace, limit=self.batch,
+                turned_away=turned_away,
             )
+            self._refused_seen = refused
             if result.away_since is not None and result.away_since > 0:
                 log.info(
-                    "Nobody watched for {gap:.0f} s (OverC or its database was down): "
-                    "{count} overdue services get a fresh period",
+                    "Nobody watched for {gap:.0f} s (OverC or its database was down"
+                    "{refused}): {count} overdue services get a fresh period",
                     gap=now - result.away_since, count=result.refreshed,
+                    refused=", pushes were turned away" if turned_away else "",
                 )
                 self.refreshed_total += result.refreshed
             elif result.away_since is not None:  # a new database: never watched before

@@ -47,9 +47,15 @@ class WatchdogStore:
         self.db = db
 
     async def watchdog_tick(self, now: float, *, interval: float, grace: Grace,
-                            limit: int = 5000) -> TickResult:
-        """Restart awareness, then mark overdue services stale with one `offline` alert each."""
-        return await self.db.run(_txn_watchdog_tick, now, interval, grace, limit)
+                            limit: int = 5000, turned_away: bool = False) -> TickResult:
+        """Restart awareness, then mark overdue services stale with one `offline` alert each.
+
+        ``turned_away``: this process could not reach the database since its last tick (a
+        failed tick, or pushes answered 503): a gap in watching however short, since agents
+        that got a 503 are on their backoff now; deadlines get the fresh window as after any
+        gap (issue 9: a 3 s outage must not raise false alarms).
+        """
+        return await self.db.run(_txn_watchdog_tick, now, interval, grace, limit, turned_away)
 
 
 def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
@@ -80,18 +86,19 @@ _DUE = Columns("Due", id="s.id", server_id="s.server_id", period="s.period",
 
 
 def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace,
-                       limit: int) -> TickResult:
+                       limit: int, turned_away: bool = False) -> TickResult:
     # The common tick finds nothing: answer it read-only (no lock, no write, no disk flush).
     last_seen = cursor.execute("SELECT last_tick FROM coordination WHERE id = ?",
                                (Job.WATCHDOG.value,)).fetchone()
     if last_seen is None:
         raise RuntimeError("the coordination table has no watchdog row: run the migrations")
     (seen_tick,) = last_seen
-    if not was_away(now, seen_tick, interval) and not heartbeat_due(now, seen_tick, interval):
+    if (not turned_away and not was_away(now, seen_tick, interval)
+            and not heartbeat_due(now, seen_tick, interval)):
         if not _anything_due(cursor, now):
             return TickResult()
     last_tick = lock_job(cursor, Job.WATCHDOG, now)
-    away = was_away(now, last_tick, interval)
+    away = was_away(now, last_tick, interval) or turned_away
     service_fresh = fresh_deadline_sql(grace)
     # Servers first (SPEC 10.3), in the order ingest locks rows (servers, then services).
     servers = ServerTick()

@@ -136,6 +136,26 @@ async def test_after_a_short_gap_no_deadline_ends_before_agents_can_be_back(worl
 
 
 @pytest_twisted.ensureDeferred
+async def test_pushes_turned_away_for_a_moment_are_a_gap_too(world):
+    # The database went away for ~2 s (under the 5 s away threshold): this process answered
+    # pushes 503, so their agents back off; fast (period 2 s) would be due before they are back.
+    await world.report("web1", 1000.0, ("fast", "OK"), period=2)  # deadline 1003
+    await world.tick(1000.5, interval=1.0)
+    await world.tick(1001.5, interval=1.0)
+    result = await world.watchdog.watchdog_tick(1003.5, interval=1.0, grace=Grace(),
+                                                turned_away=True)
+    # (away since the last tick that wrote its heartbeat; the one at 1001.5 only read)
+    assert (result.away_since, result.refreshed, result.expired) == (1000.5, 1, [])
+    for now in (1010.0, 1040.0, 1069.0):  # 1003.5 + 65 + 1
+        assert (await world.tick(now, interval=30.0)).expired == []
+    assert len((await world.tick(1070.0, interval=30.0)).expired) == 1
+    # Without the flag the same short pause is ordinary jitter: fast is due at once.
+    await world.report("web1", 1071.0, ("fast", "OK"), period=2)  # deadline 1074
+    await world.tick(1072.0, interval=1.0)
+    assert len((await world.tick(1075.0, interval=1.0)).expired) == 1
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_late_report_after_the_window_keeps_the_service_watched(world):
     # The agent resends its spool after the fresh window: reports carry their old times.
     await world.report("web1", 1000.0, ("app", "OK"), period=5)

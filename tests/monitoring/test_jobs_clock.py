@@ -74,9 +74,11 @@ class FakeTickStore:
     def __init__(self, results):
         self.results = list(results)
         self.calls = []
+        self.turned_away = []
 
-    async def watchdog_tick(self, now, *, interval, grace, limit):
+    async def watchdog_tick(self, now, *, interval, grace, limit, turned_away=False):
         self.calls.append((now, limit))
+        self.turned_away.append(turned_away)
         return self.results.pop(0) if self.results else TickResult()
 
 
@@ -102,6 +104,35 @@ def test_watchdog_drains_a_storm_and_reports_health():
     clock.pump([1.0] * 6)
     status = watchdog.status()
     assert not status["ok"] and "database unavailable" in status["last_error"]
+    watchdog.stopService()
+
+
+def test_watchdog_counts_a_failed_tick_or_a_503_as_a_gap_however_short():
+    """Issue 9: agents that got a 503 back off (Retry-After, up to 60 s): the next tick after
+    this process lost its database, even for a second, asks the store for the fresh window."""
+    clock = Clock()
+    clock.advance(100)
+    store = FakeTickStore([])
+    metrics = Counters()
+    watchdog = Watchdog(store, clock, interval=1.0, grace=Grace(), counters=metrics)
+    watchdog.startService()
+    clock.pump([1.0] * 2)
+    metrics.inc("push_requests", status="200")
+    clock.advance(1.0)
+    metrics.inc("push_requests", status="503")  # a push turned away
+    clock.advance(1.0)
+    clock.advance(1.0)
+    real = store.watchdog_tick
+
+    async def down(*a, **k):
+        raise DatabaseUnavailable("no route")
+
+    store.watchdog_tick = down
+    clock.advance(1.0)  # this tick fails
+    store.watchdog_tick = real
+    clock.advance(1.0)
+    clock.advance(1.0)
+    assert store.turned_away == [False, False, False, False, True, False, True, False]
     watchdog.stopService()
 
 
