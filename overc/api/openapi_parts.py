@@ -153,6 +153,8 @@ _SCHEMAS: dict[str, Any] = {
             "flapping": {"type": "boolean"},
             "flapping_percent": {"type": "number", "description":
                                  "Weighted state changes over the last 21 reports (SPEC 10.2)"},
+            "server_offline": {"type": "boolean", "description":
+                               "Its server is offline (SPEC 10.3; the server's `offline`)"},
             "held": {"type": "string", "nullable": True, "example": "soft 2/3",
                      "description": "Why a problem of this service would not be notified now"
                                     " (null: it would be). The first that applies of:"
