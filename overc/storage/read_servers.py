@@ -6,6 +6,7 @@ is cheaper than one query per server and than 10,000 rows through the MySQL driv
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -150,6 +151,9 @@ def _attach_held(index: WindowIndex, services: Sequence[ServiceRow],
     """Set :attr:`ServiceRow.held` on rows read in this transaction: ``index`` holds the windows
     running now (read once per page), ``parents`` the services whose parent is down now."""
     for s in services:
+        if not (index or s.server_offline or s.flapping or s.soft_state or s.acked
+                or s.id in parents):
+            continue  # nothing could hold it (the usual row): None, without the rule's object
         s.held = held_reason(ServiceQuiet(
             maintenance=bool(index) and index.covering(
                 s.server_id, s.server_name, s.id, s.name) is not None,
@@ -160,10 +164,17 @@ def _attach_held(index: WindowIndex, services: Sequence[ServiceRow],
 
 def _held_of_servers(cursor: Cursor, servers: Sequence[ServerRow], now: float) -> None:
     """The held reasons of every service of these servers: two queries (the maintenance
-    windows) whatever their number; dependencies are judged on the rows read already."""
+    windows) whatever their number; dependencies are judged on the rows read already. A
+    server no running window can reach skips the per-service window check (10,000 services
+    under one config glob window would otherwise cost 10,000 glob matches)."""
     index = window_index(cursor, now)
+    nothing = WindowIndex((), now)
     for server in servers:
-        _attach_held(index, server.services, parent_holds(server.services))
+        reachable = index and (server.id in index.by_server or any(
+            not w.servers or any(fnmatch.fnmatchcase(server.name, p) for p in w.servers)
+            for w in index.globs))
+        _attach_held(index if reachable else nothing, server.services,
+                     parent_holds(server.services))
 
 
 def _txn_servers(cursor: Cursor, after: int, limit: int | None, excerpt: int,
