@@ -109,7 +109,8 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Service": {
         "type": "object",
-        "required": ["id", "server_id", "server_name", "name", "state", "stale", "acked"],
+        "required": ["id", "server_id", "server_name", "name", "state", "stale", "acked",
+                     "held"],
         "properties": {
             "id": _INT64_ID,
             "server_id": _INT64_ID,
@@ -152,6 +153,17 @@ _SCHEMAS: dict[str, Any] = {
             "flapping": {"type": "boolean"},
             "flapping_percent": {"type": "number", "description":
                                  "Weighted state changes over the last 21 reports (SPEC 10.2)"},
+            "server_offline": {"type": "boolean", "description":
+                               "Its server is offline (SPEC 10.3; the server's `offline`)"},
+            "held": {"type": "string", "nullable": True, "example": "soft 2/3",
+                     "description": "Why a problem of this service would not be notified now"
+                                    " (null: it would be). The first that applies of:"
+                                    " `maintenance` (a running window or silence covers it),"
+                                    " `server offline` (its server stopped pushing),"
+                                    " `depends on <parent>` (its parent is in a hard problem"
+                                    " or stale), `flapping`, `soft <n>/<attempts>` (a problem"
+                                    " not yet hard), `acknowledged` (in a problem someone"
+                                    " acknowledged: repeats and escalations wait)"},
         },
     },
     "Server": {

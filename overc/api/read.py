@@ -114,7 +114,8 @@ class ReadAPI:
     async def servers(self, request: IRequest, identity: Identity) -> bytes:
         limit = int_arg(request, "limit", 100, 1, MAX_LIMIT)
         after = int_arg(request, "after", 0, 0)
-        servers = await self.queries.servers(after=after, limit=limit, excerpt=0)
+        servers = await self.queries.servers(after=after, limit=limit, excerpt=0,
+                                             now=self.clock.seconds())
         more = len(servers) == limit
         return json_body(request, {
             "items": [server_json(s) for s in servers],
@@ -124,7 +125,7 @@ class ReadAPI:
     @app.route(f"/servers/<{ID}:server_id>", methods=["GET"])
     @readable
     async def server(self, request: IRequest, identity: Identity, server_id: int) -> bytes:
-        server = await self.queries.server(server_id)
+        server = await self.queries.server(server_id, now=self.clock.seconds())
         if server is None:
             raise NotFound()
         return json_body(request, server_json(server))
@@ -132,7 +133,7 @@ class ReadAPI:
     @app.route(f"/services/<{ID}:service_id>", methods=["GET"])
     @readable
     async def service(self, request: IRequest, identity: Identity, service_id: int) -> bytes:
-        svc = await self.queries.service(service_id)
+        svc = await self.queries.service(service_id, now=self.clock.seconds())
         if svc is None:
             raise NotFound()
         return json_body(request, service_json(svc))

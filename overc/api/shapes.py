@@ -27,7 +27,8 @@ def service_json(s: ServiceRow) -> dict[str, Any]:
         "attempts": s.attempts, "flapping_thresholds": s.flapping_thresholds,
         "depends_on": s.depends_on, "settings_source": dict(s.settings_source),
         "soft_state": s.soft_state, "soft_count": s.soft_count, "flapping": s.flapping,
-        "flapping_percent": s.flapping_percent,
+        "flapping_percent": s.flapping_percent, "server_offline": s.server_offline,
+        "held": s.held,
     }
 
 

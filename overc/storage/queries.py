@@ -36,15 +36,17 @@ class Queries:
         self.db = db
 
     async def servers(
-        self, after: int = 0, limit: int | None = None, excerpt: int = EXCERPT
+        self, after: int = 0, limit: int | None = None, excerpt: int = EXCERPT,
+        now: float | None = None,
     ) -> list[ServerRow]:
-        return await self.db.run(_txn_servers, after, limit, excerpt)
+        """With ``now``, each service's ``held`` reason at that time (else left None)."""
+        return await self.db.run(_txn_servers, after, limit, excerpt, now)
 
-    async def server(self, server_id: int) -> ServerRow | None:
-        return await self.db.run(_txn_server, server_id)
+    async def server(self, server_id: int, now: float | None = None) -> ServerRow | None:
+        return await self.db.run(_txn_server, server_id, now)
 
-    async def service(self, service_id: int) -> ServiceRow | None:
-        return await self.db.run(_txn_service, service_id)
+    async def service(self, service_id: int, now: float | None = None) -> ServiceRow | None:
+        return await self.db.run(_txn_service, service_id, now)
 
     async def states(
         self, service_id: int, since: float, until: float, limit: int, after_id: int = 0

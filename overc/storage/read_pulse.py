@@ -2,7 +2,9 @@
 
 A few aggregate queries, scoped to the page's subject (``scope``), so an unchanged page costs
 them and a 304 (``overc.ui.pages``), and a report from another server does not change a
-server or service page's fingerprint. Silences that end by the clock count too (``now``).
+server or service page's fingerprint. Silences and one-off maintenance windows that start or
+end by the clock count too (``now``), and so do a service's parent and its server's offline flag
+(its held reason).
 """
 from __future__ import annotations
 
@@ -32,6 +34,14 @@ _SERVICES = ("SELECT COUNT(*), MAX(last_time), SUM(last_time), SUM(stale), SUM(a
 _SERVERS = ("SELECT COUNT(*), MAX(id), SUM(silenced_until),"
             " SUM(CASE WHEN silenced_until > ? THEN 1 ELSE 0 END), MAX(last_seen) FROM servers")
 _ALERTS = "SELECT COUNT(*), MAX(id) FROM alerts"
+#: A service page's held reason (overc.core.held) also follows its parent and its server.
+_HELD_BY = ("SELECT v.offline, p.state, p.stale FROM services s"
+            " JOIN servers v ON v.id = s.server_id"
+            " LEFT JOIN services p ON p.server_id = s.server_id AND p.name = s.depends_on"
+            " WHERE s.id = ?")
+#: One-off windows that start or end by the clock change the held reasons (``maintenance``).
+_WINDOWS = ("SELECT COUNT(*), MAX(id) FROM maintenance"
+            " WHERE end_time > ? AND start_time <= ?")
 _DELIVERY = ("SELECT COUNT(*), MAX(id), SUM(attempts), SUM(COALESCE(finished, 0))"
              " FROM notifications")
 
@@ -42,9 +52,11 @@ def _queries(scope: PulseScope, now: float) -> list[tuple[str, tuple[Any, ...]]]
         return [(_SERVICES + " WHERE server_id = ?", (now, one)),
                 (_SERVERS + " WHERE id = ?", (now, one)),
                 (_ALERTS + " WHERE server_id = ?", (one,)),
-                (_DELIVERY + " WHERE server_id = ?", (one,))]
+                (_DELIVERY + " WHERE server_id = ?", (one,)),
+                (_WINDOWS, (now, now))]
     if scope.kind == "service":
-        return [(_SERVICES + " WHERE id = ?", (now, one)),
+        return [(_SERVICES + " WHERE id = ?", (now, one)), (_HELD_BY, (one,)),
+                (_WINDOWS, (now, now)),
                 (_ALERTS + " WHERE service_id = ?", (one,)),
                 (_DELIVERY + " WHERE server_id = (SELECT server_id FROM services WHERE id = ?)",
                  (one,))]

@@ -6,12 +6,16 @@ is cheaper than one query per server and than 10,000 rows through the MySQL driv
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from overc.core.held import ServiceQuiet, held_reason, parent_holds
+from overc.core.maintenance import WindowIndex
 from overc.core.policy import DEFAULT_FLAPPING, flapping_value
 from overc.storage.db import Cursor
+from overc.storage.maintenance_store import window_index
 
 #: Longest info excerpt carried by list views (the service page reads the whole text).
 EXCERPT = 300
@@ -53,6 +57,11 @@ class ServiceRow:
     # SPEC 10.5: the acknowledgement lasts until OK (sticky) and/or ends at ack_expires.
     ack_sticky: bool = False
     ack_expires: float | None = None
+    #: SPEC 10.3: its server stopped pushing (read with the service, for :attr:`held`).
+    server_offline: bool = False
+    #: Why a problem of it would not be notified now (:mod:`overc.core.held`); None: it would
+    #: be, or the caller did not ask (no ``now``).
+    held: str | None = None
 
 
 @dataclass
@@ -91,7 +100,7 @@ SERVICE_COLUMNS = (
     " s.acked, s.ack_comment, s.silenced_until, s.silence_reason, v.name,"
     " s.schedule, s.tz, s.grace, s.run_started, s.run_timeout, s.run_late, s.duration,"
     " s.attempts, s.flap_thresholds, s.depends_on, s.settings_source, s.soft_state,"
-    " s.soft_count, s.flap_bits, s.flapping, s.ack_sticky, s.ack_expires"
+    " s.soft_count, s.flap_bits, s.flapping, s.ack_sticky, s.ack_expires, v.offline"
 )
 _SETTING_KEYS = ("attempts", "flapping", "depends_on")
 _SERVER_COLUMNS = ("id, name, ip, created, last_seen, silenced_until, silence_reason, offline,"
@@ -102,7 +111,8 @@ def service_row(row: Sequence[Any]) -> ServiceRow:
     """A row of :data:`SERVICE_COLUMNS` as a :class:`ServiceRow`."""
     (service_id, server_id, name, state, info, period, last_time, deadline, stale, acked,
      ack_comment, silenced_until, silence_reason, server_name, schedule, tz, grace,
-     run_started, run_timeout, run_late, duration, *noise, ack_sticky, ack_expires) = row
+     run_started, run_timeout, run_late, duration, *noise, ack_sticky, ack_expires,
+     server_offline) = row
     return ServiceRow(
         id=service_id, server_id=server_id, name=name, state=state, info=info, period=period,
         last_time=last_time, deadline=deadline, stale=bool(stale), acked=bool(acked),
@@ -110,7 +120,7 @@ def service_row(row: Sequence[Any]) -> ServiceRow:
         server_name=server_name, schedule=schedule, tz=tz, grace=grace,
         run_started=run_started, run_timeout=run_timeout, run_late=bool(run_late),
         duration=duration, ack_sticky=bool(ack_sticky), ack_expires=ack_expires,
-        **_noise(noise),
+        server_offline=bool(server_offline), **_noise(noise),
     )
 
 
@@ -136,8 +146,41 @@ def _server_row(row: Sequence[Any]) -> ServerRow:
                      offline=bool(offline), deadline=deadline)
 
 
-def _txn_servers(cursor: Cursor, after: int, limit: int | None, excerpt: int) -> list[ServerRow]:
-    """Servers with id > after (by id), each with its services; ``limit=None`` means all."""
+def _attach_held(index: WindowIndex, services: Sequence[ServiceRow],
+                 parents: dict[int, str]) -> None:
+    """Set :attr:`ServiceRow.held` on rows read in this transaction: ``index`` holds the windows
+    running now (read once per page), ``parents`` the services whose parent is down now."""
+    for s in services:
+        if not (index or s.server_offline or s.flapping or s.soft_state or s.acked
+                or s.id in parents):
+            continue  # nothing could hold it (the usual row): None, without the rule's object
+        s.held = held_reason(ServiceQuiet(
+            maintenance=bool(index) and index.covering(
+                s.server_id, s.server_name, s.id, s.name) is not None,
+            server_offline=s.server_offline, parent_hold=parents.get(s.id),
+            flapping=s.flapping, soft_state=s.soft_state, soft_count=s.soft_count,
+            attempts=s.attempts, acked=s.acked, state=s.state, stale=s.stale))
+
+
+def _held_of_servers(cursor: Cursor, servers: Sequence[ServerRow], now: float) -> None:
+    """The held reasons of every service of these servers: two queries (the maintenance
+    windows) whatever their number; dependencies are judged on the rows read already. A
+    server no running window can reach skips the per-service window check (10,000 services
+    under one config glob window would otherwise cost 10,000 glob matches)."""
+    index = window_index(cursor, now)
+    nothing = WindowIndex((), now)
+    for server in servers:
+        reachable = index and (server.id in index.by_server or any(
+            not w.servers or any(fnmatch.fnmatchcase(server.name, p) for p in w.servers)
+            for w in index.globs))
+        _attach_held(index if reachable else nothing, server.services,
+                     parent_holds(server.services))
+
+
+def _txn_servers(cursor: Cursor, after: int, limit: int | None, excerpt: int,
+                 now: float | None = None) -> list[ServerRow]:
+    """Servers with id > after (by id), each with its services; ``limit=None`` means all.
+    With ``now``, each service carries its held reason at that time."""
     sql = f"SELECT {_SERVER_COLUMNS} FROM servers WHERE id > ? ORDER BY id"
     params: list[Any] = [after]
     if limit is not None:
@@ -159,6 +202,8 @@ def _txn_servers(cursor: Cursor, after: int, limit: int | None, excerpt: int) ->
         server = by_id.get(service.server_id)
         if server is not None:
             server.services.append(service)
+    if now is not None:
+        _held_of_servers(cursor, servers, now)
     return servers
 
 
@@ -187,7 +232,7 @@ def _txn_overview(cursor: Cursor, excerpt: int) -> list[OverviewServer]:
     return list(servers.values())
 
 
-def _txn_server(cursor: Cursor, server_id: int) -> ServerRow | None:
+def _txn_server(cursor: Cursor, server_id: int, now: float | None = None) -> ServerRow | None:
     row = cursor.execute(
         f"SELECT {_SERVER_COLUMNS} FROM servers WHERE id = ?", (server_id,)
     ).fetchone()
@@ -203,13 +248,39 @@ def _txn_server(cursor: Cursor, server_id: int) -> ServerRow | None:
             (server_id,),
         ).fetchall()
     ]
+    if now is not None:
+        _held_of_servers(cursor, [server], now)
     return server
 
 
-def _txn_service(cursor: Cursor, service_id: int) -> ServiceRow | None:
+@dataclass(frozen=True)
+class _Related:
+    id: int
+    name: str
+    depends_on: str | None
+    state: str | None
+    stale: bool
+
+
+def _txn_service(cursor: Cursor, service_id: int, now: float | None = None) -> ServiceRow | None:
+    """One service; with ``now``, with its held reason (one more query when it has a parent:
+    its server's services that have a parent or are that parent, for the cycle rule)."""
     columns = SERVICE_COLUMNS.format(info="s.info")
     row = cursor.execute(
         f"SELECT {columns} FROM services s JOIN servers v ON v.id = s.server_id WHERE s.id = ?",
         (service_id,),
     ).fetchone()
-    return service_row(row) if row else None
+    if row is None:
+        return None
+    service = service_row(row)
+    if now is not None:
+        parents: dict[int, str] = {}
+        if service.depends_on:
+            related = [_Related(i, name, parent, state, bool(stale)) for i, name, parent, state,
+                       stale in cursor.execute(
+                           "SELECT id, name, depends_on, state, stale FROM services"
+                           " WHERE server_id = ? AND (depends_on IS NOT NULL OR name = ?)",
+                           (service.server_id, service.depends_on)).fetchall()]
+            parents = parent_holds(related)
+        _attach_held(window_index(cursor, now), [service], parents)
+    return service

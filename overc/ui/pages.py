@@ -194,17 +194,16 @@ class UI:
         etag = await self.live_tag(request, identity, PulseScope("server", server_id))
         if etag is None:
             return b""
-        server = await self.queries.server(server_id)
+        now = self.clock.seconds()
+        server = await self.queries.server(server_id, now=now)
         if server is None:
             raise PageNotFound()
-        now = self.clock.seconds()
         rows = sorted(server.services,
                       key=lambda s: (views.service_rank(s.state, s.stale), s.name))
         alerts = await self.queries.alerts(AlertFilter(server_id=server_id, limit=50))
         return await self.render(
             request, identity, "server.html", title=server.name, server=server, services=rows,
             alerts=alerts, display=views.display_state, etag=etag,
-            holding=views.held_by_parents(rows),
             silenced=bool(server.silenced_until and server.silenced_until > now),
             windows=await windows_for(self.windows, server.id, server.name),
         )
@@ -215,10 +214,10 @@ class UI:
         etag = await self.live_tag(request, identity, PulseScope("service", service_id))
         if etag is None:
             return b""
-        svc = await self.queries.service(service_id)
+        now = self.clock.seconds()
+        svc = await self.queries.service(service_id, now=now)
         if svc is None:
             raise PageNotFound()
-        now = self.clock.seconds()
         asked = arg(request, "range") or ""
         day_start = now - 86400
         states, prior = await self.queries.recent_states(

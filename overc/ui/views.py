@@ -13,8 +13,6 @@ from typing import Any, Iterable, Sequence
 
 from markupsafe import Markup
 
-from overc.core.dependencies import Parent, hold
-
 from overc.ui.views_charts import (  # noqa: F401 - the pages use them through this module
     Chart, ago_labels, chart, chart_columns, chart_series, fit_window, human)
 
@@ -36,23 +34,6 @@ def rank(state: str | None) -> int:
 def service_rank(state: str | None, stale: bool) -> int:
     """Where a service sorts: a stale FAIL is still a FAIL (the worse of the two)."""
     return min(RANK["STALE"], rank(state)) if stale else rank(state)
-
-
-def held_by_parents(services: Iterable) -> dict[int, str]:
-    """``service id -> "depends on mysql"`` for the services of one server whose parent is down
-    now (SPEC 10.4): their alerts are recorded, not notified, so the page says why it is quiet.
-    The same rule as the dispatcher's, on the rows the server page has anyway."""
-    rows = list(services)
-    by_name = {s.name: s for s in rows}
-    chain = {s.name: s.depends_on for s in rows if s.depends_on}
-    held = {}
-    for s in rows:
-        parent = by_name.get(s.depends_on) if s.depends_on else None
-        reason = hold(s.name, s.depends_on,
-                      None if parent is None else Parent(parent.state, parent.stale), chain)
-        if reason is not None:
-            held[s.id] = reason
-    return held
 
 
 def is_problem(state: str | None) -> bool:

@@ -156,6 +156,11 @@ async def test_api_ack_sticky_and_expires(ui_db):
     service = check(doc, "/api/services/{id}", "get", 200, answer)
     assert (service["acked"], service["ack_sticky"], service["ack_expires"]) == (
         True, True, float(int(now) + 86400))
+    assert service["held"] == "acknowledged"  # a WARN someone owns: why repeats wait
+    response, answer = await h.request("GET", "/api/servers", headers=BASIC)
+    listed = check(doc, "/api/servers", "get", 200, answer)["items"]
+    assert {s["name"]: s["held"] for v in listed for s in v["services"]
+            if v["id"] == ui_db.ids["web1"]} == {"disk": "acknowledged", "app": None}
     response, answer = await ack({"expires": now + 60})  # a new ack replaces the old one
     response, answer = await h.request("GET", f"/api/services/{disk}", headers=BASIC)
     service = check(doc, "/api/services/{id}", "get", 200, answer)
@@ -165,6 +170,7 @@ async def test_api_ack_sticky_and_expires(ui_db):
     service = check(doc, "/api/services/{id}", "get", 200, answer)
     assert (service["acked"], service["ack_sticky"], service["ack_expires"]) == (
         False, False, None)
+    assert service["held"] is None
 
 
 @pytest_twisted.ensureDeferred
