@@ -236,6 +236,8 @@ def main() -> None:
                              " requests/s after/before (bench/ingest_compare.py)")
     parser.add_argument("--after", type=Path, default=None,
                         help="with --before: the checkout to compare (default: this tree)")
+    parser.add_argument("--targets", default="sqlite,mariadb,mariadb2",
+                        help="with --before: which of sqlite, mariadb, mariadb2 (processes = 2)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="with --before: load rounds per tree and target (default 2)")
     parser.add_argument("--load", choices=["auto", "wrk", "asyncio"], default="auto",

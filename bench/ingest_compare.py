@@ -46,10 +46,12 @@ def _measure(server: RealServer, c: int, duration: int, servers: int) -> dict:
 def before_after(args, levels: list[int]) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="overc-bench-ab-"))
     base = os.environ.get("OVERC_TEST_MYSQL", "mysql://root@127.0.0.1:3306/overc_test")
-    targets: list[tuple[str, str | None, str | None]] = [("SQLite", None, None)]
-    if not args.no_mysql:
-        targets.append(("MariaDB", "mysql", None))
-        targets.append(("MariaDB, processes = 2", "mysql", "[overc]\nprocesses = 2\n"))
+    every = {"sqlite": ("SQLite", None, None), "mariadb": ("MariaDB", "mysql", None),
+             "mariadb2": ("MariaDB, processes = 2", "mysql", "[overc]\nprocesses = 2\n")}
+    wanted = args.targets.split(",")
+    if args.no_mysql:
+        wanted = [name for name in wanted if name == "sqlite"]
+    targets: list[tuple[str, str | None, str | None]] = [every[name] for name in wanted]
     trees = [("before", args.before), ("after", args.after)]
     servers: dict[tuple[str, str], RealServer] = {}
     databases: list[str] = []
