@@ -96,3 +96,23 @@ async def test_a_too_long_value_fails_the_statement_as_a_literal_did(database):
     with pytest.raises(Exception, match="1406|too long"):
         await database.run(txn, attempts=1)
     assert await rows(database, "SELECT COUNT(*) FROM services") == [(0,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_locked_read_brings_doubles_and_names_back_exactly(database):
+    """The batch's locked read (one JSON document on MariaDB): a run's start time read back
+    from the row gives the run's duration to the last bit, for near-equal names alike."""
+    from overc.core.runs import RunStart
+
+    store = Store(database, Grace(), Counters())
+    record, _ = await store.register_server("s", "h", "10.0.0.1", T0)
+    names = ["app", "app ", "ü😀'\"\\"]
+    started, ended = T0 + 0.123456789, T0 + 5.987654321012
+    await store.ingest([IngestItem(record.id, "1", T0, starts=[
+        RunStart(name, 60, started + i) for i, name in enumerate(names)])])
+    await store.ingest([IngestItem(record.id, "1", ended + 10, reports=[
+        Report(name, "OK", name, 60, time=ended) for name in names])])
+    got = await rows(database, "SELECT s.name, st.duration FROM states st JOIN services s"
+                               " ON s.id = st.service_id ORDER BY st.id")
+    assert got == [(name, ended - (started + i)) for i, name in enumerate(names)]
+    assert await rows(database, "SELECT COUNT(*) FROM services") == [(3,)]

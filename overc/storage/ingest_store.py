@@ -7,6 +7,7 @@ report changes live in :mod:`overc.core.snapshot`; this module only moves rows.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -363,17 +364,24 @@ def _load_services(cursor: Cursor, keys: list[tuple[int, str]],
         wanted = set(chunk)
         server_ids = sorted({server_id for server_id, _ in chunk})
         names = sorted({name for _, name in chunk})
-        cursor.execute(
-            "SELECT id, server_id, name, state, period, last_time, deadline, stale, acked,"
-            f" {', '.join(_RUN_COLUMNS + _NOISE_COLUMNS)}"
-            f" FROM services WHERE server_id IN ({marks(server_ids)})"
-            f" AND name IN ({marks(names)}){lock}",
-            [*server_ids, *names],
-        )
+        columns = ("id, server_id, name, state, period, last_time, deadline, stale, acked,"
+                   f" {', '.join(_RUN_COLUMNS + _NOISE_COLUMNS)}")
+        where = (f" FROM services WHERE server_id IN ({marks(server_ids)})"
+                 f" AND name IN ({marks(names)}){lock}")
+        found: list
+        if cursor.dialect.name == "mysql":
+            # The rows as one JSON document (exact doubles): json.loads runs in C, where
+            # PyMySQL would decode every value of every row in Python (~7 % of a push).
+            head, aggregate = cursor.dialect.json_array_aggregate(cursor)
+            row = cursor.execute(f"{head}SELECT {aggregate}(JSON_ARRAY({columns})){where}",
+                                 [*server_ids, *names]).fetchone()
+            found = json.loads(row[0]) if row and row[0] else []
+        else:
+            found = cursor.execute(f"SELECT {columns}{where}", [*server_ids, *names]).fetchall()
         for (service_id, server_id, name, state, period, last_time, deadline, stale,
              acked, schedule, tz, grace, run_started, run_timeout, run_deadline, run_late,
              duration, soft_state, soft_count, flap_bits, flapping, ack_sticky,
-             ack_expires) in cursor.fetchall():
+             ack_expires) in found:
             key = (server_id, name)
             if key in wanted:
                 into[key] = [service_id, ServiceSnapshot(
