@@ -116,3 +116,39 @@ async def test_the_locked_read_brings_doubles_and_names_back_exactly(database):
                                " ON s.id = st.service_id ORDER BY st.id")
     assert got == [(name, ended - (started + i)) for i, name in enumerate(names)]
     assert await rows(database, "SELECT COUNT(*) FROM services") == [(3,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_larger_than_one_document_is_split_and_stored_whole(database, monkeypatch):
+    """A batch of large infos must not exceed MariaDB's max_allowed_packet in one statement."""
+    import overc.storage.json_rows as json_rows
+
+    monkeypatch.setattr(json_rows, "MAX_DOCUMENT", 200 * 1024)
+    await rows(database, "INSERT INTO servers (name, key_hash, created) VALUES ('s', 'h', 0)")
+    (server_id,), = await rows(database, "SELECT id FROM servers")
+    await rows(database, "INSERT INTO services (server_id, name, created) VALUES (?, 'x', 0)",
+               server_id)
+    (service_id,), = await rows(database, "SELECT id FROM services")
+    sent = [(service_id, T0 + i, "OK", f"{i} {BIG}") for i in range(13)]
+    statements = []
+    if database.dialect.name == "mysql":
+        import pymysql
+
+        original = pymysql.cursors.Cursor.execute
+
+        def counting(self, query, args=None):
+            statements.append(len(query))
+            return original(self, query, args)
+
+        monkeypatch.setattr(pymysql.cursors.Cursor, "execute", counting)
+
+    def txn(cursor: Cursor):
+        insert_rows(cursor, "INSERT INTO states (service_id, time, state, info)",
+                    (ID, DOUBLE, TEXT, TEXT), sent)
+    await database.run(txn)
+    monkeypatch.undo()
+    assert await rows(database, "SELECT service_id, time, state, info FROM states"
+                                " ORDER BY id") == sent
+    if database.dialect.name == "mysql":
+        inserts = [n for n in statements if n > 1000]
+        assert len(inserts) > 1 and max(inserts) < 2 * 200 * 1024 + 1000, inserts
