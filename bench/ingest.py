@@ -2,6 +2,7 @@
 
     python bench/ingest.py [--duration 10] [--servers 500] [--no-mysql]
     python bench/ingest.py --galera [--duration 10]      # the Galera rows (SPEC 12)
+    python bench/ingest.py --before /tmp/before [--rounds 2] [--concurrency 50]
 
 Starts (1) bench/bare_klein.py, (2) `twistd -n overc server` on SQLite, (3) the same on a fresh
 MariaDB database (OVERC_TEST_MYSQL), and loads each from a separate process (wrk when
@@ -173,8 +174,23 @@ def family(pid: int) -> list[int]:
 
 
 def mariadb_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    """The mariadbd serving OVERC_TEST_MYSQL (its pid file): other tests on this machine may
+    start and stop their own mariadbd (Galera nodes) during a row, which ``pgrep`` would count."""
+    try:
+        import pymysql
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(os.environ.get("OVERC_TEST_MYSQL", "mysql://root@127.0.0.1:3306/x"))
+        connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                                     user=parts.username or "root", password=parts.password or "")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@pid_file")
+            (pid_file,) = cursor.fetchone()
+        connection.close()
+        return [int(open(pid_file).read().split()[0])]
+    except Exception:
+        out = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
 
 
 def warm_up(url: str, servers: int) -> None:
@@ -214,9 +230,16 @@ def main() -> None:
     parser.add_argument("--concurrency", default="10,50")
     parser.add_argument("--no-mysql", action="store_true")
     parser.add_argument("--before", type=Path, default=None,
-                        help="another checkout (e.g. `git archive main`): its SQLite rows run"
-                             " interleaved with this tree's, twice each, for a before/after"
-                             " ratio measured in the same run")
+                        help="another checkout (e.g. `git archive <sha> | tar -x -C DIR`): both"
+                             " trees on SQLite, MariaDB and MariaDB with processes = 2, started"
+                             " once and loaded in interleaved rounds; prints CPU per request and"
+                             " requests/s after/before (bench/ingest_compare.py)")
+    parser.add_argument("--after", type=Path, default=None,
+                        help="with --before: the checkout to compare (default: this tree)")
+    parser.add_argument("--targets", default="sqlite,mariadb,mariadb2",
+                        help="with --before: which of sqlite, mariadb, mariadb2 (processes = 2)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="with --before: load rounds per tree and target (default 2)")
     parser.add_argument("--load", choices=["auto", "wrk", "asyncio"], default="auto",
                         help="load generator (auto: wrk when installed)")
     parser.add_argument("--galera", action="store_true",
@@ -226,6 +249,11 @@ def main() -> None:
     global LOADER
     LOADER = args.load
     levels = [int(c) for c in args.concurrency.split(",")]
+    if args.before is not None:
+        from ingest_compare import before_after
+
+        before_after(args, levels)
+        return
     if args.galera:
         from ingest_galera import galera_rows
 
@@ -266,11 +294,6 @@ def main() -> None:
                      tuned[c]["rps"] / baseline[c]["rps"], 1.0))
 
     targets: list[tuple] = [("OverC, SQLite", None, None)]
-    if args.before is not None:
-        targets = [("OverC, SQLite, before", None, None, args.before),
-                   ("OverC, SQLite", None, None),
-                   ("OverC, SQLite, before (2)", None, None, args.before),
-                   ("OverC, SQLite (2)", None, None)]
     if not args.no_mysql:
         import uuid
 
@@ -312,16 +335,6 @@ def main() -> None:
         print(f"| {label} | {c} | {r['rps']:.0f} | {r['rps'] * 3:.0f} | {r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} | {r['errors']} | {r['cpu_ms']:.3f} | {r['db_cpu_ms']:.3f} | "
               f"{ratio:.2f} | {tuned_ratio:.2f} |")
-    if args.before is not None:
-        print("\nThis tree against --before (SQLite, req/s of both runs each):\n")
-        print("| conc. | before req/s | after req/s | after / before |")
-        print("| ---: | ---: | ---: | ---: |")
-        for c in levels:
-            before = [r["rps"] for label, cc, r, *_ in rows if cc == c and "before" in label]
-            after = [r["rps"] for label, cc, r, *_ in rows
-                     if cc == c and label.startswith("OverC, SQLite") and "before" not in label]
-            print(f"| {c} | {sum(before) / 2:.0f} | {sum(after) / 2:.0f} |"
-                  f" {sum(after) / sum(before):.3f} |")
 
 
 def _drop(database: str) -> None:

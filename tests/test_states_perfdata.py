@@ -84,3 +84,20 @@ def test_partly_malformed_keeps_good_metrics_and_shows_the_rest():
 def test_unclosed_quote_keeps_everything():
     out = parse_plugin_output("OK | 'broken=1")
     assert out.text == "OK | 'broken=1" and out.metrics == ()
+
+
+def test_plugin_output_is_parsed_once_per_distinct_short_output():
+    """The push path parses an agent's repeated output once (a shared immutable result);
+    long outputs are parsed every time (bounded cache), with the same result either way."""
+    from overc.core import perfdata
+
+    outputs = ["DISK WARNING - /var 91% | /var=91%;90;95;0;100", "OK | a=1 ???",
+               "OK | 'broken=1", "x\nlong | 'q w'=2ms;1;2 b=3",
+               "big | " + " ".join(f"m{i}=1" for i in range(200))]
+    assert len(outputs[-1]) > perfdata.CACHED_OUTPUT
+    for info in outputs:
+        assert perfdata.parse_plugin_output(info) == perfdata.split_plugin_output(info)
+    repeated = "OK - 12 items | items=12;;;0"
+    assert perfdata.parse_plugin_output(repeated) is perfdata.parse_plugin_output(repeated)
+    assert perfdata.parse_plugin_output(outputs[-1]) is not perfdata.parse_plugin_output(
+        outputs[-1])

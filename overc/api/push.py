@@ -4,17 +4,27 @@ announces itself with the server's key).
 
 Routes only parse, authenticate and hand the work to the group committer; a 200 is written
 after the transaction holding the request's reports has committed.
+
+The four paths an agent pushes to thousands of times a second are served by
+:class:`PushResource`, a plain twisted.web resource that matches ``request.path`` exactly and
+answers without Klein or werkzeug (their routing was ~17 % of a push's CPU, measured with
+py-spy), and, in the steady state (the server's key verified within the last minute), without
+a coroutine: parse, look the key up, submit to the group committer, answer when it fires.
+Anything else (``/api/set/maintenance``, another method, a path spelled differently, a 404)
+goes to the Klein app below, which answers exactly as before; both share one error mapping.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from klein import Klein
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from overc.core.counters import Counters
@@ -45,6 +55,12 @@ class NotReady(DatabaseUnavailable):
     """The database has not been migrated yet (still starting, or unreachable at start)."""
 
 
+#: What a push path's parser returns: who pushes, the IngestItem fields, the 200 body.
+Parsed = tuple[ServerIdentity, dict[str, Any], dict[str, int]]
+_OK = {"ok": 1}
+_PONG = {"pong": 1}
+
+
 class PushAPI:
     app = Klein()
 
@@ -72,13 +88,33 @@ class PushAPI:
         return json_error(request, status, body["error"], field)
 
     def resource(self) -> IResource:
-        return self.app.resource()
+        """The push paths' fast resource in front of the Klein app (see the module doc)."""
+        return PushResource(self, self.app.resource())
 
-    async def _store(self, request: IRequest, identity: ServerIdentity, **work) -> None:
+    # One parser per push path: body -> (identity, what the IngestItem carries, the 200 body).
+
+    def parse_ping(self, body: dict[str, Any]) -> Parsed:
+        return parse_server(body), {}, _PONG
+
+    def parse_status(self, body: dict[str, Any]) -> Parsed:
+        identity, reports = parse_status(body, self.clock.seconds())
+        return identity, {"reports": reports}, _OK
+
+    def parse_start(self, body: dict[str, Any]) -> Parsed:
+        """SPEC 9.3: the named services are running since now (or ``time``)."""
+        identity, starts = parse_start(body, self.clock.seconds())
+        return identity, {"starts": starts}, _OK
+
+    def parse_alerts(self, body: dict[str, Any]) -> Parsed:
+        identity, alerts = parse_alerts(body)
+        return identity, {"alerts": alerts}, _OK
+
+    async def _store(self, request: IRequest, identity: ServerIdentity, attempts: int = 2,
+                     **work: Any) -> None:
         if not self.ready():
             raise NotReady("the database is not ready")
         ip = getattr(request.getClientAddress(), "host", "local")  # "local": a unix socket
-        for attempt in range(2):
+        for attempt in range(attempts):
             server_id = await self.keys.authenticate(identity, ip)
             item = IngestItem(server_id=server_id, ip=ip, now=self.clock.seconds(),
                               server_name=identity.name, **work)
@@ -89,33 +125,86 @@ class PushAPI:
                 self.keys.forget(identity.name)  # deleted meanwhile: check (or register) again
         raise InvalidKey()
 
+    def push(self, request: IRequest, parse: Callable[[dict[str, Any]], Parsed]) -> Any:
+        """Serve one push: a 4xx/5xx at once (bytes), else ``NOT_DONE_YET`` and the answer
+        once the group commit holding the request has committed (or failed)."""
+        try:
+            identity, work, answer = parse(parse_body(request.content.read()))
+            if not self.ready():
+                raise NotReady("the database is not ready")
+            server_id = self.keys.known(identity)  # None: authenticate must read or hash
+        except Exception as error:
+            return self._error(request, Failure(error))
+        done: Deferred[None]
+        if server_id is None:
+            done = ensureDeferred(self._store(request, identity, **work))
+        else:
+            ip = getattr(request.getClientAddress(), "host", "local")
+            done = self.writer.submit(IngestItem(
+                server_id, ip, self.clock.seconds(), server_name=identity.name, **work))
+            done.addErrback(self._server_gone, request, identity, work)
+        done.addCallbacks(self._committed, self._failed,
+                          callbackArgs=(request, answer, work), errbackArgs=(request,))
+        return NOT_DONE_YET
+
+    def _server_gone(self, failure: Failure, request: IRequest, identity: ServerIdentity,
+                     work: dict[str, Any]) -> Deferred[None]:
+        failure.trap(ServerGone)
+        self.keys.forget(identity.name)  # deleted meanwhile: check (or register) once more
+        return ensureDeferred(self._store(request, identity, attempts=1, **work))
+
+    def _committed(self, _: None, request: IRequest, answer: dict[str, int],
+                   work: dict[str, Any]) -> None:
+        reports = work.get("reports")
+        if reports:
+            self.counters.inc("reports", len(reports))
+        _finish(request, self._answer(request, 200, answer))
+
+    def _failed(self, failure: Failure, request: IRequest) -> None:
+        _finish(request, self._error(request, failure))
+
+    def _error(self, request: IRequest, failure: Failure) -> bytes:
+        """The one mapping of errors to answers, for the fast resource and the Klein app."""
+        error = failure.value
+        if isinstance(error, ValidationError):
+            return self._answer(request, 400, {"error": error.message}, error.field)
+        if isinstance(error, InvalidKey):
+            return self._answer(request, 403, {"error": "Invalid server key"})
+        if isinstance(error, DatabaseUnavailable):
+            log.warn("Database unavailable: {error}", error=error)
+            request.setHeader(b"Retry-After", RETRY_AFTER)
+            return self._answer(request, 503,
+                                {"error": "The database is unavailable; retry later"})
+        log.failure("Unexpected error in {path}", failure, path=request.path)
+        return self._answer(request, 500, {"error": "internal error"})
+
+    # The Klein routes of the push paths: reached only when PushResource does not match
+    # exactly (e.g. a percent-encoded path); same parsers, same answers.
+
+    async def _routed(self, request: IRequest, parse: Callable[[dict[str, Any]], Parsed]
+                      ) -> bytes:
+        identity, work, answer = parse(parse_body(request.content.read()))
+        await self._store(request, identity, **work)
+        reports = work.get("reports")
+        if reports:
+            self.counters.inc("reports", len(reports))
+        return self._answer(request, 200, answer)
+
     @app.route("/ping", methods=["POST"])
     async def ping(self, request: IRequest) -> bytes:
-        identity = parse_server(parse_body(request.content.read()))
-        await self._store(request, identity)
-        return self._answer(request, 200, {"pong": 1})
+        return await self._routed(request, self.parse_ping)
 
     @app.route("/set/service/status", methods=["POST"])
     async def set_service_status(self, request: IRequest) -> bytes:
-        body = parse_body(request.content.read())
-        identity, reports = parse_status(body, self.clock.seconds())
-        await self._store(request, identity, reports=reports)
-        self.counters.inc("reports", len(reports))
-        return self._answer(request, 200, {"ok": 1})
+        return await self._routed(request, self.parse_status)
 
     @app.route("/set/service/start", methods=["POST"])
     async def set_service_start(self, request: IRequest) -> bytes:
-        """SPEC 9.3: the named services are running since now (or ``time``)."""
-        body = parse_body(request.content.read())
-        identity, starts = parse_start(body, self.clock.seconds())
-        await self._store(request, identity, starts=starts)
-        return self._answer(request, 200, {"ok": 1})
+        return await self._routed(request, self.parse_start)
 
     @app.route("/set/alerts", methods=["POST"])
     async def set_alerts(self, request: IRequest) -> bytes:
-        identity, alerts = parse_alerts(parse_body(request.content.read()))
-        await self._store(request, identity, alerts=alerts)
-        return self._answer(request, 200, {"ok": 1})
+        return await self._routed(request, self.parse_alerts)
 
     @app.route("/set/maintenance", methods=["POST"])
     async def set_maintenance(self, request: IRequest) -> bytes:
@@ -147,21 +236,9 @@ class PushAPI:
 
     # Errors: every one is JSON; only the unexpected ones are logged with their traceback.
 
-    @app.handle_errors(ValidationError)
-    def _invalid(self, request: IRequest, failure: Failure) -> bytes:
-        error = failure.value
-        assert isinstance(error, ValidationError)  # handle_errors(ValidationError) says so
-        return self._answer(request, 400, {"error": error.message}, error.field)
-
-    @app.handle_errors(InvalidKey)
-    def _forbidden(self, request: IRequest, failure: Failure) -> bytes:
-        return self._answer(request, 403, {"error": "Invalid server key"})
-
-    @app.handle_errors(DatabaseUnavailable)
-    def _unavailable(self, request: IRequest, failure: Failure) -> bytes:
-        log.warn("Database unavailable: {error}", error=failure.value)
-        request.setHeader(b"Retry-After", RETRY_AFTER)
-        return self._answer(request, 503, {"error": "The database is unavailable; retry later"})
+    @app.handle_errors(ValidationError, InvalidKey, DatabaseUnavailable)
+    def _expected(self, request: IRequest, failure: Failure) -> bytes:
+        return self._error(request, failure)
 
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Failure) -> bytes:
@@ -177,5 +254,37 @@ class PushAPI:
 
     @app.handle_errors(Exception)
     def _internal(self, request: IRequest, failure: Failure) -> bytes:
-        log.failure("Unexpected error in {path}", failure, path=request.path)
-        return self._answer(request, 500, {"error": "internal error"})
+        return self._error(request, failure)
+
+
+def _finish(request: IRequest, body: bytes) -> None:
+    """Write a whole answer, unless the client has gone meanwhile (the work is committed
+    all the same: a retry of the same report is a second state, as SPEC 1 says)."""
+    if getattr(request, "finished", False) or getattr(request, "channel", None) is None:
+        return  # the connection was lost: Request.connectionLost dropped its channel
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
+
+
+class PushResource(Resource):
+    """The push paths matched on ``request.path`` before any Klein routing (module doc)."""
+
+    isLeaf = True
+
+    def __init__(self, api: PushAPI, fallback: IResource) -> None:
+        super().__init__()
+        self.fallback = fallback
+        self.api = api
+        self.routes: dict[bytes, Callable[[dict[str, Any]], Parsed]] = {
+            b"/api/ping": api.parse_ping,
+            b"/api/set/service/status": api.parse_status,
+            b"/api/set/service/start": api.parse_start,
+            b"/api/set/alerts": api.parse_alerts,
+        }
+
+    def render(self, request: IRequest) -> Any:
+        parse = self.routes.get(request.path) if request.method == b"POST" else None
+        if parse is None:
+            return self.fallback.render(request)
+        return self.api.push(request, parse)

@@ -9,6 +9,7 @@ the text: a client never gets a 400 for it and nothing it sent disappears.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 import re
 from dataclasses import dataclass
 
@@ -129,7 +130,27 @@ def parse_perfdata(text: str) -> tuple[list[Metric], list[str]]:
     return metrics, bad
 
 
+#: Outputs up to this long are remembered (:func:`parse_plugin_output`): agents resend the same
+#: output again and again ("OK - 12 items | items=12"); 4,096 of them cost at most ~10 MiB.
+CACHED_OUTPUT = 1024
+
+
 def parse_plugin_output(info: str) -> PluginOutput:
+    """:func:`split_plugin_output`, parsed once per distinct short output (the result is
+    immutable, so sharing it between reports is safe)."""
+    if "|" not in info:
+        return PluginOutput(info)
+    if len(info) > CACHED_OUTPUT:
+        return split_plugin_output(info)
+    return _cached_output(info)
+
+
+@lru_cache(maxsize=4096)
+def _cached_output(info: str) -> PluginOutput:
+    return split_plugin_output(info)
+
+
+def split_plugin_output(info: str) -> PluginOutput:
     """Split plugin output into the text to show and its metrics.
 
     A perfdata section (after ``|`` on the first line; after the first ``|`` of the later lines,

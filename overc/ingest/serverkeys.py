@@ -61,8 +61,23 @@ class ServerKeys:
         else:
             self._verdicts.pop(name, None)
 
+    def known(self, identity: ServerIdentity) -> int | None:
+        """The server's id from a verdict still fresh, with no I/O (the push fast path); None
+        when :meth:`authenticate` has work to do. :class:`InvalidKey` for a fresh refusal."""
+        verdict = self._verdicts.get(identity.name)
+        if verdict is None or verdict.expires <= self.reactor.seconds():
+            return None
+        if verdict.digest != hashlib.sha256(identity.key.encode("utf-8")).digest():
+            return None
+        if verdict.server_id is None:
+            raise InvalidKey()
+        return verdict.server_id
+
     async def authenticate(self, identity: ServerIdentity, ip: str) -> int:
         """The server's id, registering it on first use; :class:`InvalidKey` otherwise."""
+        known = self.known(identity)
+        if known is not None:
+            return known
         now = self.reactor.seconds()
         digest = hashlib.sha256(identity.key.encode("utf-8")).digest()
         verdict = self._verdicts.get(identity.name)

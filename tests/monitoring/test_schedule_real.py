@@ -28,9 +28,11 @@ pytestmark = pytest.mark.slow
 PASSWORD = "s3cret pass"
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
 RECORD = """#!/bin/sh
-# One file per delivery: the JSON document on stdin.
+# One file per delivery: the JSON document on stdin (renamed when whole: the test reads
+# the folder while deliveries are being written).
 mkdir -p deliveries
-cat > "deliveries/$OVERC_NOTIFICATION_ID-$$.json"
+cat > "deliveries/$OVERC_NOTIFICATION_ID-$$.part"
+mv "deliveries/$OVERC_NOTIFICATION_ID-$$.part" "deliveries/$OVERC_NOTIFICATION_ID-$$.json"
 echo "$OVERC_KIND|$OVERC_SERVICE|$OVERC_SEVERITY|$OVERC_MESSAGE" >> deliveries/env.txt
 """
 
