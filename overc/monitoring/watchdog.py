@@ -46,19 +46,29 @@ class Watchdog(RepeatingJob):
             now = self.clock.seconds()
             # A failed tick before this one, or pushes turned away meanwhile: this process lost
             # its database, however briefly, and agents that got a 503 are on their backoff.
-            refused = self._refused()
-            turned_away = self.last_error is not None or refused > self._refused_seen
+            # Asked inside the transaction (a pool thread; Counters is thread-safe): a tick
+            # that retried through a short outage must see the pushes refused meanwhile.
+            seen: list[tuple[float, bool]] = []
+
+            def turned_away() -> bool:
+                refused = self._refused()
+                verdict = self.last_error is not None or refused > self._refused_seen
+                seen.append((refused, verdict))
+                return verdict
+
             result = await self.store.watchdog_tick(
                 now, interval=self.interval, grace=self.grace, limit=self.batch,
                 turned_away=turned_away,
             )
-            self._refused_seen = refused
+            turned = bool(seen) and seen[-1][1]
+            if seen:
+                self._refused_seen = seen[-1][0]
             if result.away_since is not None and result.away_since > 0:
                 log.info(
                     "Nobody watched for {gap:.0f} s (OverC or its database was down"
                     "{refused}): {count} overdue services get a fresh period",
                     gap=now - result.away_since, count=result.refreshed,
-                    refused=", pushes were turned away" if turned_away else "",
+                    refused=", pushes were turned away" if turned else "",
                 )
                 self.refreshed_total += result.refreshed
             elif result.away_since is not None:  # a new database: never watched before

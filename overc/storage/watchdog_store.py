@@ -8,7 +8,7 @@ many processes share the database. The common tick finds nothing and writes noth
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from overc.core.alerts import OFFLINE, TIMEOUT
 from overc.core.durations import Grace
@@ -47,13 +47,16 @@ class WatchdogStore:
         self.db = db
 
     async def watchdog_tick(self, now: float, *, interval: float, grace: Grace,
-                            limit: int = 5000, turned_away: bool = False) -> TickResult:
+                            limit: int = 5000,
+                            turned_away: bool | Callable[[], bool] = False) -> TickResult:
         """Restart awareness, then mark overdue services stale with one `offline` alert each.
 
         ``turned_away``: this process could not reach the database since its last tick (a
         failed tick, or pushes answered 503): a gap in watching however short, since agents
         that got a 503 are on their backoff now; deadlines get the fresh window as after any
-        gap (issue 9: a 3 s outage must not raise false alarms).
+        gap (issue 9: a 3 s outage must not raise false alarms). A callable is asked inside
+        the transaction, at the attempt that runs: a tick that retried through the outage
+        itself sees the pushes refused meanwhile.
         """
         return await self.db.run(_txn_watchdog_tick, now, interval, grace, limit, turned_away)
 
@@ -86,7 +89,10 @@ _DUE = Columns("Due", id="s.id", server_id="s.server_id", period="s.period",
 
 
 def _txn_watchdog_tick(cursor: Cursor, now: float, interval: float, grace: Grace,
-                       limit: int, turned_away: bool = False) -> TickResult:
+                       limit: int, turned_away: bool | Callable[[], bool] = False
+                       ) -> TickResult:
+    if callable(turned_away):
+        turned_away = turned_away()
     # The common tick finds nothing: answer it read-only (no lock, no write, no disk flush).
     last_seen = cursor.execute("SELECT last_tick FROM coordination WHERE id = ?",
                                (Job.WATCHDOG.value,)).fetchone()

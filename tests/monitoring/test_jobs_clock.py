@@ -78,7 +78,7 @@ class FakeTickStore:
 
     async def watchdog_tick(self, now, *, interval, grace, limit, turned_away=False):
         self.calls.append((now, limit))
-        self.turned_away.append(turned_away)
+        self.turned_away.append(turned_away() if callable(turned_away) else turned_away)
         return self.results.pop(0) if self.results else TickResult()
 
 
@@ -133,6 +133,28 @@ def test_watchdog_counts_a_failed_tick_or_a_503_as_a_gap_however_short():
     clock.advance(1.0)
     clock.advance(1.0)
     assert store.turned_away == [False, False, False, False, True, False, True, False]
+    watchdog.stopService()
+
+
+def test_a_tick_that_retries_through_a_short_outage_sees_the_pushes_refused_meanwhile():
+    """The store asks at the attempt that runs (inside the transaction): a tick that began
+    before the database went away and succeeded after it came back still counts the gap."""
+    clock = Clock()
+    metrics = Counters()
+    gate: Deferred = Deferred()
+    flags = []
+
+    class SlowStore:
+        async def watchdog_tick(self, now, *, interval, grace, limit, turned_away=False):
+            await gate  # retrying through the outage
+            flags.append(turned_away())
+            return TickResult()
+
+    watchdog = Watchdog(SlowStore(), clock, interval=1.0, grace=Grace(), counters=metrics)
+    watchdog.startService()
+    metrics.inc("push_requests", status="503")  # a push turned away meanwhile
+    gate.callback(None)
+    assert flags == [True]
     watchdog.stopService()
 
 
