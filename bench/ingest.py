@@ -214,9 +214,10 @@ def main() -> None:
     parser.add_argument("--concurrency", default="10,50")
     parser.add_argument("--no-mysql", action="store_true")
     parser.add_argument("--before", type=Path, default=None,
-                        help="another checkout (e.g. `git archive main`): its SQLite rows run"
-                             " interleaved with this tree's, twice each, for a before/after"
-                             " ratio measured in the same run")
+                        help="another checkout (e.g. `git archive main`): its rows (SQLite,"
+                             " and MariaDB unless --no-mysql) run interleaved with this"
+                             " tree's, twice each, for a before/after ratio measured in the"
+                             " same run")
     parser.add_argument("--load", choices=["auto", "wrk", "asyncio"], default="auto",
                         help="load generator (auto: wrk when installed)")
     parser.add_argument("--galera", action="store_true",
@@ -275,9 +276,18 @@ def main() -> None:
         import uuid
 
         base = os.environ.get("OVERC_TEST_MYSQL", "mysql://root@127.0.0.1:3306/overc_test")
-        targets.append(("OverC, MariaDB", f"{base}_bench_{uuid.uuid4().hex[:8]}", None))
-        targets.append(("OverC, MariaDB, 2 processes", f"{base}_bench_{uuid.uuid4().hex[:8]}",
-                        "[overc]\nprocesses = 2\n"))
+
+        def fresh() -> str:
+            return f"{base}_bench_{uuid.uuid4().hex[:8]}"
+
+        if args.before is not None:
+            targets += [("OverC, MariaDB, before", fresh(), None, args.before),
+                        ("OverC, MariaDB", fresh(), None),
+                        ("OverC, MariaDB, before (2)", fresh(), None, args.before),
+                        ("OverC, MariaDB (2)", fresh(), None)]
+        else:
+            targets.append(("OverC, MariaDB", fresh(), None))
+        targets.append(("OverC, MariaDB, 2 processes", fresh(), "[overc]\nprocesses = 2\n"))
     for label, database, config_text, *root in targets:
         folder = label.replace(",", "").replace(" ", "-").replace("(", "").replace(")", "")
         server = RealServer(workdir / folder.lower(), database=database,
@@ -313,15 +323,27 @@ def main() -> None:
               f"{r['p99_ms']:.1f} | {r['errors']} | {r['cpu_ms']:.3f} | {r['db_cpu_ms']:.3f} | "
               f"{ratio:.2f} | {tuned_ratio:.2f} |")
     if args.before is not None:
-        print("\nThis tree against --before (SQLite, req/s of both runs each):\n")
-        print("| conc. | before req/s | after req/s | after / before |")
-        print("| ---: | ---: | ---: | ---: |")
-        for c in levels:
-            before = [r["rps"] for label, cc, r, *_ in rows if cc == c and "before" in label]
-            after = [r["rps"] for label, cc, r, *_ in rows
-                     if cc == c and label.startswith("OverC, SQLite") and "before" not in label]
-            print(f"| {c} | {sum(before) / 2:.0f} | {sum(after) / 2:.0f} |"
-                  f" {sum(after) / sum(before):.3f} |")
+        print("\nThis tree against --before (req/s and server CPU ms/req of both runs each):\n")
+        print("| database | conc. | before req/s | after req/s | after / before |"
+              " CPU ms/req before | CPU ms/req after |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for backend in ("SQLite", "MariaDB"):
+            for c in levels:
+                mine = [(label, r) for label, cc, r, *_ in rows
+                        if cc == c and label.startswith(f"OverC, {backend}")
+                        and "processes" not in label]
+                before = [r for label, r in mine if "before" in label]
+                after = [r for label, r in mine if "before" not in label]
+                if not before or not after:
+                    continue
+                print(f"| {backend} | {c} | {_mean(before, 'rps'):.0f} |"
+                      f" {_mean(after, 'rps'):.0f} |"
+                      f" {_mean(after, 'rps') / _mean(before, 'rps'):.3f} |"
+                      f" {_mean(before, 'cpu_ms'):.3f} | {_mean(after, 'cpu_ms'):.3f} |")
+
+
+def _mean(results: list[dict], key: str) -> float:
+    return sum(r[key] for r in results) / len(results)
 
 
 def _drop(database: str) -> None:
