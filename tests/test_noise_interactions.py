@@ -218,9 +218,11 @@ def test_a_childs_repeat_while_its_parent_is_down(acked, silenced, parent, actio
 @pytest.mark.parametrize("ack, changed, hard, at, after", [
     # An expiring ack lasts until its expiry, over reports without a change.
     (Ack(True, expires=3000.0), False, "FAIL", 2999.0, Ack(True, expires=3000.0)),
-    # Expired: the next report ends it, whatever it says.
-    (Ack(True, expires=3000.0), False, "FAIL", 3000.0, Ack()),
+    # Expired: a change ends it (its alert re-arms repeats and escalations)...
     (Ack(True, sticky=True, expires=3000.0), True, "WARN", 3001.0, Ack()),
+    # ...a report without one leaves it to the dispatcher, which ends it and resumes what it
+    # parked (ended by the ingest, nothing would resume them).
+    (Ack(True, expires=3000.0), False, "FAIL", 3000.0, Ack(True, expires=3000.0)),
     # Sticky and not yet expired: survives WARN -> FAIL, ends on OK.
     (Ack(True, sticky=True, expires=3000.0), True, "FAIL", 2500.0,
      Ack(True, sticky=True, expires=3000.0)),
@@ -235,10 +237,9 @@ def test_an_ack_that_expires(ack, changed, hard, at, after):
 
 
 def test_an_expiring_ack_over_soft_reports_and_its_expiry():
-    """A soft problem is not a change of the hard state: an acknowledgement of a hard WARN
-    is not ended by it... and a soft problem from OK never reaches an acked problem anyway;
-    here a hard WARN, acked until 1300, gets FAIL reports (immediate once hard) after the
-    expiry: the ack is over, the FAIL is notified, not held."""
+    """A sticky ack of a hard WARN, expiring at 1300, with ``attempts = 3``: once hard,
+    problem changes are immediate (never soft), so the sticky ack holds WARN -> FAIL and
+    FAIL -> WARN until it expires; the first change after the expiry ends it and is notified."""
     clock = Clock()
     clock.advance(1000)
     start = ServiceSnapshot(state="WARN", period=PERIOD, last_time=1000.0, acked=True,

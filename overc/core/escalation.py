@@ -78,9 +78,11 @@ NO_ACK = Ack()
 
 def ack_after_report(ack: Ack, *, changed: bool, hard: str | None, now: float) -> Ack:
     """The acknowledgement after a report: it ends at a change of the hard state, unless it is
-    sticky and the new state is still a problem; an expired one ends at any report."""
+    sticky and the new state is still a problem. An expired one ends at a change (whose alert
+    re-arms repeats and escalations); without a change it is left as it is for the dispatcher,
+    which ends it and resumes what it parked: ended here, nothing would resume them."""
     if not ack_active(ack.acked, ack.expires, now):
-        return NO_ACK
+        return NO_ACK if changed else ack
     if not changed:
         return ack
     if ack.sticky and hard is not None and hard.upper() != OK:
