@@ -225,10 +225,12 @@ def test_escalation_chain_across_two_processes_the_pager_gets_the_unhandled_once
             status, _, answer = (a, b)[n % 2].post(f"api/services/{ids[name]}/ack", body, JSON)
             assert status == 200, answer
         wait_for(lambda: len(notified(tmp_path, "pager")) >= 2, 30, "the unacknowledged ones")
-        assert time.time() < expires, "the machine was too slow for the expiry to come after"
-        assert sorted(x["service"] for x in notified(tmp_path, "pager")) == unhandled
+        if time.time() < expires - 0.5:  # (a machine slower than that sends all four at once)
+            assert sorted(x["service"] for x in notified(tmp_path, "pager")) == unhandled
         wait_for(lambda: len(notified(tmp_path, "pager")) >= 4, 30, "the expired acks' ones")
-        assert sorted(x["service"] for x in notified(tmp_path, "pager")[2:]) == expiring
+        assert sorted(x["service"] for x in notified(tmp_path, "pager")) == sorted(
+            unhandled + expiring)
+        assert all(x["severity"] == "FAIL" for x in notified(tmp_path, "pager"))
         push(a, "web1", [{"name": n, "state": "OK", "info": "up"} for n in names])
         wait_for(lambda: len(notified(tmp_path, "chat")) >= 12, 30, "the recoveries in chat")
         marker(tmp_path, b, "pager")
