@@ -8,6 +8,12 @@ next scheduled time plus grace, as ingest computes them), a tenth have a run ope
 ``run_deadline`` lies in the next hour, and half of the measured expiries are run timeouts
 (the ``run_deadline`` path) instead of missed deadlines.
 
+``--server-deadlines`` (SPEC 10.3): every server has what the ingest leaves on its row (its
+shortest period, a sign of life, a deadline in the ``servers_watch`` index, here past the hour
+the services' deadlines span, so no server expires), so each tick also probes the servers'
+index and each expiring service is judged against its server (it has been silent since the
+service was due: the bounded wait for its verdict, then notified alone).
+
 For each database and size: fill ``services`` with N services whose deadlines are spread over
 the next hour (the rows the real ingest would leave), then measure with the real
 :class:`overc.storage.watchdog_store.WatchdogStore` / :class:`overc.monitoring.watchdog.Watchdog`:
@@ -113,6 +119,13 @@ def _mix(row: list, i: int, now: float, rng: random.Random) -> None:
         row[10], row[11], row[12] = run_deadline - 3660, 3600, run_deadline
 
 
+def _txn_server_deadlines(cursor: Cursor, now: float) -> None:
+    """--server-deadlines: the servers' rows as the ingest leaves them (period 60 s, last sign
+    of life now), their deadlines beyond every service's so that none goes offline."""
+    cursor.execute("UPDATE servers SET period = 60, last_seen = ?, deadline = ?",
+                   (now, now + 5000.0))
+
+
 def _txn_expire_runs(cursor: Cursor, deadlines: list[tuple[float, int]]) -> None:
     cursor.executemany("UPDATE services SET run_started = ? - 3660, run_timeout = 3600,"
                        " run_deadline = ? WHERE id = ?",
@@ -189,7 +202,7 @@ async def sleep(reactor, seconds: float) -> None:
 
 
 async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
-                         seconds: int, mix: bool = False) -> dict:
+                         seconds: int, mix: bool = False, servers: bool = False) -> dict:
     target = Target(kind, size, folder)
     db = await open_db(reactor, target, folder)
     store = WatchdogStore(db)
@@ -199,6 +212,8 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
         for start in range(0, size, chunk):
             await db.run(_txn_fill, start, min(chunk, size - start), reactor.seconds(), start,
                          mix)
+        if servers:
+            await db.run(_txn_server_deadlines, reactor.seconds())
         fill = time.perf_counter() - started
         await store.watchdog_tick(reactor.seconds(), interval=1.0, grace=GRACE)  # away path once
 
@@ -260,7 +275,8 @@ async def bench_watchdog(reactor, kind: str, size: int, folder: Path, rate: int,
         latencies = [seen[sid] - d for sid, d in deadline_of.items() if sid in seen]
         missing = total - len(latencies)
         return {
-            "db": kind + (" (mix)" if mix else ""), "size": size, "fill_s": fill,
+            "db": kind + (" (mix)" if mix else "") + (" (server deadlines)" if servers else ""),
+            "size": size, "fill_s": fill,
             "idle_p50": statistics.median(idle), "idle_p99": pct(idle, 99),
             "beat_p50": statistics.median(beat), "beat_p99": pct(beat, 99),
             "tick1000_ms": per_service[1000][0], "per1000_ms": per_service[1000][1],
@@ -345,10 +361,13 @@ async def main(reactor, args) -> None:
     for kind in kinds:
         for size in [int(s) for s in args.sizes.split(",")]:
             print(f"... {kind} {size:,} services", file=sys.stderr, flush=True)
-            for mix in ((False, True) if args.mix else (False,)):
-                rows.append(await bench_watchdog(reactor, kind, size, folder, args.rate,
-                                                 args.seconds, mix))
-                print(f"    {rows[-1]}", file=sys.stderr, flush=True)
+            variants = [(False, False)] + [(True, False)] * args.mix
+            variants += [(False, True)] * args.server_deadlines
+            for _ in range(args.rounds):  # interleaved: compare within a run
+                for mix, servers in variants:
+                    rows.append(await bench_watchdog(reactor, kind, size, folder, args.rate,
+                                                     args.seconds, mix, servers))
+                    print(f"    {rows[-1]}", file=sys.stderr, flush=True)
     print("\n| db | services | fill | idle tick p50 / p99 | idle tick writing the heartbeat p50 / p99 "
           "| tick expiring 1,000 (per service) "
           f"| tick expiring 5,000 (per service) | latency at {args.rate}/s p50 / p99 / max "
@@ -383,5 +402,9 @@ if __name__ == "__main__":
     parser.add_argument("--skip-notify", action="store_true")
     parser.add_argument("--mix", action="store_true",
                         help="also run each size with scheduled services and run timeouts")
+    parser.add_argument("--server-deadlines", action="store_true",
+                        help="also run each size with server deadlines (SPEC 10.3)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the variants of each size this many times, interleaved")
     arguments = parser.parse_args()
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, arguments)))

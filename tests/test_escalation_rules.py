@@ -63,7 +63,9 @@ def test_an_ack_with_an_expiry_holds_until_then_with_a_clock():
     (Ack(True, sticky=True), True, "UNK", 1000.0, Ack(True, sticky=True)),
     (Ack(True, sticky=True), True, "OK", 1000.0, NO_ACK),  # ...until OK
     (Ack(True, True, 2000.0), True, "FAIL", 1000.0, Ack(True, True, 2000.0)),
-    (Ack(True, True, 2000.0), False, "FAIL", 2000.0, NO_ACK),  # expired: ends at any report
+    (Ack(True, True, 2000.0), True, "FAIL", 2000.0, NO_ACK),  # expired: ends at a change
+    # Expired, no change: left to the dispatcher, which ends it and resumes what it parked.
+    (Ack(True, True, 2000.0), False, "FAIL", 2000.0, Ack(True, True, 2000.0)),
     (Ack(True, False, 2000.0), False, "FAIL", 1999.0, Ack(True, False, 2000.0)),
     (NO_ACK, True, "FAIL", 1000.0, NO_ACK),
 ])

@@ -39,8 +39,12 @@ def escalation_due(since: float, after: float) -> float:
 
 
 def decide_escalation(now: float, *, state: str | None, stale: bool, acked: bool,
-                      in_maintenance: bool) -> EscalationDecision:
+                      in_maintenance: bool, parent_down: bool = False) -> EscalationDecision:
     """What to do with a due escalation: the problem must still be there and unacknowledged.
+
+    While the service's parent is down (SPEC 10.4) its alerts are not notified, so no channel
+    is escalated to either: asked again later, as in maintenance (the parent's own escalation
+    tells the channel what is wrong).
 
     An acknowledgement parks it (no timer per acknowledgement): its end, by expiry or by a
     user removing it, re-arms the parked rows, and a state change that ends it re-arms them
@@ -50,7 +54,7 @@ def decide_escalation(now: float, *, state: str | None, stale: bool, acked: bool
         return EscalationDecision(EscalationAction.DROP)
     if acked:
         return EscalationDecision(EscalationAction.PARK)
-    if in_maintenance:
+    if in_maintenance or parent_down:
         return EscalationDecision(EscalationAction.LATER, now + MAINTENANCE_RECHECK)
     return EscalationDecision(EscalationAction.SEND)
 
@@ -74,9 +78,11 @@ NO_ACK = Ack()
 
 def ack_after_report(ack: Ack, *, changed: bool, hard: str | None, now: float) -> Ack:
     """The acknowledgement after a report: it ends at a change of the hard state, unless it is
-    sticky and the new state is still a problem; an expired one ends at any report."""
+    sticky and the new state is still a problem. An expired one ends at a change (whose alert
+    re-arms repeats and escalations); without a change it is left as it is for the dispatcher,
+    which ends it and resumes what it parked: ended here, nothing would resume them."""
     if not ack_active(ack.acked, ack.expires, now):
-        return NO_ACK
+        return NO_ACK if changed else ack
     if not changed:
         return ack
     if ack.sticky and hard is not None and hard.upper() != OK:

@@ -19,7 +19,7 @@ class RepeatAction(str, Enum):
     SEND = "send"
     DROP = "drop"  # forget: recovered
     STOP = "stop"  # acknowledged or no repeat configured
-    LATER = "later"  # silenced: ask again after one more repeat period
+    LATER = "later"  # silenced, or its parent is down: ask again after one more period
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,17 @@ class RepeatDecision:
 
 def decide_repeat(
     now: float, *, repeat: float | None, state: str | None, stale: bool, acked: bool,
-    silenced: bool,
+    silenced: bool, parent_down: bool = False,
 ) -> RepeatDecision:
-    """What to do with a due repeat of a problem a channel was told about."""
+    """What to do with a due repeat of a problem a channel was told about.
+
+    ``parent_down``: the service depends on one that is down now (SPEC 10.4): its alerts are
+    not notified meanwhile, so neither are its reminders; the parent's own repeats say it."""
     if not in_problem(state, stale):
         return RepeatDecision(RepeatAction.DROP)
     if repeat is None or acked:
         # acknowledged: no more repeats until the state changes (a new alert re-arms it)
         return RepeatDecision(RepeatAction.STOP)
-    if silenced:
+    if silenced or parent_down:
         return RepeatDecision(RepeatAction.LATER, now + repeat)
     return RepeatDecision(RepeatAction.SEND, now + repeat)

@@ -225,7 +225,11 @@ def apply_report(
         alerts.append(RaisedAlert(FLAPPING, "WARN", f"Flapping: {value:.0f} % state changes"))
     elif before.flapping and not now_flapping:
         truth = hard or OK
-        alerts.append(RaisedAlert(FLAPPING_END, truth, f"Stopped flapping; now {truth}: {info}"))
+        # Ending on a soft problem: the hard state counts, but this report's output is the
+        # problem's, so the message says both (``now OK, FAIL (soft 2/3): refused``).
+        now = (truth if soft_state is None
+               else f"{truth}, {soft_state} (soft {soft_count}/{attempts})")
+        alerts.append(RaisedAlert(FLAPPING_END, truth, f"Stopped flapping; now {now}: {info}"))
     ends_run = before.run_started is not None and report_time >= before.run_started
     took = run_duration(before.run_started if ends_run else None, report_time, duration)
     after = _evolve(

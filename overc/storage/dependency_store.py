@@ -62,18 +62,23 @@ def _reasons(cursor: Cursor, children: Iterable[Any]) -> dict[int, str]:
     return reasons
 
 
-def hold_dependents(cursor: Cursor, alerts: Sequence[Alert]) -> set[int]:
-    """Mark the alerts whose service's parent is down as held (``depends on <parent>``) and
-    their services as owed a catch-up; return the held alert ids. One query for the services
-    of the batch (only those with a parent are returned), writes only for what is held."""
-    service_ids = sorted({a.service_id for a in alerts if a.service_id is not None})
+def held_now(cursor: Cursor, service_ids: Iterable[int]) -> dict[int, str]:
+    """``service id -> held reason`` of those of these services whose parent holds their
+    notifications now. One query (only the services with a parent are returned)."""
     children = []
-    for chunk in chunks(service_ids):
+    for chunk in chunks(sorted(set(service_ids))):
         children += _CHILD.read_all(cursor.execute(
             f"SELECT {_CHILD.sql}{_CHILD_FROM}"
             f" WHERE c.id IN ({marks(chunk)}) AND c.depends_on IS NOT NULL", chunk,
         ).fetchall())
-    reasons = _reasons(cursor, children) if children else {}
+    return _reasons(cursor, children) if children else {}
+
+
+def hold_dependents(cursor: Cursor, alerts: Sequence[Alert]) -> set[int]:
+    """Mark the alerts whose service's parent is down as held (``depends on <parent>``) and
+    their services as owed a catch-up; return the held alert ids. One query for the services
+    of the batch, writes only for what is held."""
+    reasons = held_now(cursor, [a.service_id for a in alerts if a.service_id is not None])
     if not reasons:
         return set()
     by_reason: dict[str, list[int]] = {}
@@ -111,13 +116,24 @@ def catch_up_children(cursor: Cursor, now: float, limit: int) -> int:
         after = rows[-1].id
 
 
+def catch_up_due(cursor: Cursor) -> bool:
+    """Whether an owed child's parent no longer holds it (back up, deleted, no longer its
+    parent, or now its child too): the dispatcher then runs even with nothing else to do, so
+    the catch-up does not wait for an unrelated alert. One probe on the ``held_by_parent``
+    index; no owed child, or only ones whose parent is still down, is the usual answer "no".
+    (A longer cycle formed while a child is held is found at the next dispatch with work.)"""
+    return cursor.execute(
+        f"SELECT 1{_CHILD_FROM} WHERE c.held_by_parent = 1 AND (p.id IS NULL"
+        f" OR p.depends_on = c.name OR {_PARENT_UP}) LIMIT 1").fetchone() is not None
+
+
+#: The parent (``p``) is not down: reporting, and not in a hard problem state.
+_PARENT_UP = "(p.stale = 0 AND (p.state IS NULL OR p.state NOT IN ('WARN', 'FAIL', 'UNK')))"
+
 #: The owed children whose parent may no longer hold them: a parent that is not down (or none
 #: at all), or one that has a parent itself (a cycle may release them: decided in Python).
 #: While a parent stays down, its owed children are filtered out here, not read every round.
-_MAYBE_BACK = (
-    "(p.id IS NULL OR p.depends_on IS NOT NULL"
-    " OR (p.stale = 0 AND (p.state IS NULL OR p.state NOT IN ('WARN', 'FAIL', 'UNK'))))"
-)
+_MAYBE_BACK = f"(p.id IS NULL OR p.depends_on IS NOT NULL OR {_PARENT_UP})"
 
 
 def _catch_up(cursor: Cursor, now: float, rows: list[Any]) -> int:

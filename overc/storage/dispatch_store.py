@@ -23,7 +23,9 @@ from overc.storage.alert_tables import (
     ALERT, ALERT_FROM, Dispatch, Job, create_notification, lock_job, read_alert,
 )
 from overc.storage.db import Cursor, Database
-from overc.storage.dependency_store import catch_up_children, hold_dependents
+from overc.storage.dependency_store import (
+    catch_up_children, catch_up_due, held_now, hold_dependents,
+)
 from overc.storage import escalation_store as escalation
 from overc.storage.maintenance_store import _txn_sync_config, hold_alerts, release_held, window_index
 from overc.storage.rows import Columns, chunks, marks
@@ -60,7 +62,8 @@ class DispatchStore:
 
 def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
                   limit: int) -> DispatchResult:
-    # Nothing new, nothing held, no repeat due (the usual second): a read-only answer.
+    # Nothing new, nothing held, no repeat, escalation or catch-up due (the usual second): a
+    # read-only answer.
     waiting = f"{Dispatch.PENDING.value}, {Dispatch.HELD.value}"
     if (
         cursor.execute(f"SELECT 1 FROM alerts WHERE dispatched IN ({waiting}) LIMIT 1"
@@ -68,6 +71,7 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
         and cursor.execute("SELECT 1 FROM channel_problems WHERE repeat_due <= ? LIMIT 1",
                            (now,)).fetchone() is None
         and not escalation.anything_due(cursor, now)
+        and not catch_up_due(cursor)
     ):
         return DispatchResult()
     lock_job(cursor, Job.DISPATCH, now)
@@ -196,6 +200,8 @@ def _queue_repeats(cursor: Cursor, now: float, routes: dict[str, Route], limit: 
         (now, limit),
     ).fetchall())
     groups: dict[tuple[int, str], list[int]] = {}
+    # A child's repeats wait while its parent is down, as its alerts do (SPEC 10.4).
+    parent_down = held_now(cursor, [row.service_id for row in rows]) if rows else {}
     for row in rows:
         route = routes.get(row.channel)
         decision = decide_repeat(
@@ -203,6 +209,7 @@ def _queue_repeats(cursor: Cursor, now: float, routes: dict[str, Route], limit: 
             stale=bool(row.stale), acked=bool(row.acked),
             silenced=windows.covering(row.server_id, row.server_name, row.service_id,
                                       row.service_name) is not None,
+            parent_down=row.service_id in parent_down,
         )
         key = (row.channel, row.service_id)
         if decision.action == RepeatAction.DROP:

@@ -19,6 +19,7 @@ from overc.core.maintenance import WindowIndex
 from overc.core.routing import Route
 from overc.storage.alert_tables import create_notification
 from overc.storage.db import Cursor
+from overc.storage.dependency_store import held_now
 from overc.storage.rows import Columns, chunks, marks
 
 #: ``remember(cursor, channel, service_id, alert_id, repeat_due)``: the channel was told.
@@ -124,6 +125,7 @@ def queue_escalations(cursor: Cursor, now: float, routes: dict[str, Route], limi
         " JOIN services v ON v.id = e.service_id JOIN servers s ON s.id = v.server_id"
         " WHERE e.due <= ? ORDER BY e.due LIMIT ?", (now, limit)).fetchall())
     groups: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    parent_down = held_now(cursor, [row.service_id for row in rows]) if rows else {}
     for row in rows:
         key = (row.channel, row.service_id)
         route = routes.get(row.channel)
@@ -131,7 +133,8 @@ def queue_escalations(cursor: Cursor, now: float, routes: dict[str, Route], limi
             now, state=row.state, stale=bool(row.stale),
             acked=ack_active(bool(row.acked), row.ack_expires, now),
             in_maintenance=windows.covering(row.server_id, row.server_name, row.service_id,
-                                            row.service_name) is not None)
+                                            row.service_name) is not None,
+            parent_down=row.service_id in parent_down)
         if route is None or decision.action in (EscalationAction.DROP, EscalationAction.SEND):
             cursor.execute("DELETE FROM escalations WHERE channel = ? AND service_id = ?", key)
             if route is not None and decision.action == EscalationAction.SEND:

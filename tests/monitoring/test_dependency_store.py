@@ -211,3 +211,70 @@ async def test_a_long_parent_name_fits_the_held_column(database):
     await world.dispatch.dispatch(1061.0, ROUTES)
     ((_, _, _, reason),) = await world.held()
     assert len(reason) == 63 and reason.startswith("depends on ppp") and reason.endswith("…")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_released_child_is_caught_up_with_nothing_else_to_dispatch(database):
+    # The child no longer depends on mysql (its report drops the field) while mysql is still
+    # down: no alert comes with that, yet the catch-up is due at the next round.
+    world = await World(database).start()
+    await world.push(1000.0, ("mysql", "OK"), ("app", "OK", "mysql"))
+    await world.push(1060.0, ("mysql", "FAIL"), ("app", "FAIL", "mysql"))
+    await world.dispatch.dispatch(1061.0, ROUTES)
+    assert (await world.dispatch.dispatch(1062.0, ROUTES)).caught_up == 0  # still held
+    await world.push(1120.0, ("mysql", "FAIL"), ("app", "FAIL"))
+    assert (await world.dispatch.dispatch(1121.0, ROUTES)).caught_up == 1
+    assert [n[:3] for n in await world.notified()] == [("mysql", "state", "FAIL"),
+                                                       ("app", "state", "FAIL")]
+    # Claimed: the next round is the usual read-only answer.
+    assert await world.dispatch.dispatch(1122.0, ROUTES) == type(
+        await world.dispatch.dispatch(1123.0, ROUTES))()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_deleted_parent_releases_its_child_at_the_next_round(database):
+    world = await World(database).start()
+    await world.push(1000.0, ("mysql", "OK"), ("app", "OK", "mysql"))
+    await world.push(1060.0, ("mysql", "FAIL"), ("app", "FAIL", "mysql"))
+    await world.dispatch.dispatch(1061.0, ROUTES)
+
+    def delete(cursor: Cursor) -> None:
+        cursor.execute("DELETE FROM services WHERE name = 'mysql'")
+    await database.run(delete)
+    assert (await world.dispatch.dispatch(1062.0, ROUTES)).caught_up == 1
+
+
+async def sent(db) -> list[tuple[str, str, str]]:
+    """(channel, notification kind, service) of every notified alert, in order."""
+    return [tuple(r) for r in await rows(
+        db, "SELECT n.channel, n.kind, v.name FROM notifications n"
+            " JOIN notification_alerts x ON x.notification_id = n.id"
+            " JOIN alerts a ON a.id = x.alert_id"
+            " JOIN services v ON v.id = a.service_id ORDER BY n.id, a.id")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_childs_repeats_and_escalations_wait_while_its_parent_is_down(database):
+    # SPEC 10.4: the child's alerts are not notified while its parent is down; its reminders
+    # and escalations are notifications of those alerts, so they wait too. The parent's own
+    # repeats and escalation tell the channels what is wrong.
+    chain = (Route("chat", "WARN", repeat=300.0), Route("pager", "WARN", after=600.0))
+    world = await World(database).start()
+    await world.push(1000.0, ("mysql", "OK"), ("app", "OK", "mysql"))
+    await world.push(1060.0, ("app", "FAIL", "mysql"))  # told to chat; pager due at 1660
+    await world.dispatch.dispatch(1060.0, chain)
+    await world.push(1100.0, ("mysql", "FAIL"), ("app", "FAIL", "mysql"))
+    await world.dispatch.dispatch(1100.0, chain)
+    assert await sent(database) == [("chat", "alert", "app"), ("chat", "alert", "mysql")]
+    for now in (1360.0, 1400.0, 1660.0, 1700.0):
+        await world.dispatch.dispatch(now, chain)
+    assert sorted((await sent(database))[2:]) == [
+        ("chat", "repeat", "mysql"), ("chat", "repeat", "mysql"), ("pager", "alert", "mysql")]
+    # mysql is back, app still FAIL: chat was told of that FAIL (no catch-up); the pager's
+    # escalation (at its next check) and chat's repeats (one period on) resume for app.
+    await world.push(1720.0, ("mysql", "OK"), ("app", "FAIL", "mysql"))
+    for now in (1720.0, 1780.0, 1990.0):
+        await world.dispatch.dispatch(now, chain)
+    assert (await sent(database))[5:] == [
+        ("chat", "alert", "mysql"), ("pager", "alert", "mysql"),  # the recovery
+        ("pager", "alert", "app"), ("chat", "repeat", "app")]

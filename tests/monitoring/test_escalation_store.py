@@ -234,3 +234,21 @@ async def test_a_problem_below_the_channels_min_severity_stops_its_escalation(wo
     await world.dispatch.dispatch(1200.0, chain)
     assert (await world.dispatch.dispatch(1700.0, chain)).escalated == 0
     assert await world.rows("SELECT COUNT(*) FROM escalations") == [(0,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_expired_ack_resumes_even_when_a_report_comes_before_the_dispatcher(world):
+    # The report after the expiry (same state, no new alert) is ingested before the dispatcher
+    # looks: the acknowledgement must still end in a way that resumes what it parked.
+    chain = (Route("chat", "WARN", repeat=300.0), PAGER)
+    await world.report(1000.0, "OK")
+    await world.report(1100.0, "FAIL")
+    await world.dispatch.dispatch(1100.0, chain)
+    await world.ack(expires=3000.0)
+    for now in (1400.0, 1700.0, 2999.0):
+        assert (await world.dispatch.dispatch(now, chain)).notifications == 0, now
+    await world.report(3000.5, "FAIL")
+    result = await world.dispatch.dispatch(3001.0, chain)
+    assert (result.repeats, result.escalated) == (1, 1)
+    assert await world.ack_row() == (0, 0, None)
+    assert (await world.dispatch.dispatch(3301.0, chain)).repeats == 1  # repeating again
