@@ -33,9 +33,10 @@ from overc.ui.rendering import STATIC_DIR, make_environment, static_version
 from overc.web.auth import Auth, Identity, request_address
 from overc.web.files import StaticFiles
 from overc.web.authenticated import Forbidden, LoginRequired, authenticated
+from overc.web.compress import Compressor, accepts_gzip, add_vary, encode_page
 from overc.web.control import Control, NotFound
 from overc.web.http import (ID, BadRequest, arg, id_routes, int_arg, read_form,
-                            relative_location, security_headers)
+                            relative_location, safe_next as _safe_next, security_headers)
 from overc.web.maintenance import MaintenanceControl
 
 log = Logger()
@@ -89,7 +90,8 @@ class UI:
 
     def __init__(self, queries: Queries, control: Control, auth: Auth, clock: IReactorTime,
                  windows: MaintenanceControl | None = None,
-                 env: jinja2.Environment | None = None) -> None:
+                 env: jinja2.Environment | None = None,
+                 compress: Compressor | None = None) -> None:
         self.queries = queries
         self.control = control
         self.auth = auth
@@ -98,6 +100,7 @@ class UI:
         self.static_version = static_version()
         self.static_dir = STATIC_DIR
         self.windows = windows  # maintenance windows: routes in overc.ui.maintenance_pages
+        self.compress = compress  # gzip in the reactor's thread pool (None: inline)
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -115,16 +118,20 @@ class UI:
             message=MESSAGES.get(arg(request, "msg") or ""),
             path=request.uri.decode("utf-8", "replace"),
         )
-        return self.env.get_template(template).render(**context).encode("utf-8")
+        body = self.env.get_template(template).render(**context).encode("utf-8")
+        return await encode_page(request, body, self.compress)
 
     async def live_tag(self, request: Request, identity: Identity,
                        scope: PulseScope) -> str | None:
         """The page's ETag for live polling (the page carries it too), or None and a 304 when
         nothing the page shows changed since ``If-None-Match``."""
         pulse = await self.queries.pulse(scope, self.clock.seconds())
+        # The gzip and the plain page are two representations: two tags (RFC 9110 8.8.3).
+        encoding = "gzip" if accepts_gzip(request) else ""
         tag = hashlib.sha256(
-            f"{pulse.token}|{request.uri!r}|{identity.user}|{self.static_version}".encode()
-        ).hexdigest()[:24]
+            f"{pulse.token}|{request.uri!r}|{identity.user}|{self.static_version}|{encoding}"
+            .encode()).hexdigest()[:24]
+        add_vary(request)
         etag = f'"{tag}"'
         request.setHeader(b"etag", etag.encode("ascii"))
         if request.getHeader(b"if-none-match") == etag.encode("ascii"):
@@ -404,15 +411,3 @@ class UI:
 
 install_maintenance(UI.app)
 
-
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths under /ui/ after login (no open redirect)."""
-    if not target:
-        return "/ui/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/ui/") \
-            or target.startswith("//") or "\\" in target:
-        return "/ui/"
-    if parts.path.startswith("/ui/login"):
-        return "/ui/"
-    return target
