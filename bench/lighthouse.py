@@ -7,7 +7,9 @@ history and perfdata), and runs npm's ``lighthouse`` against Debian's Chromium
 ``~/.cache/overc-bench-npm`` (``npm install --prefix ~/.cache/overc-bench-npm lighthouse@12``,
 done here when missing). Goal (issue 14): accessibility 100, performance >= 95 on the overview.
 
-Usage: ``python bench/lighthouse.py [--servers 1000] [--services 10] [--pages overview,service]``
+Usage: ``python bench/lighthouse.py [--servers 1000] [--services 10] [--pages overview,service]
+[--presets desktop,mobile] [--root CHECKOUT]``; ``--root`` runs another checkout's server (a
+before/after comparison: ``git archive COMMIT | tar -x -C /tmp/before``).
 Results: bench/RESULTS.md ("UI in Lighthouse").
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from realserver import running_server  # noqa: E402
+from realserver import RealServer  # noqa: E402
 
 NPM = Path(os.environ.get("OVERC_BENCH_NPM", Path.home() / ".cache" / "overc-bench-npm"))
 CLI = NPM / "node_modules" / "lighthouse" / "cli" / "index.js"
@@ -114,32 +116,51 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1000)
     parser.add_argument("--services", type=int, default=10)
     parser.add_argument("--pages", default="overview,service,alerts")
+    parser.add_argument("--presets", default="desktop,mobile")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="the checkout whose server to run (default: this one)")
+    parser.add_argument("--reports", type=Path, default=None,
+                        help="keep Lighthouse's JSON reports in this folder")
     args = parser.parse_args()
     ensure_lighthouse()
-    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
-        charted = fill(server.db_path, args.servers, args.services)
-        base = server.url.rstrip("/")
-        pages = {"overview": "/ui/", "service": f"/ui/service/{charted}",
-                 "alerts": "/ui/alerts"}
-        import urllib.request
+    if args.reports:
+        args.reports.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RealServer(Path(tmp), root=args.root).start()
+        try:
+            run(server, args, Path(tmp))
+        finally:
+            server.stop()
 
+
+def run(server: RealServer, args: argparse.Namespace, tmp: Path) -> None:
+    import urllib.request
+
+    charted = fill(server.db_path, args.servers, args.services)
+    base = server.url.rstrip("/")
+    pages = {"overview": "/ui/", "service": f"/ui/service/{charted}",
+             "alerts": "/ui/alerts"}
+    for encoding in ("identity", "gzip"):
         started = time.perf_counter()
-        with urllib.request.urlopen(base + "/ui/") as answer:
+        asked = urllib.request.Request(base + "/ui/", headers={"Accept-Encoding": encoding})
+        with urllib.request.urlopen(asked) as answer:
             size = len(answer.read())
-        print(f"the overview: {size / 1e6:.1f} MB of HTML in"
+            sent = answer.headers.get("content-encoding") or "identity"
+        print(f"the overview ({sent}): {size / 1e6:.2f} MB in"
               f" {(time.perf_counter() - started) * 1000:.0f} ms (server and transfer)")
-        load = os.getloadavg()[0]
-        print(f"{args.servers * args.services} services; load average {load:.1f}"
-              f" on {os.cpu_count()} cores")
-        print("| page | preset | performance | accessibility | best practices | LCP ms"
-              " | TBT ms | CLS | failed audits |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for name in args.pages.split(","):
-            for preset in ("desktop", "mobile"):
-                s = lighthouse(base + pages[name], preset, Path(tmp) / f"{name}-{preset}.json")
-                print(f"| {name} | {preset} | {s['performance']} | {s['accessibility']} |"
-                      f" {s['best-practices']} | {s['LCP ms']} | {s['TBT ms']} | {s['CLS']} |"
-                      f" {s['failed']} |", flush=True)
+    load = os.getloadavg()[0]
+    print(f"{args.servers * args.services} services; load average {load:.1f}"
+          f" on {os.cpu_count()} cores")
+    print("| page | preset | performance | accessibility | best practices | LCP ms"
+          " | TBT ms | CLS | failed audits |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.pages.split(","):
+        for preset in args.presets.split(","):
+            s = lighthouse(base + pages[name], preset,
+                           (args.reports or tmp) / f"{name}-{preset}.json")
+            print(f"| {name} | {preset} | {s['performance']} | {s['accessibility']} |"
+                  f" {s['best-practices']} | {s['LCP ms']} | {s['TBT ms']} | {s['CLS']} |"
+                  f" {s['failed']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 A few aggregate queries, scoped to the page's subject (``scope``), so an unchanged page costs
 them and a 304 (``overc.ui.pages``), and a report from another server does not change a
-server or service page's fingerprint. Silences that end by the clock count too (``now``).
+server or service page's fingerprint. Silences that end by the clock count too (``now``), and
+so do maintenance windows (SPEC 11): those not over yet, and which of them run at ``now`` (a
+recurring window starts by the clock alone).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from overc.storage.db import Cursor
+from overc.storage.maintenance_store import current_windows
 
 
 @dataclass
@@ -53,8 +56,24 @@ def _queries(scope: PulseScope, now: float) -> list[tuple[str, tuple[Any, ...]]]
     return [(_SERVICES, (now,)), (_SERVERS, (now,)), (_ALERTS, ())]
 
 
+def _windows(cursor: Cursor, scope: PulseScope, now: float) -> list[object]:
+    if scope.kind == "alerts":
+        return []
+    server_id: int | None = None
+    if scope.kind == "server":
+        server_id = scope.id
+    elif scope.kind == "service":
+        row = cursor.execute("SELECT server_id FROM services WHERE id = ?",
+                             (scope.id,)).fetchone()
+        if row is None:
+            return []
+        server_id = row[0]
+    return [(w.id, w.end, w.active(now)) for w in current_windows(cursor, now, server_id)]
+
+
 def _txn_pulse(cursor: Cursor, scope: PulseScope = PulseScope(), now: float = 0.0) -> Pulse:
     parts: list[object] = [scope.kind, scope.id]
     for sql, params in _queries(scope, now):
         parts.extend(cursor.execute(sql, params).fetchone() or ())  # aggregates: one row
+    parts.extend(_windows(cursor, scope, now))
     return Pulse(token="|".join(str(v) for v in parts))

@@ -186,7 +186,9 @@ class UI:
             return b""
         now = self.clock.seconds()
         servers = await self.queries.overview(excerpt=160)
-        cards, counts = views.overview_cards(servers, now)
+        # SPEC 11: the windows not over yet, one query; those running now mark cards and tiles
+        windows = await self.windows.list(recent=0.0) if self.windows is not None else []
+        cards, counts = views.overview_cards(servers, now, windows)
         views.attach_api_alerts(cards, await self.queries.alerts(
             AlertFilter(kind="api", since=now - API_ALERTS_FOR, limit=200)))
         return await self.render(request, identity, "overview.html", title="Overview",

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 from markupsafe import Markup
 
 from overc.core.dependencies import Parent, hold
+from overc.core.maintenance import SILENCE, Window, WindowIndex, server_cover
 
 from overc.ui.views_charts import (  # noqa: F401 - the pages use them through this module
     Chart, ago_labels, chart, chart_columns, chart_series, fit_window, human)
@@ -114,19 +115,26 @@ class Card:
     api_alerts: list = field(default_factory=list)
     #: SPEC 10.3: the whole server stopped pushing: one banner, its tiles dimmed.
     offline: bool = False
+    #: SPEC 11: a window running now over the whole server (its own or a glob window), and
+    #: when that occurrence ends.
+    maintenance: Window | None = None
+    maintenance_until: float | None = None
 
 
 ACK_MARK = '<span class="ackm" aria-hidden="true">✔</span>'
 SILENCE_MARK = '<span class="silm" aria-hidden="true">⊘</span>'
-_TILE_PARTS: dict[tuple[str | None, bool, str | None, bool], tuple[str, str, str, str]] = {}
+#: A service in a maintenance window: the mark says it in a word (few tiles carry it).
+MAINTENANCE_MARK = '<span class="mntm" aria-hidden="true">⚒ maintenance</span>'
+_TILE_PARTS: dict[tuple[str | None, bool, str | None, bool, bool], tuple[str, str, str, str]] = {}
 
 
 def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
-                silenced: bool = False) -> tuple[str, str, str, str]:
+                silenced: bool = False, maintenance: bool = False) -> tuple[str, str, str, str]:
     """The constant pieces of a tile for one (state, acknowledged, last state if stale,
-    silenced), built once. A stale tile keeps its last reported state visible:
-    ``◔ STALE, last FAIL``; acknowledged and silenced tiles carry a mark and say so in words."""
-    key = (shown, acked, last, silenced)
+    silenced, in maintenance), built once. A stale tile keeps its last reported state visible:
+    ``◔ STALE, last FAIL``; acknowledged, silenced and maintenance tiles carry a mark and say
+    so in words."""
+    key = (shown, acked, last, silenced, maintenance)
     parts = _TILE_PARTS.get(key)
     if parts is None:
         state = escape(shown or "NONE")
@@ -139,15 +147,18 @@ def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
         icon = escape(ICON.get(shown, "?"))
         last_icon = (f'<span class="ic last st-{escape(last.lower())}" aria-hidden="true">'
                      f'{escape(ICON.get(last, "?"))}</span>') if last else ""
-        said = (", acknowledged" if acked else "") + (", silenced" if silenced else "")
+        said = (", acknowledged" if acked else "") + (", silenced" if silenced else "") \
+            + (", in maintenance" if maintenance else "")
+        marks = (" acked" if acked else "") + (" silenced" if silenced else "") \
+            + (" maint" if maintenance else "")
         parts = (
-            f'<a class="tile st-{css}{" acked" if acked else ""}{" silenced" if silenced else ""}"'
-            ' href="/ui/service/',
+            f'<a class="tile st-{css}{marks}" href="/ui/service/',
             f'" data-state="{state}" data-last="{escape(last or "")}"'
             f' title="{text}{said}: ',
             f'"><span class="ic" aria-hidden="true">{icon}</span>{last_icon}<span class="nm">',
             f'</span><span class="sr">{text}{said}</span>'
-            + (ACK_MARK if acked else "") + (SILENCE_MARK if silenced else "") + "</a></li>",
+            + (ACK_MARK if acked else "") + (SILENCE_MARK if silenced else "")
+            + (MAINTENANCE_MARK if maintenance else "") + "</a></li>",
         )
         _TILE_PARTS[key] = parts
     return parts
@@ -157,7 +168,8 @@ def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
 COUNTED = STATES + ("NONE",)
 
 
-def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str, int]]:
+def overview_cards(servers: Iterable, now: float, windows: Iterable[Window] = ()
+                   ) -> tuple[list[Card], dict[str, int]]:
     """Overview cards, problems first (worst tile, then name), and the count per state.
 
     Counting rule (the page states it): every service counts under its last reported state
@@ -170,38 +182,51 @@ def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str,
     because a Jinja loop spent ~2 us per escaped expression, 12 per tile. ``servers`` are
     :class:`overc.storage.read_servers.OverviewServer`; a tile is ``(id, name, state, info,
     stale, acked[, silenced_until])``.
+
+    ``windows`` (SPEC 11) are the maintenance windows not over yet; those running at ``now``
+    mark the card (a window over the whole server) or the tiles (one over some services).
+    Silences are windows too but keep their own mark (the ``silenced_until`` columns). The
+    cost is the windows that apply: a server none covers pays one dictionary lookup plus the
+    glob windows, its tiles nothing.
     """
+    index = WindowIndex((w for w in windows if w.source != SILENCE), now)
     counts = {s: 0 for s in COUNTED}
     cards = []
     get_rank = RANK.get
     stale_rank = RANK["STALE"]
     by_rank_name = itemgetter(0, 1)
     for server in servers:
+        cover = server_cover(index, server.id, server.name) if index else None
+        some = cover.service if cover is not None and cover.some_services else None
         rows = []
         for tile in server.tiles:
             service_id, name, state, info, stale, acked = tile[:6]
             silenced = len(tile) > 6 and tile[6] is not None and tile[6] > now
+            maint = some is not None and some(service_id, name) is not None
             counts[state if state in counts else "NONE"] += 1
             if stale:
                 counts["STALE"] += 1
                 order = min(stale_rank, get_rank(state, 3))
                 rows.append((order, name, "STALE", service_id, info, bool(acked), state,
-                             silenced))
+                             silenced, maint))
             else:
                 rows.append((get_rank(state, 3), name, state, service_id, info, bool(acked),
-                             None, silenced))
+                             None, silenced, maint))
         rows.sort(key=by_rank_name)
         html = []
-        for _, name, shown, service_id, info, acked, last, silenced in rows:
-            head, middle, before_name, tail = _tile_parts(shown, acked, last, silenced)
+        for _, name, shown, service_id, info, acked, last, silenced, maint in rows:
+            head, middle, before_name, tail = _tile_parts(shown, acked, last, silenced, maint)
             name_html = escape(name)
             html.append(f'<li data-key="s{service_id}">{head}{service_id}"'
                         f' data-name="{name_html.lower()}{middle}'
                         f'{escape(info or "")}{before_name}{name_html}{tail}')
         silenced_server = bool(server.silenced_until and server.silenced_until > now)
+        whole = cover.whole if cover is not None else None
+        running = whole.occurrence(now) if whole is not None else None
         cards.append(Card(server.id, server.name, rows[0][0] if rows else 5, len(rows),
                           Markup("\n".join(html)), silenced_server, server.silence_reason,
-                          offline=bool(getattr(server, "offline", False))))
+                          offline=bool(getattr(server, "offline", False)),
+                          maintenance=whole, maintenance_until=running[1] if running else None))
     cards.sort(key=lambda c: (c.worst, c.name))
     return cards, counts
 
