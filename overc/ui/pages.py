@@ -29,6 +29,7 @@ from overc.storage.read_alerts import AlertFilter
 from overc.storage.read_pulse import PulseScope
 from overc.ui import schedule_views, views
 from overc.ui.maintenance_pages import install as install_maintenance, windows_for
+from overc.ui.tile_tips import install as install_tips
 from overc.ui.rendering import STATIC_DIR, make_environment, static_version
 from overc.web.auth import Auth, Identity, request_address
 from overc.web.files import StaticFiles
@@ -185,7 +186,7 @@ class UI:
         if etag is None:
             return b""
         now = self.clock.seconds()
-        servers = await self.queries.overview(excerpt=160)
+        servers = await self.queries.overview(excerpt=0)  # tips come on demand (tile_tips)
         # SPEC 11: the windows not over yet, one query; those running now mark cards and tiles
         windows = await self.windows.list(recent=0.0) if self.windows is not None else []
         cards, counts = views.overview_cards(servers, now, windows)
@@ -412,4 +413,5 @@ class UI:
 
 
 install_maintenance(UI.app)
+install_tips(UI.app)
 

@@ -125,11 +125,11 @@ ACK_MARK = '<span class="ackm" aria-hidden="true">✔</span>'
 SILENCE_MARK = '<span class="silm" aria-hidden="true">⊘</span>'
 #: A service in a maintenance window: the mark says it in a word (few tiles carry it).
 MAINTENANCE_MARK = '<span class="mntm" aria-hidden="true">⚒ maintenance</span>'
-_TILE_PARTS: dict[tuple[str | None, bool, str | None, bool, bool], tuple[str, str, str, str]] = {}
+_TILE_PARTS: dict[tuple[str | None, bool, str | None, bool, bool], tuple[str, str, str]] = {}
 
 
 def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
-                silenced: bool = False, maintenance: bool = False) -> tuple[str, str, str, str]:
+                silenced: bool = False, maintenance: bool = False) -> tuple[str, str, str]:
     """The constant pieces of a tile for one (state, acknowledged, last state if stale,
     silenced, in maintenance), built once. A stale tile keeps its last reported state visible:
     ``◔ STALE, last FAIL``; acknowledged, silenced and maintenance tiles carry a mark and say
@@ -153,9 +153,8 @@ def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
             + (" maint" if maintenance else "")
         parts = (
             f'<a class="tile st-{css}{marks}" href="/ui/service/',
-            f'" data-state="{state}" data-last="{escape(last or "")}"'
-            f' title="{text}{said}: ',
-            f'"><span class="ic" aria-hidden="true">{icon}</span>{last_icon}<span class="nm">',
+            f'" data-state="{state}" data-last="{escape(last or "")}">'
+            f'<span class="ic" aria-hidden="true">{icon}</span>{last_icon}<span class="nm">',
             f'</span><span class="sr">{text}{said}</span>'
             + (ACK_MARK if acked else "") + (SILENCE_MARK if silenced else "")
             + (MAINTENANCE_MARK if maintenance else "") + "</a></li>",
@@ -179,7 +178,10 @@ def overview_cards(servers: Iterable, now: float, windows: Iterable[Window] = ()
 
     The tiles are the page's hot loop (10,000 per render): they are HTML built here from
     constant pieces with every database string escaped (``html.escape``, quotes included),
-    because a Jinja loop spent ~2 us per escaped expression, 12 per tile. ``servers`` are
+    because a Jinja loop spent ~2 us per escaped expression, 12 per tile. A tile carries no
+    info excerpt: varied plugin output was two thirds of the compressed page, so the page
+    script fetches a card's excerpts when one of its tiles is hovered or focused
+    (:mod:`overc.ui.tile_tips`). ``servers`` are
     :class:`overc.storage.read_servers.OverviewServer`; a tile is ``(id, name, state, info,
     stale, acked[, silenced_until])``.
 
@@ -200,26 +202,25 @@ def overview_cards(servers: Iterable, now: float, windows: Iterable[Window] = ()
         some = cover.service if cover is not None and cover.some_services else None
         rows = []
         for tile in server.tiles:
-            service_id, name, state, info, stale, acked = tile[:6]
+            service_id, name, state, _info, stale, acked = tile[:6]
             silenced = len(tile) > 6 and tile[6] is not None and tile[6] > now
             maint = some is not None and some(service_id, name) is not None
             counts[state if state in counts else "NONE"] += 1
             if stale:
                 counts["STALE"] += 1
                 order = min(stale_rank, get_rank(state, 3))
-                rows.append((order, name, "STALE", service_id, info, bool(acked), state,
+                rows.append((order, name, "STALE", service_id, bool(acked), state,
                              silenced, maint))
             else:
-                rows.append((get_rank(state, 3), name, state, service_id, info, bool(acked),
+                rows.append((get_rank(state, 3), name, state, service_id, bool(acked),
                              None, silenced, maint))
         rows.sort(key=by_rank_name)
         html = []
-        for _, name, shown, service_id, info, acked, last, silenced, maint in rows:
-            head, middle, before_name, tail = _tile_parts(shown, acked, last, silenced, maint)
+        for _, name, shown, service_id, acked, last, silenced, maint in rows:
+            head, before_name, tail = _tile_parts(shown, acked, last, silenced, maint)
             name_html = escape(name)
             html.append(f'<li data-key="s{service_id}">{head}{service_id}"'
-                        f' data-name="{name_html.lower()}{middle}'
-                        f'{escape(info or "")}{before_name}{name_html}{tail}')
+                        f' data-name="{name_html.lower()}{before_name}{name_html}{tail}')
         silenced_server = bool(server.silenced_until and server.silenced_until > now)
         whole = cover.whole if cover is not None else None
         running = whole.occurrence(now) if whole is not None else None

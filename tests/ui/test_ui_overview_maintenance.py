@@ -69,7 +69,6 @@ def test_cards_and_tiles_mark_the_windows_running_now():
                 if ">disk<" in t)
     # in words, for eyes (the mark) and for screen readers (the name), not by colour
     assert "⚒ maintenance" in tile and "OK, in maintenance</span>" in tile
-    assert 'title="OK, in maintenance: fine"' in tile
 
 
 def test_a_recurring_window_marks_while_it_runs():

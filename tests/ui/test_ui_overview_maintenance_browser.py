@@ -2,7 +2,8 @@
 server, on SQLite and MariaDB: a window over a whole server marks its card, one over some
 services (by name, or glob from the API) marks their tiles, in words with an accessible name;
 a deploy script's window appears and ends on an open overview without a reload; axe-core
-reports no violation at 1400 and 390 px with the marks on the page."""
+reports no violation at 1400 and 390 px with the marks on the page. The tiles' info excerpts
+(tips) come on demand, by keyboard focus or by hover."""
 from __future__ import annotations
 
 import base64
@@ -18,6 +19,39 @@ def maintenance(server, host: str, **body) -> None:
     status, _, answer = server.post("/api/set/maintenance", {
         "server": {"name": host, "key": "k"}, **body})
     assert status == 200, answer
+
+
+def tile_tips(page, card) -> None:
+    """The page carries no info excerpt; focusing a tile (keyboard) or hovering one shows it
+    in a tooltip the tile points to (aria-describedby); Escape and leaving hide it."""
+    page.goto(page.url)
+    assert "refused" not in page.content()
+    tip = page.locator("#tile-tip")
+    page.keyboard.press("Tab")  # the skip link, then into the page until a tile
+    for _ in range(40):
+        if page.evaluate("!!document.activeElement.closest('a.tile')"):
+            break
+        page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.querySelector('.nm').textContent")
+    tip.wait_for(state="visible", timeout=5000)
+    assert page.evaluate("document.activeElement.getAttribute('aria-describedby')") \
+        == "tile-tip"
+    assert tip.get_attribute("role") == "tooltip"
+    assert tip.inner_text().startswith(focused + " — ")
+    page.keyboard.press("Escape")
+    tip.wait_for(state="hidden", timeout=5000)
+    assert page.evaluate("document.activeElement.getAttribute('aria-describedby')") is None
+    app = card("web2").locator("a.tile", has_text="app")
+    app.hover()
+    tip.wait_for(state="visible", timeout=5000)
+    assert "app — FAIL, in maintenance: refused" == tip.inner_text()
+    box, under = app.bounding_box(), tip.bounding_box()
+    assert under["y"] >= box["y"] + box["height"]  # below its tile, not over it
+    page.mouse.move(5, 5)
+    tip.wait_for(state="hidden", timeout=5000)
+    card("db1").locator("a.tile", has_text="mysql").hover()
+    tip.wait_for(state="visible", timeout=5000)
+    assert tip.inner_text() == "mysql — OK: up"
 
 
 def test_overview_marks_maintenance_live_and_accessibly(tmp_path, database_url):
@@ -75,8 +109,13 @@ def test_overview_marks_maintenance_live_and_accessibly(tmp_path, database_url):
                     assert axe_violations(page, source) == [], size
                     assert page.evaluate("document.documentElement.scrollWidth") \
                         <= size["width"]
+                    # a tile's tip (its info excerpt, fetched on focus) is accessible too
+                    card("web2").locator("a.tile", has_text="app").focus()
+                    page.locator("#tile-tip").wait_for(state="visible", timeout=5000)
+                    assert axe_violations(page, source) == [], ("tip", size)
                     page.screenshot(path=str(tmp_path / f"overview-{size['width']}.png"))
                 page.set_viewport_size(DESKTOP)
+                tile_tips(page, card)
 
                 # a deploy script ends its window, another begins one: no reload needed
                 page.evaluate("window.__noReload = 7")

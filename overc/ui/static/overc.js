@@ -242,6 +242,97 @@
       .then(function () { setTimeout(poll, POLL_MS); });
   }
 
+  // -- tile tips: a tile's info excerpt, fetched per server card when a tile is hovered or
+  // focused (the page does not carry 10,000 of them), shown in one tooltip the tile points to
+  // with aria-describedby; Escape or leaving the tile hides it.
+  var TIP_FRESH_MS = 10000;
+  var tipCache = {};  // server id -> {at: ms, data: promise of {service id: excerpt}}
+  var tipFor = null;
+
+  function tipElement() {
+    var tip = document.getElementById("tile-tip");
+    if (!tip) {
+      tip = document.createElement("div");
+      tip.id = "tile-tip";
+      tip.className = "tip hidden";
+      tip.setAttribute("role", "tooltip");
+      tip.addEventListener("mouseleave", function (e) {
+        if (!tipFor || !tipFor.contains(e.relatedTarget)) hideTip();
+      });
+      (document.getElementById("main") || document.body).appendChild(tip);  // in a landmark
+    }
+    return tip;
+  }
+
+  function excerpts(serverId) {
+    var now = Date.now(), entry = tipCache[serverId];
+    if (!entry || now - entry.at > TIP_FRESH_MS) {
+      entry = tipCache[serverId] = {at: now, data: fetch("/ui/server/" + serverId + "/tips", {
+        credentials: "same-origin", cache: "no-store", redirect: "manual",
+        headers: {"Accept": "application/json"}
+      }).then(function (res) { return res.status === 200 ? res.json() : {}; })
+        .catch(function () { return {}; })};
+    }
+    return entry.data;
+  }
+
+  function showTip(tile) {
+    var card = tile.closest("article.server");
+    if (!card) return;
+    var serverId = (card.getAttribute("data-key") || "").replace("server-", "");
+    var serviceId = (tile.getAttribute("href") || "").split("/").pop();
+    tipFor = tile;
+    excerpts(serverId).then(function (data) {
+      if (tipFor !== tile) return;  // the pointer or the focus moved on meanwhile
+      var tip = tipElement();
+      var name = tile.querySelector(".nm"), said = tile.querySelector(".sr");
+      var info = data[serviceId];
+      tip.textContent = (name ? name.textContent : "") + " \u2014 " +
+        (said ? said.textContent : "") + ": " + (info ? info : "no output");
+      tip.classList.remove("hidden");
+      var box = tile.getBoundingClientRect();
+      var left = Math.max(4, Math.min(box.left, document.documentElement.clientWidth -
+                                      tip.offsetWidth - 4));
+      tip.style.left = (left + window.scrollX) + "px";
+      tip.style.top = (box.bottom + window.scrollY + 4) + "px";
+      tile.setAttribute("aria-describedby", "tile-tip");
+    });
+  }
+
+  function hideTip() {
+    if (tipFor) tipFor.removeAttribute("aria-describedby");
+    tipFor = null;
+    var tip = document.getElementById("tile-tip");
+    if (tip) tip.classList.add("hidden");
+  }
+
+  function tileOf(target) {
+    return target && target.closest ? target.closest("#servers a.tile") : null;
+  }
+
+  function watchTips() {
+    document.addEventListener("focusin", function (e) {
+      var tile = tileOf(e.target);
+      if (tile) showTip(tile); else if (tipFor) hideTip();
+    });
+    document.addEventListener("focusout", function (e) {
+      if (tileOf(e.target) === tipFor && !tileOf(e.relatedTarget)) hideTip();
+    });
+    document.addEventListener("mouseover", function (e) {
+      var tile = tileOf(e.target);
+      if (tile && tile !== tipFor) showTip(tile);
+    });
+    document.addEventListener("mouseout", function (e) {
+      var tile = tileOf(e.target);
+      var into = e.relatedTarget;
+      if (tile && tile === tipFor && !tile.contains(into) &&
+          !(into && into.id === "tile-tip")) hideTip();
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && tipFor) hideTip();
+    });
+  }
+
   function fillTimezone() {
     document.querySelectorAll("input[name=tzoffset]").forEach(function (el) {
       el.value = String(new Date().getTimezoneOffset());
@@ -262,6 +353,7 @@
     var box = document.getElementById("filter");
     if (box) box.addEventListener("input", applyFilter);
     applyFilter();
+    if (document.getElementById("servers")) watchTips();
     if (document.querySelector("[data-live]")) {
       // Every poll is a 304 until something this page shows changes.
       setTimeout(poll, POLL_MS);
