@@ -42,7 +42,24 @@ def ensure_lighthouse() -> None:
                         "lighthouse@12"], check=True)
 
 
-def fill(db_path: Path, servers: int, services: int) -> int:
+def varied_info(rng: random.Random, state: str) -> str:
+    """Output like real plugins': numbers, sizes and timings that differ from service to
+    service (what makes a page compress less than the bench's repeated text)."""
+    n = rng.randint
+    return rng.choice([
+        f"DISK {state} - free space: / {n(1000, 99999)} MiB ({n(1, 99)}% inode={n(1, 99)}%);"
+        f" /var {n(1000, 99999)} MiB ({n(1, 99)}%)| /={n(1000, 99999)}MiB;{n(1, 9999)};"
+        f"{n(1, 9999)};0;{n(1, 99999)}",
+        f"{state} - load average: {rng.random() * 4:.2f}, {rng.random() * 4:.2f},"
+        f" {rng.random() * 4:.2f}|load1={rng.random() * 4:.3f};15.000;30.000;0;",
+        f"HTTP {state}: HTTP/1.1 200 OK - {n(100, 99999)} bytes in {rng.random():.3f} second"
+        f" response time |time={rng.random():.6f}s;;;0.000000 size={n(100, 99999)}B;;;0",
+        f"PROCS {state}: {n(1, 400)} processes with STATE = RSZDT",
+        f"SWAP {state} - {n(1, 100)}% free ({n(1, 4000)} MB out of 4095 MB) |swap={n(1, 4000)}MB",
+    ])
+
+
+def fill(db_path: Path, servers: int, services: int, varied: bool = False) -> int:
     """The estate, written straight into the migrated SQLite file; returns the charted id."""
     rng = random.Random(14)
     now = time.time()
@@ -57,7 +74,8 @@ def fill(db_path: Path, servers: int, services: int) -> int:
             for j in range(services):
                 state = rng.choice(STATES)
                 silenced = now + 3600 if rng.random() < 0.01 else None
-                rows.append((sid, f"svc{j:02d}", state, f"{state} - check {j} output | v={j}",
+                info = varied_info(rng, state) if varied else f"{state} - check {j} output | v={j}"
+                rows.append((sid, f"svc{j:02d}", state, info,
                              60, now - rng.random() * 60, now + 60, now - 86400, silenced))
         db.executemany(
             "INSERT INTO services (server_id, name, state, info, period, last_time, deadline,"
@@ -123,6 +141,8 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=10)
     parser.add_argument("--pages", default="overview,service,alerts")
     parser.add_argument("--presets", default="desktop,mobile")
+    parser.add_argument("--varied-info", action="store_true",
+                        help="plugin-like outputs that differ per service (default: one text)")
     parser.add_argument("--categories", default=CATEGORIES,
                         help="Lighthouse categories (axe on 10,000 tiles is slow when the"
                              " machine is loaded: measure performance alone then)")
@@ -145,7 +165,7 @@ def main() -> None:
 def run(server: RealServer, args: argparse.Namespace, tmp: Path) -> None:
     import urllib.request
 
-    charted = fill(server.db_path, args.servers, args.services)
+    charted = fill(server.db_path, args.servers, args.services, args.varied_info)
     base = server.url.rstrip("/")
     pages = {"overview": "/ui/", "service": f"/ui/service/{charted}",
              "alerts": "/ui/alerts"}

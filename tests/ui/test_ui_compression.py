@@ -174,3 +174,25 @@ def test_real_server_gzips_pages_not_the_push_api(tmp_path):
         status, head, body = _get(server.url + "api/servers", GZIP)
         assert status == 200 and head.get("content-encoding") is None
         assert b"svc299" in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_static_text_files_are_gzipped_when_asked(ui_db):
+    from overc.ui.rendering import STATIC_DIR
+
+    h = Harness(ui_db)
+    for name in ("overc.css", "overc.js", "favicon.svg"):
+        with open(f"{STATIC_DIR}/{name}", "rb") as f:
+            content = f.read()
+        packed, body = await raw(h, f"/ui/static/{name}?v=1", GZIP)
+        assert packed.code == 200 and _varies(packed), name
+        assert packed.headers.getRawHeaders(b"content-encoding") == [b"gzip"], name
+        assert gzip.decompress(body) == content
+        assert packed.length == len(body)  # Content-Length, as the client parsed it
+        plain, body = await raw(h, f"/ui/static/{name}?v=1", {})
+        assert plain.headers.getRawHeaders(b"content-encoding") is None and body == content
+        assert _varies(plain)
+    kind = packed.headers.getRawHeaders(b"content-type")[0]
+    assert kind.startswith(b"image/svg"), kind
+    missing, _ = await raw(h, "/ui/static/nothing.css", GZIP)
+    assert missing.code == 404

@@ -32,7 +32,9 @@ def tile_tips(page, card) -> None:
         if page.evaluate("!!document.activeElement.closest('a.tile')"):
             break
         page.keyboard.press("Tab")
-    focused = page.evaluate("document.activeElement.querySelector('.nm').textContent")
+    focused = page.evaluate("""() => Array.from(document.activeElement.childNodes)
+        .filter(n => n.nodeType === 3).map(n => n.nodeValue).join('').trim()""")
+    assert focused
     tip.wait_for(state="visible", timeout=5000)
     assert page.evaluate("document.activeElement.getAttribute('aria-describedby')") \
         == "tile-tip"

@@ -39,6 +39,15 @@
 
   var filtered = false;
 
+  // A tile's service name: its own text (the state and the marks are in child elements).
+  function tileName(tile) {
+    var name = "";
+    Array.prototype.forEach.call(tile.childNodes, function (n) {
+      if (n.nodeType === 3) name += n.nodeValue;
+    });
+    return name.trim();
+  }
+
   function applyFilter() {
     var box = document.getElementById("filter");
     var servers = document.getElementById("servers");
@@ -53,10 +62,11 @@
       var serverHit = !q || card.getAttribute("data-name").indexOf(q) >= 0;
       var shown = 0;
       card.querySelectorAll("a.tile").forEach(function (tile) {
-        var ok = (serverHit || tile.getAttribute("data-name").indexOf(q) >= 0) &&
+        if (tile.__overcName === undefined) tile.__overcName = tileName(tile).toLowerCase();
+        var ok = (serverHit || tile.__overcName.indexOf(q) >= 0) &&
           (!state || tile.getAttribute("data-state") === state ||
            tile.getAttribute("data-last") === state);
-        tile.parentNode.classList.toggle("hidden", !ok);
+        tile.classList.toggle("hidden", !ok);
         if (ok) shown++;
       });
       var hidden = shown === 0 && !(serverHit && !state && q);
@@ -285,10 +295,10 @@
     excerpts(serverId).then(function (data) {
       if (tipFor !== tile) return;  // the pointer or the focus moved on meanwhile
       var tip = tipElement();
-      var name = tile.querySelector(".nm"), said = tile.querySelector(".sr");
+      var said = tile.querySelector(".sr");
       var info = data[serviceId];
-      tip.textContent = (name ? name.textContent : "") + " \u2014 " +
-        (said ? said.textContent : "") + ": " + (info ? info : "no output");
+      tip.textContent = tileName(tile) + " \u2014 " + (said ? said.textContent : "") + ": " +
+        (info ? info : "no output");
       tip.classList.remove("hidden");
       var box = tile.getBoundingClientRect();
       var left = Math.max(4, Math.min(box.left, document.documentElement.clientWidth -
