@@ -24,8 +24,13 @@
         el.setAttribute("data-done", "1");
         el.textContent = date.toLocaleString();
       } else {
-        el.textContent = ago(now - ts);
-        el.title = date.toLocaleString();
+        // every second: write only what changed (a write makes the browser restyle)
+        var text = ago(now - ts);
+        if (el.textContent !== text) el.textContent = text;
+        if (el.__overcTitleTs !== ts) {
+          el.title = date.toLocaleString();
+          el.__overcTitleTs = ts;
+        }
       }
     });
     root.querySelectorAll("text[data-hour]:not([data-done])").forEach(function (el) {
