@@ -124,19 +124,22 @@ class Card:
 ACK_MARK = '<span class="ackm" aria-hidden="true">✔</span>'
 SILENCE_MARK = '<span class="silm" aria-hidden="true">⊘</span>'
 #: A service in a maintenance window: the mark says it in a word (few tiles carry it).
-MAINTENANCE_MARK = '<span class="mntm" aria-hidden="true">⚒ maintenance</span>'
-_TILE_PARTS: dict[tuple[str | None, bool, str | None, bool, bool], tuple[str, str, str]] = {}
+MAINTENANCE_MARK = '<span class="mntm" aria-hidden="true">⚒ in maintenance</span>'
+_TILE_PARTS: dict[tuple[str | None, bool, str | None, bool, bool],
+                  tuple[str, str, str, str]] = {}
 
 
 def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
-                silenced: bool = False, maintenance: bool = False) -> tuple[str, str, str]:
+                silenced: bool = False, maintenance: bool = False
+                ) -> tuple[str, str, str, str]:
     """The constant pieces of a tile for one (state, acknowledged, last state if stale,
     silenced, in maintenance), built once. A stale tile keeps its last reported state visible:
     ``◔ STALE, last FAIL``; acknowledged, silenced and maintenance tiles carry a mark and say
-    so in words. A tile is one link and its words (no list item around it, no icon element:
-    the state's icon is the stylesheet's ``.tile.st-*::before``, hidden from screen readers,
-    which read the state in words); live updates know it by its ``href``. 10,000 tiles: each
-    element less is 10,000 fewer for the browser to parse, style and keep."""
+    so in words. A tile is one link (no list item around it, no icon element: the state's
+    icon is the stylesheet's ``.tile.st-*::before``, hidden from screen readers; no hidden
+    text element: the link's ``aria-label`` is its name and the state in words); live
+    updates know it by its ``href``. 10,000 tiles: each element less is 10,000 fewer for the
+    browser to parse, style and keep. The pieces go around ``id``, ``name``, ``name``."""
     key = (shown, acked, last, silenced, maintenance)
     parts = _TILE_PARTS.get(key)
     if parts is None:
@@ -149,16 +152,17 @@ def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
             css += f" last-{escape(last.lower())}"
         last_icon = (f'<span class="ic last st-{escape(last.lower())}" aria-hidden="true">'
                      f'{escape(ICON.get(last, "?"))}</span>') if last else ""
-        said = (", acknowledged" if acked else "") + (", silenced" if silenced else "") \
-            + (", in maintenance" if maintenance else "")
+        said = (", acknowledged" if acked else "") + (", silenced" if silenced else "")
+        # the name begins with what the tile shows in words ("app in maintenance")
+        shown_words = ", in maintenance" if maintenance else ""
         marks = (" acked" if acked else "") + (" silenced" if silenced else "") \
             + (" maint" if maintenance else "")
         parts = (
             f'<a class="tile st-{css}{marks}" href="/ui/service/',
             f'" data-state="{state}"' + (f' data-last="{escape(last)}"' if last else "")
-            + f'>{last_icon}',
-            f' <span class="sr">{text}{said}</span>'
-            + (ACK_MARK if acked else "") + (SILENCE_MARK if silenced else "")
+            + ' aria-label="',
+            f'{shown_words}, {text}{said}">{last_icon}',
+            (ACK_MARK if acked else "") + (SILENCE_MARK if silenced else "")
             + (MAINTENANCE_MARK if maintenance else "") + "</a>",
         )
         _TILE_PARTS[key] = parts
@@ -219,8 +223,11 @@ def overview_cards(servers: Iterable, now: float, windows: Iterable[Window] = ()
         rows.sort(key=by_rank_name)
         html = []
         for _, name, shown, service_id, acked, last, silenced, maint in rows:
-            head, before_name, tail = _tile_parts(shown, acked, last, silenced, maint)
-            html.append(f'{head}{service_id}{before_name}{escape(name)}{tail}')
+            head, before_label, before_name, tail = _tile_parts(shown, acked, last, silenced,
+                                                                maint)
+            name_html = escape(name)
+            html.append(f'{head}{service_id}{before_label}{name_html}{before_name}{name_html}'
+                        f'{tail}')
         silenced_server = bool(server.silenced_until and server.silenced_until > now)
         whole = cover.whole if cover is not None else None
         running = whole.occurrence(now) if whole is not None else None

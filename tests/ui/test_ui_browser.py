@@ -126,7 +126,8 @@ def run_scenario(browser, server, screenshots: Path | None) -> None:
     tile.wait_for(timeout=5000)
     assert time.monotonic() - started < 4.0
     assert page.evaluate("window.__noReload") == 42
-    assert "FAIL" in tile.inner_text()  # the state as text, not only a colour
+    # the state in words (the link's name), not only a colour
+    assert tile.get_attribute("aria-label") == "queue, FAIL"
     # the filter box
     page.fill("#filter", "db1")
     assert page.locator("article.server:not(.hidden)").count() == 1

@@ -39,21 +39,21 @@ def tile_tips(page, card) -> None:
     assert page.evaluate("document.activeElement.getAttribute('aria-describedby')") \
         == "tile-tip"
     assert tip.get_attribute("role") == "tooltip"
-    assert tip.inner_text().startswith(focused + " — ")
+    assert tip.inner_text().startswith(focused + ", ")
     page.keyboard.press("Escape")
     tip.wait_for(state="hidden", timeout=5000)
     assert page.evaluate("document.activeElement.getAttribute('aria-describedby')") is None
     app = card("web2").locator("a.tile", has_text="app")
     app.hover()
     tip.wait_for(state="visible", timeout=5000)
-    assert "app — FAIL, in maintenance: refused" == tip.inner_text()
+    assert "app, in maintenance, FAIL: refused" == tip.inner_text()
     box, under = app.bounding_box(), tip.bounding_box()
     assert under["y"] >= box["y"] + box["height"]  # below its tile, not over it
     page.mouse.move(5, 5)
     tip.wait_for(state="hidden", timeout=5000)
     card("db1").locator("a.tile", has_text="mysql").hover()
     tip.wait_for(state="visible", timeout=5000)
-    assert tip.inner_text() == "mysql — OK: up"
+    assert tip.inner_text() == "mysql, OK: up"
 
 
 def test_overview_marks_maintenance_live_and_accessibly(tmp_path, database_url):

@@ -21,8 +21,8 @@ def test_overview_cards_escape_everything_and_put_problems_first():
     assert "info" not in html  # excerpts come on demand (overc.ui.tile_tips), not in the page
     assert html.index('href="/ui/service/21"') < html.index('href="/ui/service/20"')
     # the state as text (screen readers and the tooltip), not only a colour
-    assert '<span class="sr">STALE, last OK</span>' in html
-    assert '<span class="sr">OK, acknowledged</span>' in html
+    assert 'aria-label="disk, STALE, last OK">' in html
+    assert 'aria-label="n&quot;ame&lt;i&gt;, OK, acknowledged">' in html
     assert cards[1].silenced and not cards[0].silenced
 
 
@@ -39,7 +39,7 @@ def test_a_fail_that_goes_stale_keeps_its_fail():
     html = str(cards[0].tiles)
     first = html.split("</a>")[0]
     assert 'data-state="STALE" data-last="FAIL"' in first and "st-fail" in first
-    assert '<span class="sr">STALE, last FAIL</span>' in first
+    assert 'aria-label="backup, STALE, last FAIL"' in first
     assert views.service_rank("FAIL", True) == views.rank("FAIL")
     assert views.service_rank("OK", True) == views.rank("STALE")
 
@@ -57,7 +57,7 @@ def test_the_overview_counts_every_service_and_marks_silences():
     assert counts["NONE"] == 1 and counts["FAIL"] == 2
     tiles = {t.split('/ui/service/')[1].split('"')[0]: t
              for t in str(cards[0].tiles).split("</a>") if t}
-    assert '<span class="sr">FAIL, silenced</span>' in tiles["2"] and "⊘" in tiles["2"]
+    assert 'aria-label="quiet, FAIL, silenced"' in tiles["2"] and "⊘" in tiles["2"]
     assert "silenced" not in tiles["3"]  # the silence ended
     assert 'data-state="NONE"' in tiles["1"]
     api = [SimpleNamespace(id=i, server_id=1, severity="FAIL", message=f"m{i}", time=0.0)

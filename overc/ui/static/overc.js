@@ -14,9 +14,15 @@
     return seconds < 0 ? "in " + t : t + " ago";
   }
 
-  function localTimes(root) {
+  // Live collections: the browser keeps them up to date, so the per-second refresh does not
+  // search a page of 10,000 tiles each time.
+  var TIMES = document.getElementsByTagName("time");
+  var SVG_TEXTS = document.getElementsByTagName("text");
+
+  function localTimes() {
     var now = Date.now() / 1000;
-    root.querySelectorAll("time[data-ts]").forEach(function (el) {
+    Array.prototype.forEach.call(TIMES, function (el) {
+      if (!el.hasAttribute("data-ts")) return;
       var ts = parseFloat(el.getAttribute("data-ts"));
       var date = new Date(ts * 1000);
       if (el.getAttribute("data-format") === "full") {
@@ -33,7 +39,8 @@
         }
       }
     });
-    root.querySelectorAll("text[data-hour]:not([data-done])").forEach(function (el) {
+    Array.prototype.forEach.call(SVG_TEXTS, function (el) {
+      if (!el.hasAttribute("data-hour") || el.hasAttribute("data-done")) return;
       el.setAttribute("data-done", "1");
       var d = new Date(parseFloat(el.getAttribute("data-hour")) * 1000);
       var span = el.textContent.length > 5;
@@ -221,7 +228,7 @@
       var before = old.getAttribute("data-announce");
       morph(old, fresh);
       old.__overcSig = sig;
-      localTimes(old);
+      localTimes();
       announce(old, before);
     });
     // The focused element is never replaced unless it changed itself; if it was, focus its
@@ -300,9 +307,8 @@
     excerpts(serverId).then(function (data) {
       if (tipFor !== tile) return;  // the pointer or the focus moved on meanwhile
       var tip = tipElement();
-      var said = tile.querySelector(".sr");
       var info = data[serviceId];
-      tip.textContent = tileName(tile) + " \u2014 " + (said ? said.textContent : "") + ": " +
+      tip.textContent = (tile.getAttribute("aria-label") || tileName(tile)) + ": " +
         (info ? info : "no output");
       tip.classList.remove("hidden");
       var box = tile.getBoundingClientRect();
@@ -363,7 +369,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     var meta = document.querySelector("meta[name=overc-etag]");
     if (meta) etag = meta.getAttribute("content");  // the first poll is a 304 already
-    localTimes(document);
+    localTimes();
     fillTimezone();
     var box = document.getElementById("filter");
     if (box) box.addEventListener("input", applyFilter);
@@ -373,6 +379,6 @@
       // Every poll is a 304 until something this page shows changes.
       setTimeout(poll, POLL_MS);
     }
-    setInterval(function () { localTimes(document); }, 1000);
+    setInterval(localTimes, 1000);
   });
 })();
