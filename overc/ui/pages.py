@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from functools import wraps
 from typing import Any, Awaitable, Callable, Mapping, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 from klein import Klein
@@ -414,4 +414,3 @@ class UI:
 
 install_maintenance(UI.app)
 install_tips(UI.app)
-

@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 import pytest
 import pytest_twisted
 
+import treq
 from treq.testing import RequestTraversalAgent
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
-from twisted.web.client import readBody
 from twisted.web.http_headers import Headers
 
 from overc.web.auth import mask_token, unmask_token
@@ -37,7 +37,7 @@ async def raw(h: Harness, url: str, headers: dict[str, str]):
 
     async def go():
         response = await agent.request(b"GET", b"http://overc.test" + url.encode(), heads)
-        return response, await readBody(response)
+        return response, await treq.content(response)  # as sent: no gunzip here
 
     d = ensureDeferred(go())
     done: list = []
