@@ -7,7 +7,9 @@ history and perfdata), and runs npm's ``lighthouse`` against Debian's Chromium
 ``~/.cache/overc-bench-npm`` (``npm install --prefix ~/.cache/overc-bench-npm lighthouse@12``,
 done here when missing). Goal (issue 14): accessibility 100, performance >= 95 on the overview.
 
-Usage: ``python bench/lighthouse.py [--servers 1000] [--services 10] [--pages overview,service]``
+Usage: ``python bench/lighthouse.py [--servers 1000] [--services 10] [--pages overview,service]
+[--presets desktop,mobile] [--root CHECKOUT]``; ``--root`` runs another checkout's server (a
+before/after comparison: ``git archive COMMIT | tar -x -C /tmp/before``).
 Results: bench/RESULTS.md ("UI in Lighthouse").
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from realserver import running_server  # noqa: E402
+from realserver import RealServer  # noqa: E402
 
 NPM = Path(os.environ.get("OVERC_BENCH_NPM", Path.home() / ".cache" / "overc-bench-npm"))
 CLI = NPM / "node_modules" / "lighthouse" / "cli" / "index.js"
@@ -40,7 +42,24 @@ def ensure_lighthouse() -> None:
                         "lighthouse@12"], check=True)
 
 
-def fill(db_path: Path, servers: int, services: int) -> int:
+def varied_info(rng: random.Random, state: str) -> str:
+    """Output like real plugins': numbers, sizes and timings that differ from service to
+    service (what makes a page compress less than the bench's repeated text)."""
+    n = rng.randint
+    return rng.choice([
+        f"DISK {state} - free space: / {n(1000, 99999)} MiB ({n(1, 99)}% inode={n(1, 99)}%);"
+        f" /var {n(1000, 99999)} MiB ({n(1, 99)}%)| /={n(1000, 99999)}MiB;{n(1, 9999)};"
+        f"{n(1, 9999)};0;{n(1, 99999)}",
+        f"{state} - load average: {rng.random() * 4:.2f}, {rng.random() * 4:.2f},"
+        f" {rng.random() * 4:.2f}|load1={rng.random() * 4:.3f};15.000;30.000;0;",
+        f"HTTP {state}: HTTP/1.1 200 OK - {n(100, 99999)} bytes in {rng.random():.3f} second"
+        f" response time |time={rng.random():.6f}s;;;0.000000 size={n(100, 99999)}B;;;0",
+        f"PROCS {state}: {n(1, 400)} processes with STATE = RSZDT",
+        f"SWAP {state} - {n(1, 100)}% free ({n(1, 4000)} MB out of 4095 MB) |swap={n(1, 4000)}MB",
+    ])
+
+
+def fill(db_path: Path, servers: int, services: int, varied: bool = False) -> int:
     """The estate, written straight into the migrated SQLite file; returns the charted id."""
     rng = random.Random(14)
     now = time.time()
@@ -55,7 +74,8 @@ def fill(db_path: Path, servers: int, services: int) -> int:
             for j in range(services):
                 state = rng.choice(STATES)
                 silenced = now + 3600 if rng.random() < 0.01 else None
-                rows.append((sid, f"svc{j:02d}", state, f"{state} - check {j} output | v={j}",
+                info = varied_info(rng, state) if varied else f"{state} - check {j} output | v={j}"
+                rows.append((sid, f"svc{j:02d}", state, info,
                              60, now - rng.random() * 60, now + 60, now - 86400, silenced))
         db.executemany(
             "INSERT INTO services (server_id, name, state, info, period, last_time, deadline,"
@@ -76,9 +96,13 @@ def fill(db_path: Path, servers: int, services: int) -> int:
     return int(charted)
 
 
-def lighthouse(url: str, preset: str, out: Path) -> dict[str, float]:
+CATEGORIES = "performance,accessibility,best-practices"
+
+
+def lighthouse(url: str, preset: str, out: Path, categories: str = CATEGORIES
+               ) -> dict[str, float]:
     command = ["node", str(CLI), url, "--quiet", "--output=json", f"--output-path={out}",
-               "--only-categories=performance,accessibility,best-practices",
+               f"--only-categories={categories}",
                "--chrome-flags=--headless=new --no-sandbox --disable-gpu"]
     if preset == "desktop":
         command.append("--preset=desktop")
@@ -93,6 +117,8 @@ def lighthouse(url: str, preset: str, out: Path) -> dict[str, float]:
         raise SystemExit(f"lighthouse failed three times on {url}")
     report = json.loads(out.read_text())
     scores = {name: round(cat["score"] * 100) for name, cat in report["categories"].items()}
+    for name in CATEGORIES.split(","):
+        scores.setdefault(name, "-")  # type: ignore[assignment]
     audits = report["audits"]
     scores["LCP ms"] = round(audits["largest-contentful-paint"]["numericValue"])
     scores["TBT ms"] = round(audits["total-blocking-time"]["numericValue"])
@@ -114,32 +140,56 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1000)
     parser.add_argument("--services", type=int, default=10)
     parser.add_argument("--pages", default="overview,service,alerts")
+    parser.add_argument("--presets", default="desktop,mobile")
+    parser.add_argument("--varied-info", action="store_true",
+                        help="plugin-like outputs that differ per service (default: one text)")
+    parser.add_argument("--categories", default=CATEGORIES,
+                        help="Lighthouse categories (axe on 10,000 tiles is slow when the"
+                             " machine is loaded: measure performance alone then)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="the checkout whose server to run (default: this one)")
+    parser.add_argument("--reports", type=Path, default=None,
+                        help="keep Lighthouse's JSON reports in this folder")
     args = parser.parse_args()
     ensure_lighthouse()
-    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
-        charted = fill(server.db_path, args.servers, args.services)
-        base = server.url.rstrip("/")
-        pages = {"overview": "/ui/", "service": f"/ui/service/{charted}",
-                 "alerts": "/ui/alerts"}
-        import urllib.request
+    if args.reports:
+        args.reports.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RealServer(Path(tmp), root=args.root).start()
+        try:
+            run(server, args, Path(tmp))
+        finally:
+            server.stop()
 
+
+def run(server: RealServer, args: argparse.Namespace, tmp: Path) -> None:
+    import urllib.request
+
+    charted = fill(server.db_path, args.servers, args.services, args.varied_info)
+    base = server.url.rstrip("/")
+    pages = {"overview": "/ui/", "service": f"/ui/service/{charted}",
+             "alerts": "/ui/alerts"}
+    for encoding in ("identity", "gzip"):
         started = time.perf_counter()
-        with urllib.request.urlopen(base + "/ui/") as answer:
+        asked = urllib.request.Request(base + "/ui/", headers={"Accept-Encoding": encoding})
+        with urllib.request.urlopen(asked) as answer:
             size = len(answer.read())
-        print(f"the overview: {size / 1e6:.1f} MB of HTML in"
+            sent = answer.headers.get("content-encoding") or "identity"
+        print(f"the overview ({sent}): {size / 1e6:.2f} MB in"
               f" {(time.perf_counter() - started) * 1000:.0f} ms (server and transfer)")
-        load = os.getloadavg()[0]
-        print(f"{args.servers * args.services} services; load average {load:.1f}"
-              f" on {os.cpu_count()} cores")
-        print("| page | preset | performance | accessibility | best practices | LCP ms"
-              " | TBT ms | CLS | failed audits |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for name in args.pages.split(","):
-            for preset in ("desktop", "mobile"):
-                s = lighthouse(base + pages[name], preset, Path(tmp) / f"{name}-{preset}.json")
-                print(f"| {name} | {preset} | {s['performance']} | {s['accessibility']} |"
-                      f" {s['best-practices']} | {s['LCP ms']} | {s['TBT ms']} | {s['CLS']} |"
-                      f" {s['failed']} |", flush=True)
+    load = os.getloadavg()[0]
+    print(f"{args.servers * args.services} services; load average {load:.1f}"
+          f" on {os.cpu_count()} cores")
+    print("| page | preset | performance | accessibility | best practices | LCP ms"
+          " | TBT ms | CLS | failed audits |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.pages.split(","):
+        for preset in args.presets.split(","):
+            s = lighthouse(base + pages[name], preset,
+                           (args.reports or tmp) / f"{name}-{preset}.json", args.categories)
+            print(f"| {name} | {preset} | {s['performance']} | {s['accessibility']} |"
+                  f" {s['best-practices']} | {s['LCP ms']} | {s['TBT ms']} | {s['CLS']} |"
+                  f" {s['failed']} |", flush=True)
 
 
 if __name__ == "__main__":

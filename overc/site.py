@@ -21,6 +21,7 @@ from overc.storage.maintenance_store import MaintenanceStore
 from overc.storage.queries import Queries
 from overc.ui.pages import UI
 from overc.web.auth import Auth, load_shared_sessions, thread_verifier
+from overc.web.compress import thread_compressor
 from overc.web.control import Control
 from overc.web.maintenance import MaintenanceControl
 from overc.web.metrics import MetricsResource
@@ -58,7 +59,8 @@ def make_web_resources(
     control = Control(Actions(db), reactor, hash_key, forget_keys)
     windows = MaintenanceControl(MaintenanceStore(db), reactor)
     return {
-        "ui": UI(queries, control, auth, reactor, windows).app.resource(),
+        "ui": UI(queries, control, auth, reactor, windows,
+                 compress=thread_compressor(reactor)).app.resource(),
         "api": ReadAPI(queries, control, auth, reactor, windows).app.resource(),
         "metrics": MetricsResource(queries, auth, reactor, counters, threads=reactor),
     }

@@ -161,6 +161,58 @@ class WindowIndex:
         return None
 
 
+
+@dataclass
+class ServerCover:
+    """What the windows running now cover of one server: all of it (``whole``) or some of its
+    services, by id, by exact name, or by a glob pattern (glob windows only)."""
+
+    whole: Window | None = None
+    by_id: dict[int, Window] = field(default_factory=dict)
+    by_name: dict[str, Window] = field(default_factory=dict)
+    patterns: list[tuple[str, Window]] = field(default_factory=list)
+
+    @property
+    def some_services(self) -> bool:
+        return bool(self.by_id or self.by_name or self.patterns)
+
+    def service(self, service_id: int, name: str) -> Window | None:
+        """The window over this service by its own scope (not ``whole``), or None."""
+        found = self.by_id.get(service_id) or self.by_name.get(name)
+        if found is None:
+            for pattern, window in self.patterns:
+                if fnmatch.fnmatchcase(name, pattern):
+                    return window
+        return found
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def server_cover(index: WindowIndex, server_id: int, server_name: str) -> ServerCover | None:
+    """What of this server the running windows cover, for a page of many servers: it costs
+    the server's own windows plus the glob windows, never its services; None: nothing."""
+    cover = None
+    for window in (*index.by_server.get(server_id, ()), *index.globs):
+        if window.server_id is None and window.servers and not any(
+                fnmatch.fnmatchcase(server_name, p) for p in window.servers):
+            continue
+        cover = cover or ServerCover()
+        if window.service_id is not None:
+            cover.by_id.setdefault(window.service_id, window)
+        elif window.services:
+            for name in window.services:
+                # a server's own window lists exact names (Window.covers), a glob window globs
+                if window.server_id is None and _is_glob(name):
+                    cover.patterns.append((name, window))
+                else:
+                    cover.by_name.setdefault(name, window)
+        elif cover.whole is None:
+            cover.whole = window
+    return cover
+
+
 # -- The end of a window -------------------------------------------------------------------
 
 def status_of(state: str | None, stale: bool) -> str:

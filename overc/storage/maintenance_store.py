@@ -243,6 +243,12 @@ def _txn_list(cursor: Cursor, now: float, server_id: int | None,
                    (now - recent, *params))
 
 
+def current_windows(cursor: Cursor, now: float, server_id: int | None = None) -> list[Window]:
+    """Windows running or coming at ``now`` (of one server and the glob ones), one query: what
+    the pages show, and what their live fingerprint (:mod:`overc.storage.read_pulse`) covers."""
+    return _txn_list(cursor, now, server_id, 0.0)
+
+
 def _txn_get(cursor: Cursor, window_id: int) -> Window | None:
     found = _select(cursor, "m.id = ?", (window_id,))
     return found[0] if found else None

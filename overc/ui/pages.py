@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from functools import wraps
 from typing import Any, Awaitable, Callable, Mapping, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 from klein import Klein
@@ -29,13 +29,15 @@ from overc.storage.read_alerts import AlertFilter
 from overc.storage.read_pulse import PulseScope
 from overc.ui import schedule_views, views
 from overc.ui.maintenance_pages import install as install_maintenance, windows_for
+from overc.ui.tile_tips import install as install_tips
 from overc.ui.rendering import STATIC_DIR, make_environment, static_version
 from overc.web.auth import Auth, Identity, request_address
 from overc.web.files import StaticFiles
 from overc.web.authenticated import Forbidden, LoginRequired, authenticated
+from overc.web.compress import Compressor, accepts_gzip, add_vary, encode_page
 from overc.web.control import Control, NotFound
 from overc.web.http import (ID, BadRequest, arg, id_routes, int_arg, read_form,
-                            relative_location, security_headers)
+                            relative_location, safe_next as _safe_next, security_headers)
 from overc.web.maintenance import MaintenanceControl
 
 log = Logger()
@@ -89,7 +91,8 @@ class UI:
 
     def __init__(self, queries: Queries, control: Control, auth: Auth, clock: IReactorTime,
                  windows: MaintenanceControl | None = None,
-                 env: jinja2.Environment | None = None) -> None:
+                 env: jinja2.Environment | None = None,
+                 compress: Compressor | None = None) -> None:
         self.queries = queries
         self.control = control
         self.auth = auth
@@ -98,6 +101,7 @@ class UI:
         self.static_version = static_version()
         self.static_dir = STATIC_DIR
         self.windows = windows  # maintenance windows: routes in overc.ui.maintenance_pages
+        self.compress = compress  # gzip in the reactor's thread pool (None: inline)
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -115,16 +119,20 @@ class UI:
             message=MESSAGES.get(arg(request, "msg") or ""),
             path=request.uri.decode("utf-8", "replace"),
         )
-        return self.env.get_template(template).render(**context).encode("utf-8")
+        body = self.env.get_template(template).render(**context).encode("utf-8")
+        return await encode_page(request, body, self.compress)
 
     async def live_tag(self, request: Request, identity: Identity,
                        scope: PulseScope) -> str | None:
         """The page's ETag for live polling (the page carries it too), or None and a 304 when
         nothing the page shows changed since ``If-None-Match``."""
         pulse = await self.queries.pulse(scope, self.clock.seconds())
+        # The gzip and the plain page are two representations: two tags (RFC 9110 8.8.3).
+        encoding = "gzip" if accepts_gzip(request) else ""
         tag = hashlib.sha256(
-            f"{pulse.token}|{request.uri!r}|{identity.user}|{self.static_version}".encode()
-        ).hexdigest()[:24]
+            f"{pulse.token}|{request.uri!r}|{identity.user}|{self.static_version}|{encoding}"
+            .encode()).hexdigest()[:24]
+        add_vary(request)
         etag = f'"{tag}"'
         request.setHeader(b"etag", etag.encode("ascii"))
         if request.getHeader(b"if-none-match") == etag.encode("ascii"):
@@ -178,8 +186,10 @@ class UI:
         if etag is None:
             return b""
         now = self.clock.seconds()
-        servers = await self.queries.overview(excerpt=160)
-        cards, counts = views.overview_cards(servers, now)
+        servers = await self.queries.overview(excerpt=0)  # tips come on demand (tile_tips)
+        # SPEC 11: the windows not over yet, one query; those running now mark cards and tiles
+        windows = await self.windows.list(recent=0.0) if self.windows is not None else []
+        cards, counts = views.overview_cards(servers, now, windows)
         views.attach_api_alerts(cards, await self.queries.alerts(
             AlertFilter(kind="api", since=now - API_ALERTS_FOR, limit=200)))
         return await self.render(request, identity, "overview.html", title="Overview",
@@ -402,16 +412,4 @@ class UI:
 
 
 install_maintenance(UI.app)
-
-
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths under /ui/ after login (no open redirect)."""
-    if not target:
-        return "/ui/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/ui/") \
-            or target.startswith("//") or "\\" in target:
-        return "/ui/"
-    if parts.path.startswith("/ui/login"):
-        return "/ui/"
-    return target
+install_tips(UI.app)

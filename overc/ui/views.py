@@ -13,6 +13,8 @@ from typing import Any, Iterable, Sequence
 
 from markupsafe import Markup
 
+from overc.core.maintenance import SILENCE, Window, WindowIndex, server_cover
+
 from overc.ui.views_charts import (  # noqa: F401 - the pages use them through this module
     Chart, ago_labels, chart, chart_columns, chart_series, fit_window, human)
 
@@ -95,19 +97,32 @@ class Card:
     api_alerts: list = field(default_factory=list)
     #: SPEC 10.3: the whole server stopped pushing: one banner, its tiles dimmed.
     offline: bool = False
+    #: SPEC 11: a window running now over the whole server (its own or a glob window), and
+    #: when that occurrence ends.
+    maintenance: Window | None = None
+    maintenance_until: float | None = None
 
 
 ACK_MARK = '<span class="ackm" aria-hidden="true">✔</span>'
 SILENCE_MARK = '<span class="silm" aria-hidden="true">⊘</span>'
-_TILE_PARTS: dict[tuple[str | None, bool, str | None, bool], tuple[str, str, str, str]] = {}
+#: A service in a maintenance window: the mark says it in a word (few tiles carry it).
+MAINTENANCE_MARK = '<span class="mntm" aria-hidden="true">⚒ in maintenance</span>'
+_TILE_PARTS: dict[tuple[str | None, bool, str | None, bool, bool],
+                  tuple[str, str, str, str]] = {}
 
 
 def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
-                silenced: bool = False) -> tuple[str, str, str, str]:
+                silenced: bool = False, maintenance: bool = False
+                ) -> tuple[str, str, str, str]:
     """The constant pieces of a tile for one (state, acknowledged, last state if stale,
-    silenced), built once. A stale tile keeps its last reported state visible:
-    ``◔ STALE, last FAIL``; acknowledged and silenced tiles carry a mark and say so in words."""
-    key = (shown, acked, last, silenced)
+    silenced, in maintenance), built once. A stale tile keeps its last reported state visible:
+    ``◔ STALE, last FAIL``; acknowledged, silenced and maintenance tiles carry a mark and say
+    so in words. A tile is one link (no list item around it, no icon element: the state's
+    icon is the stylesheet's ``.tile.st-*::before``, hidden from screen readers; no hidden
+    text element: the link's ``aria-label`` is its name and the state in words); live
+    updates know it by its ``href``. 10,000 tiles: each element less is 10,000 fewer for the
+    browser to parse, style and keep. The pieces go around ``id``, ``name``, ``name``."""
+    key = (shown, acked, last, silenced, maintenance)
     parts = _TILE_PARTS.get(key)
     if parts is None:
         state = escape(shown or "NONE")
@@ -117,18 +132,20 @@ def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
         css = escape((shown or "none").lower())
         if last:
             css += f" last-{escape(last.lower())}"
-        icon = escape(ICON.get(shown, "?"))
         last_icon = (f'<span class="ic last st-{escape(last.lower())}" aria-hidden="true">'
                      f'{escape(ICON.get(last, "?"))}</span>') if last else ""
         said = (", acknowledged" if acked else "") + (", silenced" if silenced else "")
+        # the name begins with what the tile shows in words ("app in maintenance")
+        shown_words = ", in maintenance" if maintenance else ""
+        marks = (" acked" if acked else "") + (" silenced" if silenced else "") \
+            + (" maint" if maintenance else "")
         parts = (
-            f'<a class="tile st-{css}{" acked" if acked else ""}{" silenced" if silenced else ""}"'
-            ' href="/ui/service/',
-            f'" data-state="{state}" data-last="{escape(last or "")}"'
-            f' title="{text}{said}: ',
-            f'"><span class="ic" aria-hidden="true">{icon}</span>{last_icon}<span class="nm">',
-            f'</span><span class="sr">{text}{said}</span>'
-            + (ACK_MARK if acked else "") + (SILENCE_MARK if silenced else "") + "</a></li>",
+            f'<a class="tile st-{css}{marks}" href="/ui/service/',
+            f'" data-state="{state}"' + (f' data-last="{escape(last)}"' if last else "")
+            + ' aria-label="',
+            f'{shown_words}, {text}{said}">{last_icon}',
+            (ACK_MARK if acked else "") + (SILENCE_MARK if silenced else "")
+            + (MAINTENANCE_MARK if maintenance else "") + "</a>",
         )
         _TILE_PARTS[key] = parts
     return parts
@@ -138,7 +155,8 @@ def _tile_parts(shown: str | None, acked: bool, last: str | None = None,
 COUNTED = STATES + ("NONE",)
 
 
-def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str, int]]:
+def overview_cards(servers: Iterable, now: float, windows: Iterable[Window] = ()
+                   ) -> tuple[list[Card], dict[str, int]]:
     """Overview cards, problems first (worst tile, then name), and the count per state.
 
     Counting rule (the page states it): every service counts under its last reported state
@@ -148,41 +166,57 @@ def overview_cards(servers: Iterable, now: float) -> tuple[list[Card], dict[str,
 
     The tiles are the page's hot loop (10,000 per render): they are HTML built here from
     constant pieces with every database string escaped (``html.escape``, quotes included),
-    because a Jinja loop spent ~2 us per escaped expression, 12 per tile. ``servers`` are
+    because a Jinja loop spent ~2 us per escaped expression, 12 per tile. A tile carries no
+    info excerpt: varied plugin output was two thirds of the compressed page, so the page
+    script fetches a card's excerpts when one of its tiles is hovered or focused
+    (:mod:`overc.ui.tile_tips`). ``servers`` are
     :class:`overc.storage.read_servers.OverviewServer`; a tile is ``(id, name, state, info,
     stale, acked[, silenced_until])``.
+
+    ``windows`` (SPEC 11) are the maintenance windows not over yet; those running at ``now``
+    mark the card (a window over the whole server) or the tiles (one over some services).
+    Silences are windows too but keep their own mark (the ``silenced_until`` columns). The
+    cost is the windows that apply: a server none covers pays one dictionary lookup plus the
+    glob windows, its tiles nothing.
     """
+    index = WindowIndex((w for w in windows if w.source != SILENCE), now)
     counts = {s: 0 for s in COUNTED}
     cards = []
     get_rank = RANK.get
     stale_rank = RANK["STALE"]
     by_rank_name = itemgetter(0, 1)
     for server in servers:
+        cover = server_cover(index, server.id, server.name) if index else None
+        some = cover.service if cover is not None and cover.some_services else None
         rows = []
         for tile in server.tiles:
-            service_id, name, state, info, stale, acked = tile[:6]
+            service_id, name, state, _info, stale, acked = tile[:6]
             silenced = len(tile) > 6 and tile[6] is not None and tile[6] > now
+            maint = some is not None and some(service_id, name) is not None
             counts[state if state in counts else "NONE"] += 1
             if stale:
                 counts["STALE"] += 1
                 order = min(stale_rank, get_rank(state, 3))
-                rows.append((order, name, "STALE", service_id, info, bool(acked), state,
-                             silenced))
+                rows.append((order, name, "STALE", service_id, bool(acked), state,
+                             silenced, maint))
             else:
-                rows.append((get_rank(state, 3), name, state, service_id, info, bool(acked),
-                             None, silenced))
+                rows.append((get_rank(state, 3), name, state, service_id, bool(acked),
+                             None, silenced, maint))
         rows.sort(key=by_rank_name)
         html = []
-        for _, name, shown, service_id, info, acked, last, silenced in rows:
-            head, middle, before_name, tail = _tile_parts(shown, acked, last, silenced)
+        for _, name, shown, service_id, acked, last, silenced, maint in rows:
+            head, before_label, before_name, tail = _tile_parts(shown, acked, last, silenced,
+                                                                maint)
             name_html = escape(name)
-            html.append(f'<li data-key="s{service_id}">{head}{service_id}"'
-                        f' data-name="{name_html.lower()}{middle}'
-                        f'{escape(info or "")}{before_name}{name_html}{tail}')
+            html.append(f'{head}{service_id}{before_label}{name_html}{before_name}{name_html}'
+                        f'{tail}')
         silenced_server = bool(server.silenced_until and server.silenced_until > now)
+        whole = cover.whole if cover is not None else None
+        running = whole.occurrence(now) if whole is not None else None
         cards.append(Card(server.id, server.name, rows[0][0] if rows else 5, len(rows),
-                          Markup("\n".join(html)), silenced_server, server.silence_reason,
-                          offline=bool(getattr(server, "offline", False))))
+                          Markup("".join(html)), silenced_server, server.silence_reason,
+                          offline=bool(getattr(server, "offline", False)),
+                          maintenance=whole, maintenance_until=running[1] if running else None))
     cards.sort(key=lambda c: (c.worst, c.name))
     return cards, counts
 

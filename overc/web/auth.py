@@ -8,7 +8,8 @@ remembers the revoked ids it has seen, and trusts "not revoked" for at most
 :data:`REVOCATION_RECHECK` seconds per session: another process honours a logout within that
 time, at the cost of one indexed lookup per session and interval. CSRF tokens are derived from
 a per-browser nonce cookie and the user, so they need no storage, and they also protect the open
-(no users) mode.
+(no users) mode; every page carries its token masked with a fresh random pad, so a compressed
+page cannot leak it through its size (BREACH).
 
 Password hashes are deliberately slow (PBKDF2), so checks run in a pool thread; a correct HTTP
 Basic password is remembered (as an HMAC, never the password) to keep scripts cheap.
@@ -350,8 +351,16 @@ class Auth:
             self.set_cookie(request, NONCE_COOKIE, fresh.encode("ascii"), None)
         return fresh
 
+    async def _csrf_digest(self, nonce: str, user: str | None) -> bytes:
+        return hmac.new(await self.secret(), f"csrf.{nonce}.{user or ''}".encode("utf-8"),
+                        hashlib.sha256).digest()
+
     async def csrf_token(self, request: Request, user: str | None) -> str:
-        return self._sign(await self.secret(), f"csrf.{self.nonce(request)}.{user or ''}")
+        """The token for this response's forms, masked afresh (BREACH): the secret token
+        XORed with a new random pad, sent with the pad. A compressed page that also reflects
+        attacker-chosen text then never repeats the token's bytes, so the compressed size
+        cannot leak it; :meth:`check_csrf` takes the pad off again."""
+        return mask_token(await self._csrf_digest(self.nonce(request), user))
 
     async def check_csrf(self, request: IRequest, user: str | None, token: str | None) -> bool:
         raw = request.getCookie(NONCE_COOKIE)
@@ -361,8 +370,29 @@ class Auth:
             nonce = raw.decode("ascii")
         except UnicodeDecodeError:
             return False
-        expected = self._sign(await self.secret(), f"csrf.{nonce}.{user or ''}")
-        return hmac.compare_digest(expected, token)
+        unmasked = unmask_token(token)
+        if unmasked is None:
+            return False
+        return hmac.compare_digest(await self._csrf_digest(nonce, user), unmasked)
+
+
+def mask_token(secret: bytes) -> str:
+    """``pad + (pad XOR secret)`` in URL-safe base64, with a new random pad each call."""
+    pad = os.urandom(len(secret))
+    return _b64(pad + bytes(a ^ b for a, b in zip(pad, secret)))
+
+
+def unmask_token(token: str) -> bytes | None:
+    """The secret of a :func:`mask_token` token; None when it is not one (wrong length,
+    not base64)."""
+    try:
+        data = _unb64(token)
+    except ValueError:  # binascii.Error too; non-ASCII text
+        return None
+    half = hashlib.sha256().digest_size
+    if len(data) != 2 * half:
+        return None
+    return bytes(a ^ b for a, b in zip(data[:half], data[half:]))
 
 
 def request_address(request: IRequest) -> str:

@@ -22,7 +22,7 @@ from overc.web.numbers import INT64_MAX, BadRequest
 
 __all__ = ["ID", "IdConverter", "id_routes", "BadRequest", "arg", "int_arg", "time_arg",
            "read_form", "read_json", "json_body", "json_error", "answer_later",
-           "security_headers", "relative_location"]
+           "security_headers", "relative_location", "safe_next"]
 
 log = Logger()
 
@@ -127,6 +127,19 @@ def relative_location(url: str) -> bytes:
     parts = urlsplit(url)
     path = "/" + parts.path.lstrip("/")  # never "//host": that would leave the site
     return (path + (f"?{parts.query}" if parts.query else "")).encode("utf-8")
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths under /ui/ after login (no open redirect)."""
+    if not target:
+        return "/ui/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/ui/") \
+            or target.startswith("//") or "\\" in target:
+        return "/ui/"
+    if parts.path.startswith("/ui/login"):
+        return "/ui/"
+    return target
 
 
 def arg(request: IRequest, name: str) -> str | None:

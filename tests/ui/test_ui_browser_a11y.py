@@ -56,7 +56,7 @@ def axe_violations(page, source: str) -> list[str]:
 
 def estate(server) -> None:
     """Enough of everything for every page to show its parts: history and charts, alerts of
-    each kind, a stale-free mix of states, an API alert."""
+    each kind, a stale-free mix of states, an API alert, maintenance windows."""
     now = time.time()
     for step in range(12, 0, -1):
         t = now - step * 300
@@ -71,6 +71,12 @@ def estate(server) -> None:
         "server": {"name": "db1", "key": "k"},
         "alerts": [{"message": "System down: kernel panic"}]})
     assert status == 200, body
+    # maintenance marks on the overview and the windows on the server pages (SPEC 11)
+    for host, extra in (("db1", {"reason": "backup restore test"}),
+                        ("web1", {"reason": "config reload", "services": ["nginx"]})):
+        status, _, body = server.post("/api/set/maintenance", {
+            "server": {"name": host, "key": "k"}, "duration": 7200, **extra})
+        assert status == 200, body
 
 
 def service_id(server, host: str, name: str) -> int:
@@ -95,7 +101,8 @@ def test_browser_accessibility_phone_layout_and_calm_live_updates(tmp_path, data
                  f"/ui/server/{server_id(server, 'db1')}", f"/ui/service/{disk}",
                  f"/ui/service/{service_id(server, 'db1', 'replication')}",
                  f"/ui/service/{disk}/delete", f"/ui/server/{server_id(server, 'db1')}/reset-key",
-                 "/ui/service/99999", "/ui/?state=FAIL", "/ui/alerts?kind=api"]
+                 "/ui/service/99999", "/ui/?state=FAIL", "/ui/alerts?kind=api",
+                 "/ui/maintenance/"]
         with sync_playwright() as p:
             browser = _launch(p)
             try:

@@ -96,8 +96,11 @@ async def test_login_pages_and_escaping(ui_db):
     assert b"<script>" not in body and b"<script " in body  # external script only
     # problems first: db1 (FAIL, stale) before web1
     assert body.index(b"db1") < body.index(b"web1")
-    assert b"&lt;b&gt;bold&lt;/b&gt;" in body and b"<b>bold</b>" not in body
+    assert b"<b>bold</b>" not in body and b"says" not in body  # excerpts: tile tips
     assert b"STALE" in body and b"WARN" in body  # state as text, not colour alone
+    response, body = await h.request("GET", f"/ui/server/{ui_db.ids['web1']}",
+                                     headers=cookie_header(cookies))
+    assert b"&lt;b&gt;bold&lt;/b&gt;" in body and b"<b>bold</b>" not in body
     for url in (f"/ui/server/{ui_db.ids['web1']}", f"/ui/service/{ui_db.ids['disk']}",
                 "/ui/alerts", f"/ui/service/{ui_db.ids['disk']}?range=7d"):
         response, body = await h.request("GET", url, headers=cookie_header(cookies))

@@ -17,11 +17,12 @@ def test_overview_cards_escape_everything_and_put_problems_first():
     assert counts == {"FAIL": 0, "STALE": 1, "WARN": 0, "UNK": 0, "OK": 3, "NONE": 0}
     html = str(cards[0].tiles)
     assert "<i>" not in html and "<b>" not in html and 'n"ame' not in html
-    assert "n&quot;ame&lt;i&gt;" in html and "info &lt;b&gt;&amp;&#x27;&quot;" in html
-    assert html.index('data-name="disk"') < html.index('href="/ui/service/20"')
+    assert "n&quot;ame&lt;i&gt;" in html
+    assert "info" not in html  # excerpts come on demand (overc.ui.tile_tips), not in the page
+    assert html.index('href="/ui/service/21"') < html.index('href="/ui/service/20"')
     # the state as text (screen readers and the tooltip), not only a colour
-    assert '<span class="sr">STALE, last OK</span>' in html
-    assert '<span class="sr">OK, acknowledged</span>' in html
+    assert 'aria-label="disk, STALE, last OK">' in html
+    assert 'aria-label="n&quot;ame&lt;i&gt;, OK, acknowledged">' in html
     assert cards[1].silenced and not cards[0].silenced
 
 
@@ -36,9 +37,9 @@ def test_a_fail_that_goes_stale_keeps_its_fail():
     assert counts == {"FAIL": 1, "STALE": 2, "WARN": 1, "UNK": 0, "OK": 2, "NONE": 0}
     assert [c.name for c in cards] == ["db", "a-first-by-name"]  # the stale FAIL ranks as FAIL
     html = str(cards[0].tiles)
-    first = html.split("</li>")[0]
+    first = html.split("</a>")[0]
     assert 'data-state="STALE" data-last="FAIL"' in first and "st-fail" in first
-    assert '<span class="sr">STALE, last FAIL</span>' in first
+    assert 'aria-label="backup, STALE, last FAIL"' in first
     assert views.service_rank("FAIL", True) == views.rank("FAIL")
     assert views.service_rank("OK", True) == views.rank("STALE")
 
@@ -54,10 +55,11 @@ def test_the_overview_counts_every_service_and_marks_silences():
     cards, counts = views.overview_cards([server], now=1000.0)
     assert sum(n for s, n in counts.items() if s != "STALE") == cards[0].count == 4
     assert counts["NONE"] == 1 and counts["FAIL"] == 2
-    tiles = {t.split('data-key="')[1].split('"')[0]: t for t in str(cards[0].tiles).split("\n")}
-    assert '<span class="sr">FAIL, silenced</span>' in tiles["s2"] and "⊘" in tiles["s2"]
-    assert "silenced" not in tiles["s3"]  # the silence ended
-    assert 'data-state="NONE"' in tiles["s1"]
+    tiles = {t.split('/ui/service/')[1].split('"')[0]: t
+             for t in str(cards[0].tiles).split("</a>") if t}
+    assert 'aria-label="quiet, FAIL, silenced"' in tiles["2"] and "⊘" in tiles["2"]
+    assert "silenced" not in tiles["3"]  # the silence ended
+    assert 'data-state="NONE"' in tiles["1"]
     api = [SimpleNamespace(id=i, server_id=1, severity="FAIL", message=f"m{i}", time=0.0)
            for i in (9, 8, 7, 6)] + [SimpleNamespace(id=5, server_id=99, severity="FAIL",
                                                      message="gone", time=0.0)]

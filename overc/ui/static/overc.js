@@ -14,9 +14,15 @@
     return seconds < 0 ? "in " + t : t + " ago";
   }
 
-  function localTimes(root) {
+  // Live collections: the browser keeps them up to date, so the per-second refresh does not
+  // search a page of 10,000 tiles each time.
+  var TIMES = document.getElementsByTagName("time");
+  var SVG_TEXTS = document.getElementsByTagName("text");
+
+  function localTimes() {
     var now = Date.now() / 1000;
-    root.querySelectorAll("time[data-ts]").forEach(function (el) {
+    Array.prototype.forEach.call(TIMES, function (el) {
+      if (!el.hasAttribute("data-ts")) return;
       var ts = parseFloat(el.getAttribute("data-ts"));
       var date = new Date(ts * 1000);
       if (el.getAttribute("data-format") === "full") {
@@ -24,11 +30,17 @@
         el.setAttribute("data-done", "1");
         el.textContent = date.toLocaleString();
       } else {
-        el.textContent = ago(now - ts);
-        el.title = date.toLocaleString();
+        // every second: write only what changed (a write makes the browser restyle)
+        var text = ago(now - ts);
+        if (el.textContent !== text) el.textContent = text;
+        if (el.__overcTitleTs !== ts) {
+          el.title = date.toLocaleString();
+          el.__overcTitleTs = ts;
+        }
       }
     });
-    root.querySelectorAll("text[data-hour]:not([data-done])").forEach(function (el) {
+    Array.prototype.forEach.call(SVG_TEXTS, function (el) {
+      if (!el.hasAttribute("data-hour") || el.hasAttribute("data-done")) return;
       el.setAttribute("data-done", "1");
       var d = new Date(parseFloat(el.getAttribute("data-hour")) * 1000);
       var span = el.textContent.length > 5;
@@ -38,6 +50,15 @@
   }
 
   var filtered = false;
+
+  // A tile's service name: its own text (the state and the marks are in child elements).
+  function tileName(tile) {
+    var name = "";
+    Array.prototype.forEach.call(tile.childNodes, function (n) {
+      if (n.nodeType === 3) name += n.nodeValue;
+    });
+    return name.trim();
+  }
 
   function applyFilter() {
     var box = document.getElementById("filter");
@@ -53,10 +74,11 @@
       var serverHit = !q || card.getAttribute("data-name").indexOf(q) >= 0;
       var shown = 0;
       card.querySelectorAll("a.tile").forEach(function (tile) {
-        var ok = (serverHit || tile.getAttribute("data-name").indexOf(q) >= 0) &&
+        if (tile.__overcName === undefined) tile.__overcName = tileName(tile).toLowerCase();
+        var ok = (serverHit || tile.__overcName.indexOf(q) >= 0) &&
           (!state || tile.getAttribute("data-state") === state ||
            tile.getAttribute("data-last") === state);
-        tile.parentNode.classList.toggle("hidden", !ok);
+        tile.classList.toggle("hidden", !ok);
         if (ok) shown++;
       });
       var hidden = shown === 0 && !(serverHit && !state && q);
@@ -206,7 +228,7 @@
       var before = old.getAttribute("data-announce");
       morph(old, fresh);
       old.__overcSig = sig;
-      localTimes(old);
+      localTimes();
       announce(old, before);
     });
     // The focused element is never replaced unless it changed itself; if it was, focus its
@@ -242,6 +264,96 @@
       .then(function () { setTimeout(poll, POLL_MS); });
   }
 
+  // -- tile tips: a tile's info excerpt, fetched per server card when a tile is hovered or
+  // focused (the page does not carry 10,000 of them), shown in one tooltip the tile points to
+  // with aria-describedby; Escape or leaving the tile hides it.
+  var TIP_FRESH_MS = 10000;
+  var tipCache = {};  // server id -> {at: ms, data: promise of {service id: excerpt}}
+  var tipFor = null;
+
+  function tipElement() {
+    var tip = document.getElementById("tile-tip");
+    if (!tip) {
+      tip = document.createElement("div");
+      tip.id = "tile-tip";
+      tip.className = "tip hidden";
+      tip.setAttribute("role", "tooltip");
+      tip.addEventListener("mouseleave", function (e) {
+        if (!tipFor || !tipFor.contains(e.relatedTarget)) hideTip();
+      });
+      (document.getElementById("main") || document.body).appendChild(tip);  // in a landmark
+    }
+    return tip;
+  }
+
+  function excerpts(serverId) {
+    var now = Date.now(), entry = tipCache[serverId];
+    if (!entry || now - entry.at > TIP_FRESH_MS) {
+      entry = tipCache[serverId] = {at: now, data: fetch("/ui/server/" + serverId + "/tips", {
+        credentials: "same-origin", cache: "no-store", redirect: "manual",
+        headers: {"Accept": "application/json"}
+      }).then(function (res) { return res.status === 200 ? res.json() : {}; })
+        .catch(function () { return {}; })};
+    }
+    return entry.data;
+  }
+
+  function showTip(tile) {
+    var card = tile.closest("article.server");
+    if (!card) return;
+    var serverId = (card.getAttribute("data-key") || "").replace("server-", "");
+    var serviceId = (tile.getAttribute("href") || "").split("/").pop();
+    tipFor = tile;
+    excerpts(serverId).then(function (data) {
+      if (tipFor !== tile) return;  // the pointer or the focus moved on meanwhile
+      var tip = tipElement();
+      var info = data[serviceId];
+      tip.textContent = (tile.getAttribute("aria-label") || tileName(tile)) + ": " +
+        (info ? info : "no output");
+      tip.classList.remove("hidden");
+      var box = tile.getBoundingClientRect();
+      var left = Math.max(4, Math.min(box.left, document.documentElement.clientWidth -
+                                      tip.offsetWidth - 4));
+      tip.style.left = (left + window.scrollX) + "px";
+      tip.style.top = (box.bottom + window.scrollY + 4) + "px";
+      tile.setAttribute("aria-describedby", "tile-tip");
+    });
+  }
+
+  function hideTip() {
+    if (tipFor) tipFor.removeAttribute("aria-describedby");
+    tipFor = null;
+    var tip = document.getElementById("tile-tip");
+    if (tip) tip.classList.add("hidden");
+  }
+
+  function tileOf(target) {
+    return target && target.closest ? target.closest("#servers a.tile") : null;
+  }
+
+  function watchTips() {
+    document.addEventListener("focusin", function (e) {
+      var tile = tileOf(e.target);
+      if (tile) showTip(tile); else if (tipFor) hideTip();
+    });
+    document.addEventListener("focusout", function (e) {
+      if (tileOf(e.target) === tipFor && !tileOf(e.relatedTarget)) hideTip();
+    });
+    document.addEventListener("mouseover", function (e) {
+      var tile = tileOf(e.target);
+      if (tile && tile !== tipFor) showTip(tile);
+    });
+    document.addEventListener("mouseout", function (e) {
+      var tile = tileOf(e.target);
+      var into = e.relatedTarget;
+      if (tile && tile === tipFor && !tile.contains(into) &&
+          !(into && into.id === "tile-tip")) hideTip();
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && tipFor) hideTip();
+    });
+  }
+
   function fillTimezone() {
     document.querySelectorAll("input[name=tzoffset]").forEach(function (el) {
       el.value = String(new Date().getTimezoneOffset());
@@ -257,15 +369,16 @@
   document.addEventListener("DOMContentLoaded", function () {
     var meta = document.querySelector("meta[name=overc-etag]");
     if (meta) etag = meta.getAttribute("content");  // the first poll is a 304 already
-    localTimes(document);
+    localTimes();
     fillTimezone();
     var box = document.getElementById("filter");
     if (box) box.addEventListener("input", applyFilter);
     applyFilter();
+    if (document.getElementById("servers")) watchTips();
     if (document.querySelector("[data-live]")) {
       // Every poll is a 304 until something this page shows changes.
       setTimeout(poll, POLL_MS);
     }
-    setInterval(function () { localTimes(document); }, 1000);
+    setInterval(localTimes, 1000);
   });
 })();
