@@ -66,9 +66,11 @@ def refresh(cursor: Cursor, now: float, grace: Grace, service_fresh: tuple[str, 
     )
     refreshed = max(0, cursor.rowcount)
     service_expression, service_extra = service_fresh
+    # ``recheck >= 0``: a range the recheck index answers (the bound alone is per row, and
+    # would make SQLite read every service); recheck is a Unix time when it is set at all.
     cursor.execute(
         f"UPDATE services SET recheck = {service_expression}"
-        f" WHERE recheck < {service_expression}",
+        f" WHERE recheck >= 0 AND recheck < {service_expression}",
         (now, *service_extra, now, *service_extra),
     )
     return refreshed
@@ -163,10 +165,13 @@ def claim_rechecks(cursor: Cursor, now: float, limit: int) -> list[int]:
     lock = " FOR UPDATE" if cursor.dialect.name == "mysql" else ""
     # Only the watchdog (under its job lock) sets recheck, so clearing it is the claim; the
     # rows are locked on MySQL, so a report cannot clear stale in between.
+    # ``stale + 0``: without it SQLite's planner prefers the (stale, deadline) index for the
+    # equality and scans every live service (2-4 s a tick at 1,000,000); this way both
+    # databases read only the few rows of the ``recheck`` index.
     rows = _RECHECK.read_all(cursor.execute(
-        f"SELECT {_RECHECK.sql} FROM services WHERE recheck < ? AND stale = 1"
+        f"SELECT {_RECHECK.sql} FROM services WHERE recheck < ? AND stale + 0 = 1"
         f" ORDER BY recheck LIMIT ?{lock}", (now, limit)).fetchall())
-    cursor.execute("UPDATE services SET recheck = NULL WHERE recheck < ? AND stale = 0",
+    cursor.execute("UPDATE services SET recheck = NULL WHERE recheck < ? AND stale + 0 = 0",
                    (now,))
     offline: set[int] = set()
     for chunk in chunks([row.id for row in rows]):
