@@ -132,8 +132,9 @@ def test_database_cut_raises_no_false_alarm(tmp_path, mysql_url, seconds):
         # The gap was seen (or, on a slow start, the first watch came after the cut): either
         # way every overdue service got the fresh window.
         assert "Nobody watched for" in log or "First watch of this database" in log, log[-3000:]
-        if seconds < 5:
-            assert "pushes were turned away" in log, log[-3000:]
+        if seconds < 5:  # (unless the first watch itself came after the cut, as above)
+            assert ("pushes were turned away" in log
+                    or "First watch of this database" in log), log[-3000:]
     finally:
         monitor.stop()
         server.stop()
