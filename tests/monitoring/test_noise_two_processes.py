@@ -114,6 +114,15 @@ def marker(tmp_path: Path, server: RealServer, name: str) -> None:
     wait_for(lambda: settled(server), 30, "every alert to be dispatched and delivered")
 
 
+def a_full_tick_after_now(server: RealServer) -> None:
+    """Wait until a watchdog (either process) has run a whole tick that began after this call:
+    what was due by now is claimed by then, so nothing more may come from it. A full tick
+    writes ``last_tick``; idle ticks only read."""
+    since = time.time()
+    wait_for(lambda: server.query("SELECT last_tick FROM coordination WHERE job = 'watchdog'"
+                                  )[0][0] > since, 30, "a full watchdog tick after now")
+
+
 def test_three_attempts_across_two_processes_one_hard_problem_each(tmp_path, mysql_url):
     config = "[overc]\nwatchdog-interval = 0.5\n[policy:db]\nattempts = 3\n" + channel("log")
     names = [f"db{i}" for i in range(8)]
@@ -185,7 +194,7 @@ def test_hosts_that_stop_pushing_one_offline_and_one_online_each(tmp_path, mysql
                                  ) == [(3,)], 30, "the three hosts to be offline")
         wait_for(lambda: a.query("SELECT COUNT(*) FROM alerts WHERE kind = 'offline'")
                  == [(60,)], 30, "their services to go stale")
-        time.sleep(2)  # a few more ticks of both watchdogs: nothing more may come
+        a_full_tick_after_now(a)  # nothing more may come
         wait_for(lambda: settled(a), 30, "every alert to be dispatched and delivered")
         got = each_once(tmp_path, "log")
         assert sorted((x["server"], x["kind"]) for x in got) == [
@@ -199,7 +208,7 @@ def test_hosts_that_stop_pushing_one_offline_and_one_online_each(tmp_path, mysql
             for server, host in zip((b, a, b), hosts)])
         wait_for(lambda: a.query("SELECT COUNT(*) FROM alerts WHERE kind = 'server-online'"
                                  ) == [(3,)], 30, "the three hosts to be back")
-        time.sleep(2)
+        a_full_tick_after_now(a)
         marker(tmp_path, a, "log")
         got = [x for x in each_once(tmp_path, "log") if x["server"] != "marker"]
         assert sorted((x["server"], x["kind"]) for x in got) == sorted(
