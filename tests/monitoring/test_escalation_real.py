@@ -8,14 +8,9 @@ import json
 from pathlib import Path
 
 from helpers import wait_for
+from recording_channel import RECORD, settled
 from realserver import RealServer, running_server
 
-RECORD = """#!/bin/sh
-# One file per notification (format = json), written whole, then renamed.
-mkdir -p "got/$1"
-cat > "got/$1/.$OVERC_NOTIFICATION_ID"
-mv "got/$1/.$OVERC_NOTIFICATION_ID" "got/$1/$OVERC_NOTIFICATION_ID.json"
-"""
 
 CONFIG = """[overc]
 watchdog-interval = 0.5
@@ -44,12 +39,6 @@ def push(server: RealServer, services: list[dict]) -> None:
         "server": {"name": "web1", "key": "k-web1"}, "period": 3600, "services": services})
     assert status == 200, body
 
-
-def settled(server: RealServer) -> bool:
-    return server.query(
-        "SELECT (SELECT COUNT(*) FROM alerts WHERE dispatched = 0) +"
-        " (SELECT COUNT(*) FROM notifications WHERE status IN ('pending', 'sending'))"
-    )[0][0] == 0
 
 
 def test_the_pager_gets_only_what_stayed_unacknowledged(tmp_path, database_url):

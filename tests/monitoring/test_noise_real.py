@@ -8,14 +8,9 @@ import json
 from pathlib import Path
 
 from helpers import wait_for
+from recording_channel import RECORD, settled
 from realserver import RealServer, running_server
 
-RECORD = """#!/bin/sh
-# One file per notification (format = json), written whole, then renamed.
-mkdir -p got
-cat > "got/.$OVERC_NOTIFICATION_ID"
-mv "got/.$OVERC_NOTIFICATION_ID" "got/$OVERC_NOTIFICATION_ID.json"
-"""
 
 CONFIG = """[overc]
 watchdog-interval = 0.5
@@ -49,13 +44,6 @@ def notified(tmp_path: Path) -> list[dict]:
     files = sorted((tmp_path / "got").glob("*.json"), key=lambda p: int(p.stem))
     return [alert for path in files for alert in json.loads(path.read_text())["alerts"]]
 
-
-def settled(server: RealServer) -> bool:
-    """Every alert dispatched and every notification delivered."""
-    return server.query(
-        "SELECT (SELECT COUNT(*) FROM alerts WHERE dispatched = 0) +"
-        " (SELECT COUNT(*) FROM notifications WHERE status IN ('pending', 'sending'))"
-    )[0][0] == 0
 
 
 def service_json(server: RealServer, name: str) -> dict:

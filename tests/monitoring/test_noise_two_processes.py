@@ -24,16 +24,11 @@ from typing import Iterator
 import pytest
 
 from helpers import wait_for
+from recording_channel import RECORD, settled
 from realserver import RealServer
 
 pytestmark = pytest.mark.slow
 
-RECORD = """#!/bin/sh
-# One file per notification (format = json), written whole, then renamed.
-mkdir -p "got/$1"
-cat > "got/$1/.$OVERC_NOTIFICATION_ID"
-mv "got/$1/.$OVERC_NOTIFICATION_ID" "got/$1/$OVERC_NOTIFICATION_ID.json"
-"""
 JSON = {"Content-Type": "application/json"}
 
 
@@ -88,12 +83,6 @@ def notified(tmp_path: Path, name: str) -> list[dict]:
     files = sorted((tmp_path / "got" / name).glob("*.json"), key=lambda p: int(p.stem))
     return [alert for path in files for alert in json.loads(path.read_text())["alerts"]]
 
-
-def settled(server: RealServer) -> bool:
-    return server.query(
-        "SELECT (SELECT COUNT(*) FROM alerts WHERE dispatched = 0) +"
-        " (SELECT COUNT(*) FROM notifications WHERE status IN ('pending', 'sending'))"
-    )[0][0] == 0
 
 
 def each_once(tmp_path: Path, name: str) -> list[dict]:

@@ -9,14 +9,9 @@ import threading
 from pathlib import Path
 
 from helpers import wait_for
+from recording_channel import RECORD, settled
 from realserver import RealServer, running_server
 
-RECORD = """#!/bin/sh
-# One file per notification (format = json), written whole, then renamed.
-mkdir -p got
-cat > "got/.$OVERC_NOTIFICATION_ID"
-mv "got/.$OVERC_NOTIFICATION_ID" "got/$OVERC_NOTIFICATION_ID.json"
-"""
 
 CONFIG = """[overc]
 watchdog-interval = 0.5
@@ -40,12 +35,6 @@ def notifications(tmp_path: Path) -> list[list[dict]]:
     files = sorted((tmp_path / "got").glob("*.json"), key=lambda p: int(p.stem))
     return [json.loads(path.read_text())["alerts"] for path in files]
 
-
-def settled(server: RealServer) -> bool:
-    return server.query(
-        "SELECT (SELECT COUNT(*) FROM alerts WHERE dispatched = 0) +"
-        " (SELECT COUNT(*) FROM notifications WHERE status IN ('pending', 'sending'))"
-    )[0][0] == 0
 
 
 def about(tmp_path: Path, host: str) -> list[list[tuple]]:
