@@ -18,7 +18,6 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from overc import __version__
-from overc.core.dburl import SQLiteTarget
 from overc.core.errors import DatabaseUnavailable, StartupRefused
 from overc.storage.db import Database
 from overc.workers import ReusePortService
@@ -150,16 +149,6 @@ class AnnouncedReusePortService(ReusePortService):
             announce(self.listening.getHost())
 
 
-def _embedded_file_will_not_open(target: Any, error: BaseException) -> bool:
-    """An SQLite file that cannot be opened (no such folder, no permission, a read-only file)
-    is a set-up error, not an outage: no database server will come back to fix it, so
-    waiting would only hide it. A locked or busy file may free itself: that one is waited for."""
-    if not isinstance(target, SQLiteTarget):
-        return False
-    text = str(error).lower()
-    return "unable to open" in text or "readonly" in text
-
-
 class DatabaseService(service.Service):
     """Opens the database, migrates it (retrying while it is unreachable), then says ready.
 
@@ -197,7 +186,7 @@ class DatabaseService(service.Service):
             try:
                 version = await self.db.migrate()
             except DatabaseUnavailable as error:
-                if _embedded_file_will_not_open(self.db.target, error):
+                if self.db.dialect.will_not_open(error.__cause__ or error):
                     self.fail(f"cannot open the database {self.db.target.describe()}"
                               " (does its folder exist, and may this user write there?)", error)
                     return

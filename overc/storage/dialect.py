@@ -31,6 +31,11 @@ class Dialect:
         """True when ``error`` means the database cannot be reached (answer 503, retry later)."""
         return False
 
+    def will_not_open(self, error: BaseException) -> bool:
+        """True when an "unavailable" ``error`` at start is a set-up fault that waiting cannot
+        cure (nothing comes back to fix it): start-up then fails in one line instead."""
+        return False
+
     def is_retryable(self, error: BaseException) -> bool:
         """True for deadlocks, lock timeouts and Galera certification failures (1213, at any
         statement, COMMIT included): nothing was written, run the whole transaction again."""
@@ -99,6 +104,15 @@ class SQLiteDialect(Dialect):
                 for word in ("unable to open", "locked", "disk i/o", "readonly", "busy")
             )
         return False
+
+    def will_not_open(self, error: BaseException) -> bool:
+        # An embedded file with no folder, no permission or read-only: no server will come
+        # back to fix it. Locked or busy may free itself, and stays "unavailable" only.
+        import sqlite3
+
+        text = str(error).lower()
+        return isinstance(error, sqlite3.OperationalError) and (
+            "unable to open" in text or "readonly" in text)
 
     def is_duplicate(self, error: BaseException) -> bool:
         import sqlite3
