@@ -60,13 +60,20 @@ def update_servers_seen(cursor: Cursor, seen: dict[int, tuple[str, float]],
     return matched
 
 
+def grace_sql(period: str, params: list, grace: Grace) -> tuple[str, list]:
+    """:meth:`overc.core.durations.Grace.for_period` over the SQL expression ``period``
+    (whose placeholders are ``params``): the one rendering of the configured grace in SQL."""
+    if grace.seconds is not None:
+        return "?", [max(1.0, grace.seconds)]
+    fraction = grace.fraction or 0.0
+    return (f"CASE WHEN {period} * ? < 1 THEN 1 ELSE {period} * ? END",
+            [*params, fraction, *params, fraction])
+
+
 def allowance_sql(period: str, params: list, grace: Grace) -> tuple[str, list]:
     """:func:`overc.core.server_offline.allowance` over the SQL expression ``period``."""
-    if grace.seconds is not None:
-        return f"{period} + ?", [*params, max(1.0, grace.seconds)]
-    fraction = grace.fraction or 0.0
-    return (f"{period} + CASE WHEN {period} * ? < 1 THEN 1 ELSE {period} * ? END",
-            [*params, *params, fraction, *params, fraction])
+    extra, extra_params = grace_sql(period, params, grace)
+    return f"{period} + {extra}", [*params, *extra_params]
 
 
 class ServerPeriods:

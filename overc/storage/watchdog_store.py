@@ -20,6 +20,7 @@ from overc.core.watchdog_rules import heartbeat_due, offline_message, was_away
 from overc.storage.alert_tables import Dispatch, Job, lock_job
 from overc.storage.db import Cursor, Database
 from overc.storage.rows import Columns, chunks, marks
+from overc.storage.server_seen import grace_sql
 from overc.storage.server_watch import (
     PROBES, ServerTick, claim_rechecks, claim_servers, refresh as refresh_servers, servers_back,
 )
@@ -71,13 +72,7 @@ def fresh_deadline_sql(grace: Grace) -> tuple[str, tuple[float, ...]]:
     window = "CASE WHEN schedule IS NULL AND period > ? THEN period ELSE ? END"
     wait = (AGENT_RETURN_WITHIN, AGENT_RETURN_WITHIN)
     own = "CASE WHEN grace < 1 THEN 1 ELSE grace END"
-    values: tuple[float, ...]
-    if grace.seconds is not None:
-        config, values = "?", (max(1.0, grace.seconds),)
-    else:
-        fraction = grace.fraction or 0.0
-        config, values = "CASE WHEN period * ? < 1 THEN 1 ELSE period * ? END", (fraction,
-                                                                                 fraction)
+    config, values = grace_sql("period", [], grace)
     return (f"? + {window} + CASE WHEN grace IS NULL THEN {config} ELSE {own} END",
             (*wait, *values))
 
