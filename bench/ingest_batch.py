@@ -7,7 +7,8 @@ swing by more than any change to the ingest. This one calls :meth:`Store.ingest`
 rows a push batch writes: 20 requests of 3 service reports each, over 1,000 servers, states
 changing now and then so that soft states, flapping bits and alerts are written too) in a
 fresh process per measurement, and reports the process's CPU time per report (the SQL
-client's and SQLite's work included; MariaDB's own CPU is not), before and after interleaved.
+client's and SQLite's work included) and, on MariaDB, mariadbd's CPU time per report over the
+same stretch (from /proc), before and after interleaved.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ SERVERS = 1000
 STATES = ("OK", "OK", "OK", "WARN", "OK", "FAIL", "OK", "OK")
 
 CHILD = r"""
-import asyncio, json, sys, time
+import asyncio, json, os, sys, time
 from pathlib import Path
 from twisted.internet import defer, task
 from overc.core.counters import Counters
@@ -61,12 +62,26 @@ async def main(reactor):
 
     for k in range(servers // 20):  # every service exists before the measurement
         await store.ingest(batch(k, 2000.0))
+    server = database_cpu()
     cpu, wall = time.process_time(), time.perf_counter()
     for k in range(batches):
         assert await store.ingest(batch(k, 3000.0 + k)) == [None] * 20
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    server = database_cpu() - server
     db.close()
-    print(json.dumps({"cpu_us": cpu * 1e6 / (batches * 60), "wall_us": wall * 1e6 / (batches * 60)}))
+    reports = batches * 60
+    print(json.dumps({"cpu_us": cpu * 1e6 / reports, "wall_us": wall * 1e6 / reports,
+                      "db_us": server * 1e6 / reports}))
+
+
+def database_cpu():
+    # mariadbd's user + system seconds (its pids from the parent; none on SQLite)
+    total = 0
+    for pid in sys.argv[5].split(",") if sys.argv[5] else []:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 """ % {"states": STATES}
@@ -74,11 +89,27 @@ task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 
 def measure(root: Path, url: str, folder: Path, batches: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(root)}
+    pids = ",".join(str(pid) for pid in mariadb_pids()) if url.startswith("mysql") else ""
     out = subprocess.run([sys.executable, "-c", CHILD, url, str(folder), str(batches),
-                          str(SERVERS)], env=env, cwd=folder, capture_output=True, text=True)
+                          str(SERVERS), pids], env=env, cwd=folder, capture_output=True,
+                         text=True)
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def mariadb_pids() -> list[int]:
+    """The local mariadbd (or mysqld) processes, whose CPU the MariaDB rows count."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as comm:
+                    if comm.read().strip() in ("mariadbd", "mysqld"):
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
 
 
 def drop(url: str) -> None:
@@ -119,15 +150,19 @@ def main() -> None:
                 results.setdefault((database, label), []).append(got)
                 print(f"round {round_ + 1} {database} {label}: {got}", file=sys.stderr)
     print("| database | before CPU µs/report | after CPU µs/report | after / before |"
-          " before wall µs/report | after wall µs/report |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+          " mariadbd µs/report before → after | ratio | before wall µs/report |"
+          " after wall µs/report |")
+    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     for database in databases:
         def mean(label: str, key: str) -> float:
             rows = results[(database, label)]
             return sum(r[key] for r in rows) / len(rows)
 
         before, after = mean("before", "cpu_us"), mean("after", "cpu_us")
-        print(f"| {database} | {before:.0f} | {after:.0f} | {after / before:.3f} |"
+        db_before, db_after = mean("before", "db_us"), mean("after", "db_us")
+        server = (f"{db_before:.0f} → {db_after:.0f} | {db_after / db_before:.3f}"
+                  if db_before else "— | —")
+        print(f"| {database} | {before:.0f} | {after:.0f} | {after / before:.3f} | {server} |"
               f" {mean('before', 'wall_us'):.0f} | {mean('after', 'wall_us'):.0f} |")
 
 

@@ -21,7 +21,7 @@ from overc.core.runs import RunStart
 from overc.core.snapshot import ServiceSnapshot, apply_report, apply_start
 from overc.core.states import FAIL
 from overc.storage.db import Cursor, Database
-from overc.storage.json_rows import DOUBLE, ID, INT, TEXT, insert_rows
+from overc.storage.bulk_rows import DOUBLE, ID, INT, TEXT, insert_rows
 from overc.storage.rows import chunks, marks
 from overc.storage.server_seen import ServerPeriods, update_servers_seen
 
@@ -240,8 +240,8 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
     _fill_info(cursor, [alerts[i] for i in api_alerts], touched, services)
     insert_rows(cursor, "INSERT INTO alerts (server_id, service_id, time, kind, severity,"
                 " message, state, info, held)", _ALERT_KINDS, alerts)
-    # Rows are locked and exist: an upsert by id is a bulk UPDATE in one statement (one JSON
-    # parameter on MySQL, see overc.storage.json_rows; an UPDATE per row would be N trips).
+    # Rows are locked and exist: an upsert by id is a bulk UPDATE in one statement (literals
+    # written once on MySQL, see overc.storage.bulk_rows; an UPDATE per row would be N trips).
     # A start signal alone leaves staleness as it is; a report clears it.
     insert_rows(
         cursor,
@@ -266,7 +266,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
 # written by the same upsert as its state (no extra statement per report).
 _NOISE_COLUMNS = ("soft_state", "soft_count", "flap_bits", "flapping", "ack_sticky",
                   "ack_expires")
-#: The kinds of the values of each INSERT's rows, in column order (overc.storage.json_rows).
+#: The kinds of the values of each INSERT's rows, in column order (overc.storage.bulk_rows).
 _STATE_KINDS = (ID, DOUBLE, TEXT, TEXT, INT, DOUBLE)
 _PERFDATA_KINDS = (ID, DOUBLE, TEXT, DOUBLE, TEXT, TEXT, TEXT, DOUBLE, DOUBLE)
 _ALERT_KINDS = (ID, ID, DOUBLE, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT)

@@ -1,5 +1,5 @@
-"""The ingest's batch statements (overc.storage.json_rows: one JSON parameter per statement on
-MariaDB, executemany on SQLite) on both databases: every value comes back exactly as sent."""
+"""The ingest's batch statements (overc.storage.bulk_rows: one multi-row statement of literals
+on MariaDB, executemany on SQLite) on both databases: every value comes back exactly as sent."""
 from __future__ import annotations
 
 import pytest
@@ -11,11 +11,11 @@ from overc.core.payload import AlertRequest, Report
 from overc.core.perfdata import Metric
 from overc.storage.db import Cursor
 from overc.storage.ingest_store import IngestItem, Store
-from overc.storage.json_rows import DOUBLE, ID, INT, TEXT, insert_rows
+from overc.storage.bulk_rows import DOUBLE, ID, INT, TEXT, insert_rows
 
 T0 = 1_800_000_000.0
 
-#: Strings SQL or JSON escaping could get wrong (no NUL: the push API refuses it in names).
+#: Strings SQL escaping or literals could get wrong (no NUL: the push API refuses it in names).
 AWKWARD = [
     "plain", "app", "app ", " app", "App", "it's", 'say "hi"', "back\\slash", "\\\\x\\n",
     "tab\tnew\nline", "%s %d %% ?", "'; DROP TABLE states; --", "ünïcödé прил 中文 😀🚀",
@@ -84,7 +84,7 @@ async def test_ingest_stores_awkward_names_infos_and_perfdata_as_sent(database):
 
 @pytest_twisted.ensureDeferred
 async def test_a_too_long_value_fails_the_statement_as_a_literal_did(database):
-    """The JSON columns are the widest kinds: the table's own limits still apply at INSERT."""
+    """A literal is converted to the column at INSERT: the table's own limits still apply."""
     if database.dialect.name != "mysql":
         pytest.skip("SQLite has no column lengths")
     await rows(database, "INSERT INTO servers (name, key_hash, created) VALUES ('s', 'h', 0)")
@@ -119,11 +119,11 @@ async def test_the_locked_read_brings_doubles_and_names_back_exactly(database):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_batch_larger_than_one_document_is_split_and_stored_whole(database, monkeypatch):
+async def test_a_batch_larger_than_one_statement_is_split_and_stored_whole(database, monkeypatch):
     """A batch of large infos must not exceed MariaDB's max_allowed_packet in one statement."""
-    import overc.storage.json_rows as json_rows
+    import overc.storage.bulk_rows as bulk_rows
 
-    monkeypatch.setattr(json_rows, "MAX_DOCUMENT", 200 * 1024)
+    monkeypatch.setattr(bulk_rows, "MAX_STATEMENT", 400 * 1024)
     await rows(database, "INSERT INTO servers (name, key_hash, created) VALUES ('s', 'h', 0)")
     (server_id,), = await rows(database, "SELECT id FROM servers")
     await rows(database, "INSERT INTO services (server_id, name, created) VALUES (?, 'x', 0)",
@@ -151,4 +151,20 @@ async def test_a_batch_larger_than_one_document_is_split_and_stored_whole(databa
                                 " ORDER BY id") == sent
     if database.dialect.name == "mysql":
         inserts = [n for n in statements if n > 1000]
-        assert len(inserts) > 1 and max(inserts) < 2 * 200 * 1024 + 1000, inserts
+        assert len(inserts) > 1 and max(inserts) < 400 * 1024 + 1000, inserts
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_non_finite_double_is_refused_before_any_statement(database):
+    """SQL has no literal for inf or nan: refused in Python, nothing written."""
+    await rows(database, "INSERT INTO servers (name, key_hash, created) VALUES ('s', 'h', 0)")
+    (server_id,), = await rows(database, "SELECT id FROM servers")
+    if database.dialect.name != "mysql":
+        pytest.skip("SQLite binds doubles itself")
+
+    def txn(cursor: Cursor):
+        insert_rows(cursor, "INSERT INTO services (server_id, name, created)", (ID, TEXT, DOUBLE),
+                    [(server_id, "a", 0.0), (server_id, "b", float("inf"))])
+    with pytest.raises(ValueError, match="inf"):
+        await database.run(txn, attempts=1)
+    assert await rows(database, "SELECT COUNT(*) FROM services") == [(0,)]
