@@ -22,6 +22,7 @@ from overc.core.counters import Counters
 from overc.core.errors import StartupRefused
 from overc.ingest.groupcommit import GroupCommit
 from overc.ingest.serverkeys import ServerKeys
+from overc.runtime.heap import freeze_startup_heap
 from overc.runtime.loglevel import apply_loglevel
 from overc.monitoring.retention import Retention
 from overc.monitoring.watchdog import Watchdog
@@ -241,11 +242,14 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     config = server_options["server_config"]
     top = build_server(config, reactor, server_options["channel_specs"],
                        exit_on_failure=True).service
-    if config.processes > 1 and os.environ.get(WORKER_ENV) != "1":
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
 
-            reactor = global_reactor
+        reactor = global_reactor
+    # A process of its own (twistd), unlike build_server's callers in tests: what it built to
+    # start lives until exit, so later collections need not walk it (overc.runtime.heap).
+    reactor.callWhenRunning(freeze_startup_heap)
+    if config.processes > 1 and os.environ.get(WORKER_ENV) != "1":
         argv = ["overc", "server"]
         for key in ("config", "listen", "database"):
             if server_options[key]:

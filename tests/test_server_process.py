@@ -212,3 +212,25 @@ def test_several_processes_refuse_sqlite(tmp_path):
     result = twistd("overc", "server", "--config", str(config), cwd=tmp_path)
     assert result.returncode != 0
     assert "[overc] processes: several processes need MySQL/MariaDB" in result.stderr
+
+
+def test_the_server_process_freezes_its_startup_heap_once_running(tmp_path):
+    """twistd's service asks for gc.freeze() when the reactor runs (overc.runtime.heap);
+    build_server alone, as tests use it, does not."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    from overc.runtime.heap import freeze_startup_heap
+    from overc.tap import Options, build_server, makeService
+
+    def hooks(reactor):
+        return [hook for hook, *_ in reactor.whenRunningHooks if hook is freeze_startup_heap]
+
+    options = Options()
+    options.parseOptions(["server", "--database", f"sqlite:///{tmp_path / 'a.db'}",
+                          "--listen", "tcp:0:interface=127.0.0.1"])
+    reactor = MemoryReactorClock()
+    makeService(options, reactor)
+    assert len(hooks(reactor)) == 1
+    alone = MemoryReactorClock()
+    build_server(options.subOptions["server_config"], alone, [])
+    assert hooks(alone) == []
