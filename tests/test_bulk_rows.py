@@ -11,7 +11,7 @@ from overc.core.payload import AlertRequest, Report
 from overc.core.perfdata import Metric
 from overc.storage.db import Cursor
 from overc.storage.ingest_store import IngestItem, Store
-from overc.storage.bulk_rows import DOUBLE, ID, INT, TEXT, insert_rows
+from overc.storage.bulk_rows import DOUBLE, ID, INT, TEXT, Writes, insert_rows
 
 T0 = 1_800_000_000.0
 
@@ -168,3 +168,38 @@ async def test_a_non_finite_double_is_refused_before_any_statement(database):
     with pytest.raises(ValueError, match="inf"):
         await database.run(txn, attempts=1)
     assert await rows(database, "SELECT COUNT(*) FROM services") == [(0,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_held_writes_go_together_and_a_failing_one_rolls_back_all(database):
+    """Writes sends its statements in one round trip on MariaDB: the first failing statement
+    raises (on SQLite at once), the statements after it are not run, and the transaction
+    rolls back whole: the history rows before it are not kept either."""
+    await rows(database, "INSERT INTO servers (name, key_hash, created) VALUES ('s', 'h', 0)")
+    (server_id,), = await rows(database, "SELECT id FROM servers")
+    await rows(database, "INSERT INTO services (server_id, name, created) VALUES (?, 'x', 0)",
+               server_id)
+    (service_id,), = await rows(database, "SELECT id FROM services")
+    state = "INSERT INTO states (service_id, time, state, info)"
+    kinds = (ID, DOUBLE, TEXT, TEXT)
+
+    def ok(cursor: Cursor):
+        writes = Writes(cursor)
+        writes.insert(state, kinds, [(service_id, T0, "OK", "one; two")])
+        writes.insert(state, kinds, [(service_id, T0 + 1, "WARN", "it's")])
+        writes.send()
+        return cursor.execute("SELECT COUNT(*) FROM states").fetchall()
+    assert await database.run(ok) == [(2,)]
+
+    def failing(cursor: Cursor):
+        writes = Writes(cursor)
+        writes.insert(state, kinds, [(service_id, T0 + 2, "OK", "kept?")])
+        writes.insert(state, kinds, [(service_id + 1000, T0 + 3, "OK", "no such service")])
+        writes.insert(state, kinds, [(service_id, T0 + 4, "OK", "after the failure")])
+        writes.send()
+    with pytest.raises(Exception, match="1452|FOREIGN KEY"):
+        await database.run(failing, attempts=1)
+    assert await rows(database, "SELECT info FROM states ORDER BY id") == [("one; two",),
+                                                                           ("it's",)]
+    # The connection is usable afterwards (every result of the round trip was read).
+    assert await rows(database, "SELECT COUNT(*) FROM services") == [(1,)]

@@ -71,21 +71,57 @@ def insert_rows(cursor: Cursor, head: str, kinds: tuple[str, ...], rows: Sequenc
     """Insert ``rows`` (each one value per kind, in ``head``'s column order) in one
     statement: literals on MySQL/MariaDB, ``executemany`` on SQLite. ``head`` is ``INSERT
     INTO t (a, b, ...)``, ``tail`` what follows the rows (an upsert clause)."""
-    if not rows:
-        return
-    if cursor.dialect.name != "mysql":
-        cursor.executemany(_placeholders(head, kinds, tail), list(rows))
-        return
-    literals = [_LITERAL[kind] for kind in kinds]
-    values = ",".join([
-        "(" + ",".join([literal(value) for literal, value in zip(literals, row)]) + ")"
-        for row in rows
-    ])
-    if len(values) > MAX_STATEMENT and len(rows) > 1:
-        middle = len(rows) // 2
-        insert_rows(cursor, head, kinds, rows[:middle], tail)
-        insert_rows(cursor, head, kinds, rows[middle:], tail)
-        return
-    # Straight to the driver: no parameters, so PyMySQL does no %-formatting ("%" in ``head``
-    # or ``tail`` is literal), and a statement used once stays out of the dialect's cache.
-    cursor.raw.execute(f"{head} VALUES {values}{tail}")
+    writes = Writes(cursor)
+    writes.insert(head, kinds, rows, tail)
+    writes.send()
+
+
+class Writes:
+    """A transaction's INSERTs, sent together: on MySQL/MariaDB as one multi-statement (one
+    round trip for the batch's history, perfdata, alerts and upserts instead of one each:
+    every round trip also waits for the GIL in the pool thread while the reactor parses
+    requests); on SQLite each ``executemany`` runs at once, there being no round trip.
+
+    Only statements of literals are held, never a parameter, so nothing is ever formatted
+    into them; a failed statement ends the round trip with its error (the ones after it are
+    not run) and the transaction rolls back. Call :meth:`send` before reading anything the
+    held statements write, and before the transaction ends.
+    """
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+        self.mysql = cursor.dialect.name == "mysql"
+        self.pending: list[str] = []
+        self.size = 0
+
+    def insert(self, head: str, kinds: tuple[str, ...], rows: Sequence[Sequence],
+               tail: str = "") -> None:
+        if not rows:
+            return
+        if not self.mysql:
+            self.cursor.executemany(_placeholders(head, kinds, tail), list(rows))
+            return
+        literals = [_LITERAL[kind] for kind in kinds]
+        values = ",".join([
+            "(" + ",".join([literal(value) for literal, value in zip(literals, row)]) + ")"
+            for row in rows
+        ])
+        if len(values) > MAX_STATEMENT and len(rows) > 1:
+            middle = len(rows) // 2
+            self.insert(head, kinds, rows[:middle], tail)
+            self.insert(head, kinds, rows[middle:], tail)
+            return
+        if self.size + len(values) > MAX_STATEMENT:
+            self.send()  # one round trip stays well under max_allowed_packet
+        self.pending.append(f"{head} VALUES {values}{tail}")
+        self.size += len(values)
+
+    def send(self) -> None:
+        """Run the held statements (one round trip), raising the first one's error."""
+        pending, self.pending, self.size = self.pending, [], 0
+        if not pending:
+            return
+        # Straight to the driver: no parameters, so PyMySQL does no %-formatting ("%" in a
+        # head or tail is literal), and a statement used once stays out of the dialect's
+        # cache. Every result is read: the next statement of the connection needs that.
+        self.cursor.execute_all(pending)

@@ -24,6 +24,9 @@ from overc.storage.pool import CommitInDoubt, NodeNotReady, Pool, RetryPolicy
 
 T = TypeVar("T")
 _FOUND_ROWS = 2  # pymysql.constants.CLIENT.FOUND_ROWS
+#: pymysql.constants.CLIENT.MULTI_STATEMENTS: used only by Cursor.execute_all, whose
+#: statements hold literals written by overc.storage.bulk_rows, never a formatted parameter.
+_MULTI_STATEMENTS = 1 << 16
 log = Logger()
 
 
@@ -98,7 +101,7 @@ class Database:
                 charset="utf8mb4",
                 autocommit=False,
                 # rowcount = rows matched, not rows changed: conditional UPDATEs are claims.
-                client_flag=_FOUND_ROWS,
+                client_flag=_FOUND_ROWS | _MULTI_STATEMENTS,
                 connect_timeout=5,
                 read_timeout=30,
                 write_timeout=30,
@@ -183,6 +186,18 @@ class Cursor:
     def execute(self, statement: str, params: Sequence[Any] = ()) -> "Cursor":
         self.raw.execute(self.dialect.sql(statement), tuple(params))
         return self
+
+    def execute_all(self, statements: Sequence[str]) -> None:
+        """Statements without parameters, in one round trip on MySQL/MariaDB (the connection
+        allows several statements per query); the first failing one raises, and the rest are
+        not run. One by one on SQLite."""
+        if self.dialect.name != "mysql":
+            for statement in statements:
+                self.raw.execute(statement)
+            return
+        self.raw.execute(";".join(statements))
+        while self.raw.nextset():  # a later statement's error is raised here
+            pass
 
     def executemany(self, statement: str, rows: list) -> None:
         if rows:

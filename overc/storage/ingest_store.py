@@ -1,8 +1,9 @@
 """The ingest side of storage: servers, reports and API alerts, written in batches.
 
 ``ingest`` takes the reports of many concurrent requests and commits them in ONE transaction
-(the group commit behind a 200): one read of the services involved, then a handful of
-``executemany`` writes, whatever the number of requests in the batch. The rules of what a
+(the group commit behind a 200): the servers' last contact, one read of the services
+involved, then the writes, whatever the number of requests in the batch: three round trips on
+MariaDB (:class:`overc.storage.bulk_rows.Writes`), a handful of ``executemany`` on SQLite. The rules of what a
 report changes live in :mod:`overc.core.snapshot`; this module only moves rows.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from overc.core.runs import RunStart
 from overc.core.snapshot import ServiceSnapshot, apply_report, apply_start
 from overc.core.states import FAIL
 from overc.storage.db import Cursor, Database
-from overc.storage.bulk_rows import DOUBLE, ID, INT, TEXT, insert_rows
+from overc.storage.bulk_rows import DOUBLE, ID, INT, TEXT, Writes
 from overc.storage.rows import chunks, marks
 from overc.storage.server_seen import ServerPeriods, update_servers_seen
 
@@ -233,18 +234,20 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
             alerts.append([item.server_id, service_id, item.now, API, FAIL, request.message,
                            snapshot.state, snapshot.info, None])
 
-    insert_rows(cursor, "INSERT INTO states (service_id, time, state, info, late, duration)",
-                _STATE_KINDS, history)
-    insert_rows(cursor, "INSERT INTO perfdata (service_id, time, label, value, uom, warn, crit,"
-                " min, max)", _PERFDATA_KINDS, perfdata)
+    # API alerts snapshot their service's info: read before any write is held (below).
     _fill_info(cursor, [alerts[i] for i in api_alerts], touched, services)
-    insert_rows(cursor, "INSERT INTO alerts (server_id, service_id, time, kind, severity,"
-                " message, state, info, held)", _ALERT_KINDS, alerts)
+    # Every write of the batch in one round trip on MySQL (overc.storage.bulk_rows.Writes).
+    writes = Writes(cursor)
+    writes.insert("INSERT INTO states (service_id, time, state, info, late, duration)",
+                  _STATE_KINDS, history)
+    writes.insert("INSERT INTO perfdata (service_id, time, label, value, uom, warn, crit,"
+                  " min, max)", _PERFDATA_KINDS, perfdata)
+    writes.insert("INSERT INTO alerts (server_id, service_id, time, kind, severity,"
+                  " message, state, info, held)", _ALERT_KINDS, alerts)
     # Rows are locked and exist: an upsert by id is a bulk UPDATE in one statement (literals
     # written once on MySQL, see overc.storage.bulk_rows; an UPDATE per row would be N trips).
     # A start signal alone leaves staleness as it is; a report clears it.
-    insert_rows(
-        cursor,
+    writes.insert(
         "INSERT INTO services (id, server_id, name, created, state, info, period, last_time,"
         f" deadline, acked, {', '.join(_RUN_COLUMNS + _NOISE_COLUMNS)}, stale)",
         _SERVICE_KINDS,
@@ -257,8 +260,9 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
         ],
         cursor.dialect.upsert_suffix(("id",), _SERVICE_UPSERT),
     )
-    written = _write_settings(cursor, settings, services, new_services,
+    written = _write_settings(writes, settings, services, new_services,
                               settings_written if settings_written is not None else {})
+    writes.send()
     return results, len(alerts), written
 
 
@@ -293,7 +297,7 @@ def _effective(report: Overrides, policies: tuple[Policy, ...], server: str, ser
     return effective, (effective.attempts, effective.flapping, effective.depends_on, source)
 
 
-def _write_settings(cursor: Cursor, settings: dict, services: dict, new_services: set,
+def _write_settings(writes: Writes, settings: dict, services: dict, new_services: set,
                     known: dict[int, tuple]) -> dict[int, tuple]:
     """Write the effective settings this process does not know the database holds yet (a
     service's first report since start, a changed report field): one multi-row upsert, and
@@ -309,11 +313,10 @@ def _write_settings(cursor: Cursor, settings: dict, services: dict, new_services
             rows.append((service_id, key[0], key[1], 0.0, *row))
         elif key in new_services:
             changed[service_id] = row
-    insert_rows(
-        cursor,
+    writes.insert(
         "INSERT INTO services (id, server_id, name, created, attempts, flap_thresholds,"
         " depends_on, settings_source)", _SETTINGS_KINDS, rows,
-        cursor.dialect.upsert_suffix(
+        writes.cursor.dialect.upsert_suffix(
             ("id",), ("attempts", "flap_thresholds", "depends_on", "settings_source")))
     return changed
 
