@@ -87,6 +87,8 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 def _encodable(value: str) -> bool:
     """JSON allows lone surrogates (``"\\ud800"``); no database can store them."""
+    if value.isascii():  # O(1) in CPython: the common case needs no encoding
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -97,22 +99,29 @@ def _encodable(value: str) -> bool:
 _NAME_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
-def _string(obj: dict, key: str, path: str, *, minimum: int, maximum: int,
+def _string(obj: dict, key: str, within: str, *, minimum: int, maximum: int,
             required: bool = True, name: bool = False) -> str | None:
-    if key not in obj or obj[key] is None:
+    """``obj[key]`` as a checked string; errors name the field as ``within.key`` (the path is
+    only written out for an error: a push checks some twenty strings)."""
+    value = obj.get(key)
+    if value is None:
         if required:
+            path = f"{within}.{key}"
             raise ValidationError(f"{path} is required", path)
         return None
-    value = obj[key]
     if not isinstance(value, str):
+        path = f"{within}.{key}"
         raise ValidationError(f"{path} must be a string", path)
     if not _encodable(value):
+        path = f"{within}.{key}"
         raise ValidationError(f"{path} holds characters that are not valid Unicode", path)
     if name and _NAME_CONTROL.search(value):
         # A name is shown on one line everywhere (UI, notifications, e-mail subjects).
+        path = f"{within}.{key}"
         raise ValidationError(f"{path} must not hold control characters (NUL, CR, LF, tab...)",
                               path)
     if not minimum <= len(value) <= maximum:
+        path = f"{within}.{key}"
         if minimum and not value:
             raise ValidationError(f"{path} must not be empty", path)
         raise ValidationError(f"{path} must be at most {maximum} characters", path)
@@ -145,8 +154,8 @@ def parse_server(body: dict[str, Any]) -> ServerIdentity:
         raise ValidationError("server is required", "server")
     if not isinstance(server, dict):
         raise ValidationError("server must be an object with name and key", "server")
-    name = _string(server, "name", "server.name", minimum=1, maximum=MAX_NAME, name=True)
-    key = _string(server, "key", "server.key", minimum=1, maximum=MAX_KEY)
+    name = _string(server, "name", "server", minimum=1, maximum=MAX_NAME, name=True)
+    key = _string(server, "key", "server", minimum=1, maximum=MAX_KEY)
     assert name is not None and key is not None
     return ServerIdentity(name, key)
 
@@ -190,9 +199,9 @@ def parse_status(body: dict[str, Any], now: float) -> tuple[ServerIdentity, list
     period = parse_period(body["period"], "period")
     reports = []
     for path, item in _objects(body, "services", MAX_SERVICES):
-        name = _string(item, "name", f"{path}.name", minimum=1, maximum=MAX_NAME, name=True)
-        sent_state = _string(item, "state", f"{path}.state", minimum=0, maximum=MAX_STATE)
-        info = _string(item, "info", f"{path}.info", minimum=0, maximum=MAX_INFO,
+        name = _string(item, "name", path, minimum=1, maximum=MAX_NAME, name=True)
+        sent_state = _string(item, "state", path, minimum=0, maximum=MAX_STATE)
+        info = _string(item, "info", path, minimum=0, maximum=MAX_INFO,
                        required=False) or ""
         own_period = item.get("period")
         service_period = (
@@ -215,6 +224,8 @@ def parse_status(body: dict[str, Any], now: float) -> tuple[ServerIdentity, list
 
 def parse_settings(item: dict[str, Any], path: str) -> Overrides:
     """The optional per-service settings of one report (SPEC 10); 400s name the field."""
+    if "attempts" not in item and "flapping" not in item and "depends_on" not in item:
+        return NO_OVERRIDES  # the common case, checked without a dict or a call per key
     values: dict[str, Any] = {}
     for key, parse in (("attempts", parse_attempts), ("flapping", parse_flapping)):
         if item.get(key) is not None:
@@ -222,7 +233,7 @@ def parse_settings(item: dict[str, Any], path: str) -> Overrides:
                 values[key] = parse(item[key])
             except ValueError as e:
                 raise ValidationError(f"{path}.{key} {e}", f"{path}.{key}") from None
-    values["depends_on"] = _string(item, "depends_on", f"{path}.depends_on", minimum=1,
+    values["depends_on"] = _string(item, "depends_on", path, minimum=1,
                                    maximum=MAX_NAME, required=False)
     if all(v is None for v in values.values()):
         return NO_OVERRIDES
@@ -247,9 +258,11 @@ def _seconds_field(item: dict, key: str, path: str, *, minimum: float) -> float 
 def parse_schedule_fields(item: dict, path: str) -> tuple[str | None, str | None]:
     """``schedule`` (five cron fields) and ``tz`` (an IANA zone, UTC if absent) of one
     service; a zone without a schedule is refused rather than silently ignored."""
-    schedule = _string(item, "schedule", f"{path}.schedule", minimum=1, maximum=1000,
+    if "schedule" not in item and "tz" not in item:
+        return None, None
+    schedule = _string(item, "schedule", path, minimum=1, maximum=1000,
                        required=False)
-    tz = _string(item, "tz", f"{path}.tz", minimum=1, maximum=1000, required=False)
+    tz = _string(item, "tz", path, minimum=1, maximum=1000, required=False)
     if schedule is None:
         if tz is not None:
             raise ValidationError(f"{path}.tz is given without a schedule", f"{path}.tz")
@@ -271,7 +284,7 @@ def parse_start(body: dict[str, Any], now: float) -> tuple[ServerIdentity, list[
     server = parse_server(body)
     starts = []
     for path, item in _objects(body, "services", MAX_SERVICES):
-        name = _string(item, "name", f"{path}.name", minimum=1, maximum=MAX_NAME)
+        name = _string(item, "name", path, minimum=1, maximum=MAX_NAME)
         if item.get("timeout") is None:
             raise ValidationError(f"{path}.timeout is required", f"{path}.timeout")
         timeout = parse_period(item["timeout"], f"{path}.timeout")
@@ -286,8 +299,8 @@ def parse_alerts(body: dict[str, Any]) -> tuple[ServerIdentity, list[AlertReques
     server = parse_server(body)
     alerts = []
     for path, item in _objects(body, "alerts", MAX_ALERTS):
-        message = _string(item, "message", f"{path}.message", minimum=1, maximum=MAX_MESSAGE)
-        service = _string(item, "service", f"{path}.service", minimum=1, maximum=MAX_NAME,
+        message = _string(item, "message", path, minimum=1, maximum=MAX_MESSAGE)
+        service = _string(item, "service", path, minimum=1, maximum=MAX_NAME,
                           required=False, name=True)
         assert message is not None
         alerts.append(AlertRequest(message, service))
