@@ -52,6 +52,9 @@ from overc.startup import (
 )
 from overc.workers import WORKER_ENV, worker_monitor
 
+#: Seconds each ingest batch waits for more requests before its transaction starts.
+COMMIT_GATHER = 0.005
+
 log = Logger()
 
 
@@ -198,7 +201,9 @@ def build_server(config: ServerConfig, reactor: Any = None,
     # several processes the others' transactions fill that wait: one each makes batches twice
     # as large, and a request cheaper for both processes and mariadbd (bench/RESULTS.md).
     in_flight = 2 if db.dialect.name != "sqlite" and config.processes == 1 else 1
-    writer = GroupCommit(store.ingest, reactor, max_in_flight=in_flight)
+    # Each batch gathers requests for 5 ms first (overc.ingest.groupcommit: fewer, larger
+    # transactions; +20-30 % pushes/s under load, bench/RESULTS.md).
+    writer = GroupCommit(store.ingest, reactor, max_in_flight=in_flight, gather=COMMIT_GATHER)
     push = PushAPI(keys, writer, reactor, ready, counters, MaintenanceStore(db))
     health = Health(db, ready)
     specs = parse_channels(config) if channels is None else channels

@@ -200,3 +200,24 @@ def test_with_a_clock_requests_of_one_reactor_turn_share_the_first_batch():
     clock.advance(0)
     assert [items for items, _ in commit.calls][1] == ["d"]
     assert group.status()["batches"] == 1 and group.status()["reports_per_batch"] == 3.0
+
+
+def test_each_batch_gathers_requests_for_its_window_even_after_a_busy_transaction():
+    """``gather``: a batch starts that long after it was scheduled, when idle and after each
+    transaction alike, and takes everything that arrived meanwhile."""
+    commit, clock = ManualCommit(), Clock()
+    group = GroupCommit(commit, clock, gather=0.005)
+    first = [group.submit(x) for x in "ab"]
+    clock.advance(0.004)
+    assert commit.calls == []  # still gathering
+    late = group.submit("c")
+    clock.advance(0.001)
+    assert [items for items, _ in commit.calls] == [["a", "b", "c"]]
+    during = [group.submit(x) for x in "de"]  # queued while the transaction runs
+    commit.calls[0][1].callback([None] * 3)
+    assert all(w.called for w in [*first, late]) and not any(w.called for w in during)
+    clock.advance(0.002)
+    assert len(commit.calls) == 1  # the next batch gathers too, although d and e waited
+    group.submit("f")
+    clock.advance(0.003)
+    assert [items for items, _ in commit.calls][1] == ["d", "e", "f"]

@@ -26,7 +26,10 @@ log = Logger()
 
 
 class GroupCommit(Generic[Item]):
-    """Batch ``submit``\\ ted items into calls of ``commit(items) -> [error or None per item]``."""
+    """Batch ``submit``\\ ted items into calls of ``commit(items) -> [error or None per item]``.
+
+    ``gather``: seconds each batch waits for more items before it starts (:meth:`_schedule`).
+    """
 
     def __init__(
         self,
@@ -35,11 +38,13 @@ class GroupCommit(Generic[Item]):
         *,
         max_batch: int = 1000,
         max_in_flight: int = 1,
+        gather: float = 0.0,
     ) -> None:
         self._commit = commit
         self._clock = clock
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
+        self._gather = gather
         self._queue: list[tuple[Item, Deferred[None]]] = []
         self._in_flight = 0
         self._scheduled = False
@@ -60,17 +65,25 @@ class GroupCommit(Generic[Item]):
         return waiter
 
     def _schedule(self) -> None:
-        """Start the next batch after the reactor has read what is already waiting.
+        """Start the next batch ``gather`` seconds from now, once the reactor has read what is
+        waiting and what arrives meanwhile.
 
         Starting at once would commit the first request alone while the others that arrived
-        in the same reactor iteration wait for a second transaction; one ``callLater(0)`` lets
-        them all in. Without a clock (tests) the batch starts at once.
+        in the same reactor iteration wait for a second transaction: even ``gather = 0`` (one
+        ``callLater(0)``) lets them all in. A few milliseconds more after every transaction,
+        as PostgreSQL's ``commit_delay`` waits for more commits to share a WAL flush, pay
+        for themselves under load: the reactor parses requests without the pool thread taking
+        the GIL from it at every round trip, and a larger batch costs less per request in
+        the process and in the database (bench/RESULTS.md). A lone push waits that long.
+        Counting from the first queued item instead, as ``commit_delay`` does, gained nothing
+        here: under load that item has waited out the delay during the previous transaction.
+        Without a clock (tests) the batch starts at once.
         """
         if self._clock is None:
             self._pump()
         elif not self._scheduled and self._in_flight < self._max_in_flight:
             self._scheduled = True
-            self._clock.callLater(0, self._scheduled_pump)
+            self._clock.callLater(self._gather, self._scheduled_pump)
 
     def _scheduled_pump(self) -> None:
         self._scheduled = False
