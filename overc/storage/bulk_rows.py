@@ -8,7 +8,8 @@ Python: 12 % of the ingest's CPU in a py-spy profile):
 - text as a hex literal with a charset introducer, ``_utf8mb4 X'...'``: nothing to escape,
   whatever the text holds (``bytes.hex()`` of a 12 KB info takes 0.02 ms; PyMySQL's escaping
   of it 0.49 ms);
-- doubles as ``repr``, which reads back to the last bit; integers as digits; ``None`` as NULL.
+- doubles as ``repr``, which reads back to the last bit; integers as digits; ``None`` as NULL
+  (written by the C JSON encoder, see :func:`_values`).
 
 This replaced one ``JSON_TABLE`` document per statement, which cost the client about the same
 but MariaDB far more: for the 25-column upsert of ``services``, ``JSON_TABLE`` looks up every
@@ -21,9 +22,9 @@ literal for them. SQLite keeps ``executemany``, which binds in C.
 """
 from __future__ import annotations
 
-import math
+import json
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 from overc.storage.db import Cursor
 from overc.storage.rows import marks
@@ -37,28 +38,43 @@ ID, INT, DOUBLE, TEXT = "id", "int", "double", "text"
 MAX_STATEMENT = 4 * 1024 * 1024
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    return "_utf8mb4 X'" + value.encode("utf-8").hex() + "'"
+#: Numbers, null and the brackets of rows come from the C encoder: ``repr`` of a double reads
+#: back to the last bit, a non-finite one is refused (ValueError: SQL has no literal for it).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False)
+#: JSON's row brackets become SQL's parentheses; the quotes JSON puts around the hex literals go.
+_JSON_TO_SQL = str.maketrans({"[": "(", "]": ")", '"': None})
 
 
-def _double(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{number!r} has no SQL literal")
-    return repr(number)
+@lru_cache(maxsize=64)
+def _text_columns(kinds: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(i for i, kind in enumerate(kinds) if kind == TEXT)
 
 
-def _integer(value: Any) -> str:
-    return "NULL" if value is None else str(int(value))
+def _values(kinds: tuple[str, ...], rows: Sequence[Sequence]) -> str:
+    """``(...),(...)``: the rows as SQL literals.
 
-
-_LITERAL: dict[str, Callable[[Any], str]] = {
-    ID: _integer, INT: _integer, DOUBLE: _double, TEXT: _text,
-}
+    Only the text columns are written here, as hex literals (nothing to escape); the C JSON
+    encoder writes everything else, which a call per value in Python cost twice as much
+    (13 % of a push's GIL time, bench/profile_ingest.py). JSON's text is SQL's once its
+    brackets are parentheses and its quotes are dropped: numbers are digits, ``null`` and
+    ``true`` are SQL too, and the only strings are the hex literals. A string anywhere else
+    would break that, so the quotes are counted first and any stray one refused.
+    """
+    text = _text_columns(kinds)
+    strings = 0
+    converted = []
+    for row in rows:
+        values = list(row)
+        for i in text:
+            value = values[i]
+            if value is not None:
+                values[i] = "_utf8mb4 X'" + value.encode("utf-8").hex() + "'"
+                strings += 1
+        converted.append(values)
+    document = _ENCODER.encode(converted)
+    if document.count('"') != 2 * strings:
+        raise TypeError("a string in a column whose kind is not TEXT")
+    return document[1:-1].translate(_JSON_TO_SQL)
 
 
 @lru_cache(maxsize=64)
@@ -101,11 +117,7 @@ class Writes:
         if not self.mysql:
             self.cursor.executemany(_placeholders(head, kinds, tail), list(rows))
             return
-        literals = [_LITERAL[kind] for kind in kinds]
-        values = ",".join([
-            "(" + ",".join([literal(value) for literal, value in zip(literals, row)]) + ")"
-            for row in rows
-        ])
+        values = _values(kinds, rows)
         if len(values) > MAX_STATEMENT and len(rows) > 1:
             middle = len(rows) // 2
             self.insert(head, kinds, rows[:middle], tail)
