@@ -34,11 +34,12 @@ from realserver import RealServer  # noqa: E402
 
 SERVERS = 1000
 
-#: (row, what a frame must match): a sample counts in a row when any frame of its stack does.
+#: (row, what a frame must match): a sample counts in a row when any frame of its stack does;
+#: with ``leaf:`` only when the frame on top of the stack does.
 PARTS = [
     ("twisted.web: reading and parsing HTTP", r"HTTPChannel\.(dataReceived|lineReceived)"),
     ("the push on the reactor: body JSON, validation, key, submit", r"PushAPI\.push "),
-    ("- of which validation (payload.parse_*)", r"payload\.py"),
+    ("- of which the body's JSON and its validation (payload.py)", r"payload\.py"),
     ("answers: group-commit callbacks, write and finish", r"GroupCommit\._run |PushAPI\._committed"),
     ("the ingest transaction (pool thread)", r"Database\.run\.<locals>\.interaction"),
     ("- the servers' UPDATE", r"update_servers_seen"),
@@ -47,7 +48,8 @@ PARTS = [
     ("- the writes: literals (bulk_rows)", r"Writes\.insert"),
     ("- the writes: the round trip", r"Writes\.send"),
     ("- COMMIT", r"Connection\.commit"),
-    ("thread pool hand-off", r"threadpool\.py|_threadworker\.py|_team\.py"),
+    ("thread pool hand-off and locks (on top)",
+     r"leaf:threadpool\.py|_threadworker\.py|_team\.py|queue\.py|threading\.py"),
 ]
 
 
@@ -74,8 +76,10 @@ def report(stacks: list[tuple[str, int]]) -> None:
     print("| where (share of GIL-held samples, inclusive) | % |")
     print("| --- | ---: |")
     for label, pattern in PARTS:
-        matcher = re.compile(pattern)
-        hits = sum(count for stack, count in stacks if matcher.search(stack))
+        leaf = pattern.startswith("leaf:")
+        matcher = re.compile(pattern.removeprefix("leaf:"))
+        hits = sum(count for stack, count in stacks
+                   if matcher.search(stack.rsplit(";", 1)[-1] if leaf else stack))
         print(f"| {label} | {100 * hits / total:.1f} |")
     leaves: collections.Counter = collections.Counter()
     for stack, count in stacks:
