@@ -6,6 +6,11 @@ a row in Python (~13 us each: 30,000 rows were most of a scrape) while ``json.lo
 SQLite keeps plain rows: its driver is C already, and its JSON functions print doubles with 15
 digits only (perfdata values and times must survive exactly).
 
+A scrape after the first reads only what changed (:func:`read_metrics_changes`): every service
+row (a few columns; acks, silences, the watchdog and renames change rows without a report), but
+the latest perfdata only of the services whose values may have changed since the build whose
+rows the caller keeps. Which those are is decided here, from what the schema guarantees.
+
 A new per-service gauge adds a field to :class:`MetricsService` and its column to
 :data:`METRICS_COLUMNS`, at the same place in both.
 """
@@ -14,9 +19,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from overc.storage.db import Cursor, Database
+from overc.storage.rows import chunks, marks
 
 #: ``(service id, label, value, unit)`` of one perfdata value.
 LatestValue = tuple[int, str, float, str | None]
@@ -135,3 +141,151 @@ def _json_rows(cursor: Cursor, columns: str, source: str, params: tuple = ()) ->
     row = cursor.execute(f"{head}SELECT {aggregate}(JSON_ARRAY({columns})) {source}",
                          params).fetchone()
     return json.loads(row[0]) if row and row[0] else []
+
+
+# -- incremental reads -------------------------------------------------------------------------
+
+@dataclass
+class MetricsChanges:
+    """What changed since the build whose rows were passed as ``known``."""
+
+    #: Every service, ordered by server name, then service name (as in :class:`MetricsSnapshot`).
+    services: list[MetricsService]
+    #: The latest values ``(service id, label, value, unit)`` by label, of every service whose
+    #: values were read again (an empty list: it has none). A service that is new (not in
+    #: ``known``) is always here; one missing here kept the values it had.
+    perfdata: dict[int, list[LatestValue]]
+    #: The highest perfdata id read for each service in :attr:`perfdata` (0: none).
+    perf_ids: dict[int, int]
+    #: The highest perfdata id when the read began (a later read's ``since``).
+    mark: int
+
+
+@dataclass
+class _Marks:
+    """What the perfdata table says before the services are read (one short transaction)."""
+
+    #: MAX(id) now.
+    top: int
+    #: The oldest time among the rows with an id at or below ``since`` (None: no such row).
+    bottom: float | None
+    #: The highest perfdata id of each service that has rows with an id above ``since``.
+    written: dict[int, int]
+
+
+async def read_metrics_changes(db: Database, known: Mapping[int, MetricsService],
+                               perf_ids: Mapping[int, int], since: int | None
+                               ) -> MetricsChanges:
+    """Every service row, and the latest perfdata of those whose values may differ from what
+    the caller kept: ``known`` (the rows it has, by id), ``perf_ids`` (the highest perfdata id
+    it read for each) and ``since`` (a :attr:`MetricsChanges.mark` of a read made before it
+    last read the values it keeps, the earlier the safer; None reads everything).
+
+    A service's latest values are read again, in the same transaction as its row, when
+
+    * it is new, or its ``last_time`` changed: ingest writes a report's perfdata with the
+      report's time, which becomes ``last_time``, in one transaction;
+    * it has a perfdata row above ``since`` and above the highest id read for it: a second
+      report with the same time adds values without changing ``last_time`` (a late report's
+      rows, dated before ``last_time``, cause a harmless read too);
+    * retention may have deleted them. It deletes the oldest rows first, so a row purged since
+      ``since`` was at most as old as every row at or below ``since`` that is still there:
+      values at ``last_time`` can only be gone if ``last_time`` is at or below the oldest of
+      those (:attr:`_Marks.bottom`) or none is left.
+
+    On MariaDB a transaction can commit after one holding higher ids: a row in flight when
+    ``since`` was taken would be missed by the second rule, which is why the caller passes the
+    older of its last two marks (an ingest transaction is shorter than a build interval).
+    Deleting a service deletes its row: it disappears from :attr:`MetricsChanges.services`.
+    """
+    first = since is None or not known
+    marks_now = await db.run(_txn_marks, None if first else since)
+    services: list[MetricsService] = []
+    perfdata: dict[int, list[LatestValue]] = {}
+    read_ids: dict[int, int] = {}
+    after = 0
+    while True:
+        chunk, values, ids = await db.run(_txn_changes_chunk, after, CHUNK, known, perf_ids,
+                                          marks_now, first)
+        services.extend(chunk)
+        perfdata.update(values)
+        read_ids.update(ids)
+        if len(chunk) < CHUNK:
+            break
+        after = max(map(itemgetter(0), chunk))
+    services.sort(key=itemgetter(1, 2))  # code point order: SQLite's BINARY, utf8mb4_bin
+    return MetricsChanges(services, perfdata, read_ids, marks_now.top)
+
+
+def _txn_marks(cursor: Cursor, since: int | None) -> _Marks:
+    top = cursor.execute("SELECT MAX(id) FROM perfdata").fetchone()[0] or 0
+    if since is None:
+        return _Marks(top, None, {})
+    # perfdata_time from its oldest end: the first row at or below ``since`` ends the scan.
+    bottom = cursor.execute("SELECT MIN(time) FROM perfdata WHERE id <= ?",
+                            (since,)).fetchone()[0]
+    written = dict(cursor.execute("SELECT service_id, MAX(id) FROM perfdata WHERE id > ?"
+                                  " GROUP BY service_id", (since,)).fetchall())
+    return _Marks(top, bottom, written)
+
+
+def _must_reread(row: MetricsService, before: MetricsService | None, read_id: int,
+                 marks_now: _Marks) -> bool:
+    if before is None or before.last_time != row.last_time:
+        return True
+    if marks_now.written.get(row.id, 0) > read_id:
+        return True
+    last = row.last_time
+    if last is None:  # the join finds no perfdata for a service that never reported
+        return False
+    return marks_now.bottom is None or last <= marks_now.bottom
+
+
+def _txn_changes_chunk(cursor: Cursor, after: int, limit: int,
+                       known: Mapping[int, MetricsService], perf_ids: Mapping[int, int],
+                       marks_now: _Marks, first: bool
+                       ) -> tuple[list[MetricsService], dict[int, list[LatestValue]],
+                                  dict[int, int]]:
+    """Up to ``limit`` services with id > ``after`` and, read in the same transaction, the
+    latest perfdata of those :func:`_must_reread` picks."""
+    if first:
+        rows, values = _txn_metrics_chunk(cursor, after, limit)
+        return (rows, *_latest_by_service([row.id for row in rows], values))
+    columns = ", ".join(METRICS_COLUMNS)
+    row = cursor.execute("SELECT MAX(id) FROM (SELECT s.id FROM services s WHERE s.id > ?"
+                         " ORDER BY s.id LIMIT ?) ids", (after, limit)).fetchone()
+    if not row or row[0] is None:
+        return [], {}, {}
+    where, bounds = "WHERE s.id > ? AND s.id <= ?", (after, row[0])
+    if cursor.dialect.name == "mysql":
+        raw = _json_rows(cursor, columns, f"{_SERVICES_FROM} {where}", bounds)
+    else:
+        raw = cursor.execute(f"SELECT {columns} {_SERVICES_FROM} {where}", bounds).fetchall()
+    rows = list(map(MetricsService._make, raw))
+    get, read_id = known.get, perf_ids.get
+    reread = [r.id for r in rows if _must_reread(r, get(r.id), read_id(r.id, 0), marks_now)]
+    perf_columns = "p.service_id, p.label, p.value, p.uom, p.id"
+    values: list[Any] = []
+    for ids in chunks(reread):
+        source = f"{_perfdata_from(cursor)} WHERE s.id IN ({marks(ids)})"
+        if cursor.dialect.name == "mysql":
+            values.extend(_json_rows(cursor, perf_columns, source, tuple(ids)))
+        else:
+            values.extend(cursor.execute(f"SELECT {perf_columns} {source}", ids).fetchall())
+    return (rows, *_latest_by_service(reread, values))
+
+
+def _latest_by_service(service_ids: list[int], values: list[Any]
+                       ) -> tuple[dict[int, list[LatestValue]], dict[int, int]]:
+    """Rows ``(service id, label, value, unit, perfdata id)`` as each service's latest value
+    per label (of a label reported twice, the higher id wins), ordered by label, and the
+    highest perfdata id read for each service."""
+    values.sort(key=itemgetter(4))
+    latest = {(v[0], v[1]): (v[0], v[1], v[2], v[3]) for v in values}
+    grouped: dict[int, list[LatestValue]] = {service_id: [] for service_id in service_ids}
+    top = dict.fromkeys(service_ids, 0)
+    for value in values:
+        top[value[0]] = value[4]  # ascending ids: the last is the highest
+    for value in sorted(latest.values()):
+        grouped[value[0]].append(value)
+    return grouped, top
