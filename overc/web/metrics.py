@@ -21,7 +21,7 @@ from twisted.web.server import Request
 from overc.core.counters import Counters
 from overc.storage.db import DatabaseUnavailable
 from overc.storage.queries import Queries
-from overc.storage.read_metrics import MetricsChanges, MetricsService, read_metrics_changes
+from overc.storage.read_metrics import MetricsChanges, ServiceRow, read_metrics_changes
 from overc.web.auth import Auth
 from overc.web.http import answer_later
 from overc.web.metrics_build import IncrementalMetrics
@@ -60,7 +60,7 @@ class MetricsResource(Resource):
         self._waiting: list[Deferred[bytes]] = []
         self.builder = IncrementalMetrics()
 
-    async def read(self, known: Mapping[int, MetricsService], perf_ids: Mapping[int, int],
+    async def read(self, known: Mapping[int, ServiceRow], perf_ids: Mapping[int, int],
                    since: int | None) -> MetricsChanges:
         """The rows, and the perfdata that changed since the builder's last build."""
         return await read_metrics_changes(self.queries.db, known, perf_ids, since)
@@ -130,5 +130,5 @@ class MetricsResource(Resource):
 def _encoded(builder: IncrementalMetrics, changes: MetricsChanges, now: float,
              counters: CounterValues) -> bytes:
     builder.apply(changes)
-    return builder.render(now, counters).encode("utf-8")
+    return builder.exposition(now, counters)
 

@@ -16,18 +16,19 @@ Not thread-safe: one build at a time (``MetricsResource`` runs one, in its threa
 from __future__ import annotations
 
 from collections import defaultdict
-from operator import attrgetter
-from overc.storage.read_metrics import LatestValue, MetricsChanges, MetricsService
+from overc.storage.read_metrics import (LatestValue, MetricsChanges, MetricsService, ServiceRow,
+                                        service_of)
 from overc.web import metrics_text as m
 
 
 class _Entry:
     """One service as the previous build rendered it."""
 
-    __slots__ = ("row", "head", "lines", "values", "perf")
+    __slots__ = ("raw", "row", "head", "lines", "values", "perf")
 
-    def __init__(self, row: MetricsService, head: str, lines: tuple,
+    def __init__(self, raw: ServiceRow, row: MetricsService, head: str, lines: tuple,
                  values: list[LatestValue], perf: str) -> None:
+        self.raw = raw  # as read: what the next read compares with
         self.row = row
         self.head = head
         self.lines = lines  # one line (or None) per static gauge, in STATIC order
@@ -42,15 +43,18 @@ STATIC = [i for i, (name, _, _) in enumerate(m.SERVICE_GAUGES) if name not in m.
 class IncrementalMetrics:
     def __init__(self) -> None:
         self._entries: dict[int, _Entry] = {}
-        #: The rows of the last build by id: what the next read compares with.
-        self.known: dict[int, MetricsService] = {}
+        #: The rows of the last build by id, as read: the next read's ``known``.
+        self.known: dict[int, ServiceRow] = {}
         #: The highest perfdata id read for each service (the next read's ``perf_ids``).
         self.perf_ids: dict[int, int] = {}
+        self._servers: dict[int, tuple[str, float | None]] = {}
         self._marks: list[int] = []
-        self._rows: list[MetricsService] = []
+        self._order: list[int] = []  # service ids by server name, then service name
+        self._rows: list[MetricsService] = []  # in that order
         self._heads: list[str] = []
-        self._static: list[list[str]] = []  # per static gauge: its lines, in service order
-        self._perf: list[str] = []
+        #: The text in order: encoded static parts, and the names of the gauges rendered at
+        #: each build (TIME_DEPENDENT) where they go.
+        self._segments: list[bytes | str] = []
         self._counts: dict[str, int] = {}
 
     @property
@@ -62,56 +66,87 @@ class IncrementalMetrics:
     def apply(self, changes: MetricsChanges) -> None:
         """Take a read's rows and values; render again what changed."""
         entries = self._entries
-        fresh = changes.perfdata
-        dirty = [row for row in changes.services
-                 if row.id in fresh or (e := entries.get(row.id)) is None or e.row != row]
-        present = {row.id for row in changes.services}
-        gone = [service_id for service_id in entries if service_id not in present]
+        fresh, servers = changes.perfdata, changes.servers
+        moved = {server_id for server_id, server in servers.items()
+                 if self._servers.get(server_id) != server}  # renamed or (un)silenced
+        rows = {service_id: raw for service_id, raw in changes.rows.items()
+                if raw[1] in servers}
+        gone = [service_id for service_id in entries if service_id not in rows]
         for service_id in gone:
             del entries[service_id]
             self.perf_ids.pop(service_id, None)
         self.perf_ids.update(changes.perf_ids)
+        dirty: list[MetricsService] = []
+        raws: list[ServiceRow] = []
+        for service_id, raw in rows.items():
+            entry = entries.get(service_id)
+            if entry is None or service_id in fresh or raw[1] in moved or entry.raw != raw:
+                name = entry.row.name if entry is not None else changes.names[service_id]
+                dirty.append(service_of(raw, servers[raw[1]], name))
+                raws.append(raw)
+        renamed = any(servers[server_id][0] != self._servers.get(server_id, ("",))[0]
+                      for server_id in moved)
         if dirty:
-            heads = dict(zip(map(attrgetter("id"), dirty), m.service_heads(dirty)))
+            heads = m.service_heads(dirty)
             columns = []
             for i in STATIC:
                 name, _, column = m.SERVICE_GAUGES[i]
-                columns.append([None if v is None else f"{name}{heads[row.id]}}} {v}"
-                                for row, v in zip(dirty, column(dirty, 0.0))])
+                columns.append([None if v is None else f"{name}{head}}} {v}"
+                                for head, v in zip(heads, column(dirty, 0.0))])
             for k, row in enumerate(dirty):
                 values = fresh[row.id] if row.id in fresh else entries[row.id].values
-                head = heads[row.id]
-                entries[row.id] = _Entry(row, head, tuple(c[k] for c in columns), values,
-                                         "\n".join(m.perfdata_lines(head, values)))
+                entries[row.id] = _Entry(raws[k], row, heads[k], tuple(c[k] for c in columns),
+                                         values, "\n".join(m.perfdata_lines(heads[k], values)))
+        self._servers = servers
         if dirty or gone or not self._marks:
-            rows = changes.services
-            self._rows = rows
-            ordered = [entries[row.id] for row in rows]
+            if gone or renamed or len(entries) != len(self._order) or not self._marks:
+                self._order = sorted(entries, key=lambda i: (entries[i].row.server_name,
+                                                             entries[i].row.name))
+            ordered = [entries[service_id] for service_id in self._order]
+            self._rows = [e.row for e in ordered]
             self._heads = [e.head for e in ordered]
-            self._static = [[e.lines[k] for e in ordered if e.lines[k] is not None]
-                            for k in range(len(STATIC))]
-            self._perf = [e.perf for _, e in sorted(entries.items()) if e.perf]
+            self._segments = self._static_segments(ordered)
             counts: dict[str, int] = defaultdict(int)
-            for row in rows:
+            for row in self._rows:
                 counts["STALE" if row.stale else (row.state or "NONE")] += 1
             self._counts = counts
-            self.known = {row.id: row for row in rows}
+            self.known = {service_id: e.raw for service_id, e in entries.items()}
         self._marks = [*self._marks[-1:], changes.mark]
 
-    def render(self, now: float, counter_values: m.CounterValues) -> str:
-        """The exposition at ``now``, from the rows of the last :meth:`apply`."""
-        blocks: list[str] = []
-        static = iter(self._static)
-        for name, help_text, column in m.SERVICE_GAUGES:
-            blocks.append(m.family(name, "gauge", help_text))
+    def _static_segments(self, ordered: list[_Entry]) -> list[bytes | str]:
+        segments: list[bytes | str] = []
+        lines: list[str] = []
+        k = 0
+        for name, help_text, _ in m.SERVICE_GAUGES:
             if name in m.TIME_DEPENDENT:
-                blocks.extend([f"{name}{head}}} {v}"
-                               for head, v in zip(self._heads, column(self._rows, now))
-                               if v is not None])
-            else:
-                blocks.extend(next(static))
-        blocks.append(m.family("overc_perfdata", "gauge", m.PERFDATA_HELP))
-        blocks.extend(self._perf)
-        blocks.extend(m.tail_lines(self._counts, counter_values))
-        return "\n".join(blocks) + "\n"
+                if lines:
+                    segments.append(("\n".join(lines) + "\n").encode("utf-8"))
+                    lines = []
+                segments.append(name)
+                continue
+            lines.append(m.family(name, "gauge", help_text))
+            lines.extend([e.lines[k] for e in ordered if e.lines[k] is not None])
+            k += 1
+        lines.append(m.family("overc_perfdata", "gauge", m.PERFDATA_HELP))
+        lines.extend([e.perf for _, e in sorted(self._entries.items()) if e.perf])
+        segments.append(("\n".join(lines) + "\n").encode("utf-8"))
+        return segments
 
+    def exposition(self, now: float, counter_values: m.CounterValues) -> bytes:
+        """The exposition text at ``now`` (UTF-8), from the rows of the last :meth:`apply`:
+        the kept parts as they are, the gauges of :data:`~overc.web.metrics_text.TIME_DEPENDENT`
+        and the tail (service counts, this process's counters) rendered now."""
+        pieces: list[bytes] = []
+        for segment in self._segments:
+            if isinstance(segment, bytes):
+                pieces.append(segment)
+                continue
+            name, help_text, column = m.SERVICE_GAUGES_BY_NAME[segment]
+            lines = [m.family(name, "gauge", help_text)]
+            lines.extend([f"{name}{head}}} {v}"
+                          for head, v in zip(self._heads, column(self._rows, now))
+                          if v is not None])
+            pieces.append(("\n".join(lines) + "\n").encode("utf-8"))
+        tail = m.tail_lines(self._counts, counter_values)
+        pieces.append(("\n".join(tail) + "\n").encode("utf-8"))
+        return b"".join(pieces)

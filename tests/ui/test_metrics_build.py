@@ -123,7 +123,7 @@ async def test_incremental_builds_equal_full_builds_after_random_changes(databas
                                          builder.since)
         builder.apply(changes)
         full = render_metrics(await database.run(_txn_metrics), now, {"reports": {(): step}})
-        assert builder.render(now, {"reports": {(): step}}) == full, (step, history[-6:])
+        assert builder.exposition(now, {"reports": {(): step}}).decode() == full, (step, history[-6:])
     assert {"report", "same time", "late", "purge", "delete", "rename"} <= set(history)
 
 
@@ -145,13 +145,14 @@ async def test_a_scrape_with_nothing_changed_reads_no_perfdata(database):
     unchanged = await read_metrics_changes(database, builder.known, builder.perf_ids,
                                          builder.since)
     builder.apply(unchanged)
-    assert unchanged.perfdata == {} and len(unchanged.services) == len(NAMES)
+    assert unchanged.perfdata == {} and len(unchanged.rows) == len(NAMES)
+    assert unchanged.names == {}  # a name is read once
     await database.run(_txn_report, "srv", "b", now, "FAIL", [("load", 9.0)], None, 0)
     one = await read_metrics_changes(database, builder.known, builder.perf_ids,
                                          builder.since)
     builder.apply(one)
-    assert [service_id for service_id in one.perfdata] == [
-        s.id for s in one.services if s.name == "b"]
-    text = builder.render(now, {})
+    b_id = next(service_id for service_id, name in first.names.items() if name == "b")
+    assert list(one.perfdata) == [b_id]
+    text = builder.exposition(now, {}).decode()
     assert text == render_metrics(await database.run(_txn_metrics), now, {})
     assert 'overc_perfdata{server="srv",service="b",label="load",uom="s"} 9' in text
