@@ -36,6 +36,10 @@ class _Entry:
         self.perf = perf  # its overc_perfdata lines, joined ("" for none)
 
 
+#: Services per block of kept text: a changed service renders its block's lines again (its
+#: other gauges' lines are kept as strings; only the block's bytes are joined again).
+BLOCK = 256
+
 #: Indices (into SERVICE_GAUGES) of the gauges that depend on the row alone.
 STATIC = [i for i, (name, _, _) in enumerate(m.SERVICE_GAUGES) if name not in m.TIME_DEPENDENT]
 
@@ -50,6 +54,11 @@ class IncrementalMetrics:
         self._servers: dict[int, tuple[str, float | None]] = {}
         self._marks: list[int] = []
         self._order: list[int] = []  # service ids by server name, then service name
+        self._position: dict[int, int] = {}  # service id -> index in _order
+        self._by_id: list[int] = []  # service ids in id order (the perfdata's order)
+        self._id_position: dict[int, int] = {}
+        self._blocks: list[list[bytes]] = []  # per BLOCK services of _order: STATIC's parts
+        self._perf_blocks: list[bytes] = []  # per BLOCK services of _by_id: their perfdata
         self._rows: list[MetricsService] = []  # in that order
         self._heads: list[str] = []
         #: The text in order: encoded static parts, and the names of the gauges rendered at
@@ -98,38 +107,84 @@ class IncrementalMetrics:
                 entries[row.id] = _Entry(raws[k], row, heads[k], tuple(c[k] for c in columns),
                                          values, "\n".join(m.perfdata_lines(heads[k], values)))
         self._servers = servers
-        if dirty or gone or not self._marks:
-            if gone or renamed or len(entries) != len(self._order) or not self._marks:
-                self._order = sorted(entries, key=lambda i: (entries[i].row.server_name,
-                                                             entries[i].row.name))
-            ordered = [entries[service_id] for service_id in self._order]
-            self._rows = [e.row for e in ordered]
-            self._heads = [e.head for e in ordered]
-            self._segments = self._static_segments(ordered)
-            counts: dict[str, int] = defaultdict(int)
-            for row in self._rows:
-                counts["STALE" if row.stale else (row.state or "NONE")] += 1
-            self._counts = counts
-            self.known = {service_id: e.raw for service_id, e in entries.items()}
+        if gone or renamed or len(entries) != len(self._order) or not self._marks:
+            self._restructure()
+        elif dirty:
+            self._update([row.id for row in dirty], raws)
         self._marks = [*self._marks[-1:], changes.mark]
 
-    def _static_segments(self, ordered: list[_Entry]) -> list[bytes | str]:
+    def _restructure(self) -> None:
+        """Services came or went, or a server was renamed: order and render every block."""
+        entries = self._entries
+        self._order = sorted(entries, key=lambda i: (entries[i].row.server_name,
+                                                     entries[i].row.name))
+        self._position = {service_id: k for k, service_id in enumerate(self._order)}
+        self._by_id = sorted(entries)
+        self._id_position = {service_id: k for k, service_id in enumerate(self._by_id)}
+        ordered = [entries[service_id] for service_id in self._order]
+        self._rows = [e.row for e in ordered]
+        self._heads = [e.head for e in ordered]
+        self._blocks = [self._block(start) for start in range(0, len(ordered), BLOCK)]
+        self._perf_blocks = [self._perf_block(start)
+                             for start in range(0, len(self._by_id), BLOCK)]
+        self.known = {service_id: e.raw for service_id, e in entries.items()}
+        self._finish()
+
+    def _update(self, changed: list[int], raws: list[ServiceRow]) -> None:
+        """Only rows changed: render again the blocks that hold them."""
+        entries, position, id_position = self._entries, self._position, self._id_position
+        blocks, perf_blocks = set(), set()
+        for service_id, raw in zip(changed, raws):
+            k = position[service_id]
+            self._rows[k] = entries[service_id].row
+            self.known[service_id] = raw
+            blocks.add(k // BLOCK)
+            perf_blocks.add(id_position[service_id] // BLOCK)
+        for b in blocks:
+            self._blocks[b] = self._block(b * BLOCK)
+        for b in perf_blocks:
+            self._perf_blocks[b] = self._perf_block(b * BLOCK)
+        self._finish()
+
+    def _block(self, start: int) -> list[bytes]:
+        """The encoded lines of each static gauge for services ``start`` to ``start + BLOCK``
+        in display order (each part ends with a newline, or is empty)."""
+        entries = [self._entries[service_id] for service_id in self._order[start:start + BLOCK]]
+        parts = []
+        for k in range(len(STATIC)):
+            lines = [e.lines[k] for e in entries if e.lines[k] is not None]
+            parts.append(("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
+        return parts
+
+    def _perf_block(self, start: int) -> bytes:
+        lines = [perf for perf in (self._entries[service_id].perf
+                                   for service_id in self._by_id[start:start + BLOCK]) if perf]
+        return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+
+    def _finish(self) -> None:
+        counts: dict[str, int] = defaultdict(int)
+        for row in self._rows:
+            counts["STALE" if row.stale else (row.state or "NONE")] += 1
+        self._counts = counts
+        self._segments = self._static_segments()
+
+    def _static_segments(self) -> list[bytes | str]:
         segments: list[bytes | str] = []
-        lines: list[str] = []
+        parts: list[bytes] = []
         k = 0
         for name, help_text, _ in m.SERVICE_GAUGES:
             if name in m.TIME_DEPENDENT:
-                if lines:
-                    segments.append(("\n".join(lines) + "\n").encode("utf-8"))
-                    lines = []
+                if parts:
+                    segments.append(b"".join(parts))
+                    parts = []
                 segments.append(name)
                 continue
-            lines.append(m.family(name, "gauge", help_text))
-            lines.extend([e.lines[k] for e in ordered if e.lines[k] is not None])
+            parts.append((m.family(name, "gauge", help_text) + "\n").encode("utf-8"))
+            parts.extend(block[k] for block in self._blocks)
             k += 1
-        lines.append(m.family("overc_perfdata", "gauge", m.PERFDATA_HELP))
-        lines.extend([e.perf for _, e in sorted(self._entries.items()) if e.perf])
-        segments.append(("\n".join(lines) + "\n").encode("utf-8"))
+        parts.append((m.family("overc_perfdata", "gauge", m.PERFDATA_HELP) + "\n").encode())
+        parts.extend(self._perf_blocks)
+        segments.append(b"".join(parts))
         return segments
 
     def exposition(self, now: float, counter_values: m.CounterValues) -> bytes:

@@ -21,6 +21,7 @@ from overc.storage import read_metrics
 from overc.storage.actions import Actions
 from overc.storage.read_metrics import _txn_metrics, read_metrics_changes
 from overc.storage.retention_store import _txn_purge
+from overc.web import metrics_build
 from overc.web.metrics_build import IncrementalMetrics
 from overc.web.metrics_text import render_metrics
 
@@ -105,11 +106,13 @@ async def _change(db, actions: Actions, rng: random.Random, now: float) -> str:
     return kind
 
 
-@pytest.mark.parametrize("seed,chunk", [(1, 2000), (2, 3), (3, 7)])
+@pytest.mark.parametrize("seed,chunk,block", [(1, 2000, 256), (2, 3, 2), (3, 7, 5)])
 @pytest_twisted.ensureDeferred
 async def test_incremental_builds_equal_full_builds_after_random_changes(database, monkeypatch,
-                                                                         seed, chunk):
+                                                                         seed, chunk, block):
+    """``chunk``: services per read transaction; ``block``: services per block of kept text."""
     monkeypatch.setattr(read_metrics, "CHUNK", chunk)
+    monkeypatch.setattr(metrics_build, "BLOCK", block)
     rng = random.Random(seed)
     actions = Actions(database)
     builder = IncrementalMetrics()
