@@ -7,12 +7,14 @@ SQLite keeps plain rows: its driver is C already, and its JSON functions print d
 digits only (perfdata values and times must survive exactly).
 
 A scrape after the first reads only what changed (:func:`read_metrics_changes`): every service
-row (a few columns; acks, silences, the watchdog and renames change rows without a report), but
-the latest perfdata only of the services whose values may have changed since the build whose
-rows the caller keeps. Which those are is decided here, from what the schema guarantees.
+row (a few numbers: acks, silences and the watchdog change rows without a report) and every
+server, but the latest perfdata only of the services whose values may have changed since the
+build whose rows the caller keeps, and a service's name only once (ids are never reused:
+AUTOINCREMENT). Which values may have changed is decided here, from what the schema guarantees.
 
 A new per-service gauge adds a field to :class:`MetricsService` and its column to
-:data:`METRICS_COLUMNS`, at the same place in both.
+:data:`METRICS_COLUMNS`, at the same place in both, and to :data:`ROW_COLUMNS` and
+:func:`service_of`.
 """
 from __future__ import annotations
 
@@ -253,19 +255,20 @@ def _txn_servers(cursor: Cursor) -> dict[int, tuple[str, float | None]]:
 
 
 def _txn_marks(cursor: Cursor, since: int | None) -> _Marks:
-    top = cursor.execute("SELECT MAX(id) FROM perfdata").fetchone()[0] or 0
+    found = cursor.execute("SELECT MAX(id) FROM perfdata").fetchone()
+    top = found[0] or 0 if found else 0
     if since is None:
         return _Marks(top, None, {})
     # perfdata_time from its oldest end: the first row at or below ``since`` ends the scan
     # (MariaDB chose a range scan of the primary key for MIN(time): 1 s for 1.7 M rows).
     hint = " FORCE INDEX (perfdata_time)" if cursor.dialect.name == "mysql" else ""
-    row = cursor.execute(f"SELECT time FROM perfdata{hint} WHERE id <= ? ORDER BY time LIMIT 1",
-                         (since,)).fetchone()
+    oldest = cursor.execute(f"SELECT time FROM perfdata{hint} WHERE id <= ? ORDER BY time"
+                            " LIMIT 1", (since,)).fetchone()
     # "+service_id": group the rows of the id range; with a plain column SQLite walked the
     # whole perfdata_service_label_time index instead (170 ms for 1.7 M rows).
     written = dict(cursor.execute("SELECT service_id, MAX(id) FROM perfdata WHERE id > ?"
                                   " GROUP BY +service_id", (since,)).fetchall())
-    return _Marks(top, row[0] if row else None, written)
+    return _Marks(top, oldest[0] if oldest else None, written)
 
 
 def _txn_changes_chunk(cursor: Cursor, after: int, limit: int,
