@@ -78,21 +78,31 @@ class IncrementalMetrics:
         fresh, servers = changes.perfdata, changes.servers
         moved = {server_id for server_id, server in servers.items()
                  if self._servers.get(server_id) != server}  # renamed or (un)silenced
-        rows = {service_id: raw for service_id, raw in changes.rows.items()
-                if raw[1] in servers}
+        rows = changes.rows
+        if not {raw[1] for raw in rows.values()} <= servers.keys():  # a server went meanwhile
+            rows = {service_id: raw for service_id, raw in rows.items() if raw[1] in servers}
         gone = [service_id for service_id in entries if service_id not in rows]
         for service_id in gone:
             del entries[service_id]
             self.perf_ids.pop(service_id, None)
         self.perf_ids.update(changes.perf_ids)
+        # The ids to render again: new or changed rows (``known`` holds every entry's row, so
+        # one comparison a service, in a comprehension), re-read values, moved servers.
+        get = self.known.get
+        ids = [service_id for service_id, raw in rows.items() if get(service_id) != raw]
+        ids.extend(service_id for service_id in fresh
+                   if service_id in rows and get(service_id) == rows[service_id])
+        if moved:
+            chosen = set(ids)
+            ids.extend(service_id for service_id, raw in rows.items()
+                       if raw[1] in moved and service_id not in chosen)
         dirty: list[MetricsService] = []
         raws: list[ServiceRow] = []
-        for service_id, raw in rows.items():
-            entry = entries.get(service_id)
-            if entry is None or service_id in fresh or raw[1] in moved or entry.raw != raw:
-                name = entry.row.name if entry is not None else changes.names[service_id]
-                dirty.append(service_of(raw, servers[raw[1]], name))
-                raws.append(raw)
+        for service_id in ids:
+            raw, entry = rows[service_id], entries.get(service_id)
+            name = entry.row.name if entry is not None else changes.names[service_id]
+            dirty.append(service_of(raw, servers[raw[1]], name))
+            raws.append(raw)
         renamed = any(servers[server_id][0] != self._servers.get(server_id, ("",))[0]
                       for server_id in moved)
         if dirty:
