@@ -248,27 +248,29 @@ async def test_snapshot_of_an_empty_database(database):
 
 # -- the resource: one query a second, shared by concurrent scrapes, rendered in a thread ------
 
-class CountingQueries:
-    def __init__(self, queries) -> None:
-        self.queries = queries
+class CountingReads:
+    """Wraps the resource's read (the store's query) to count, hold and fail it."""
+
+    def __init__(self, resource) -> None:
+        self.read = resource.read
         self.calls = 0
         self.gate: Deferred | None = None
         self.fail = False
+        resource.read = self
 
-    async def metrics(self):
+    async def __call__(self, known, perf_ids, since):
         self.calls += 1
         if self.gate is not None:
             await self.gate
         if self.fail:
             raise DatabaseUnavailable("gone")
-        return await self.queries.metrics()
+        return await self.read(known, perf_ids, since)
 
 
 @pytest_twisted.ensureDeferred
 async def test_scrapes_share_one_snapshot_for_a_second(ui_db):
     h = Harness(ui_db, users={}, required=False)
-    counting = CountingQueries(h.queries)
-    h.metrics.queries = counting
+    counting = CountingReads(h.metrics)
     first = await h.request("GET", "/metrics")
     h.counters.inc("reports", 5)  # counted, but the cached second still shows the old text
     h.clock.advance(0.5)
@@ -284,8 +286,7 @@ async def test_scrapes_share_one_snapshot_for_a_second(ui_db):
 @pytest_twisted.ensureDeferred
 async def test_concurrent_scrapes_wait_for_one_query_and_failures_are_not_cached(ui_db):
     h = Harness(ui_db, users={}, required=False)
-    counting = CountingQueries(h.queries)
-    h.metrics.queries = counting
+    counting = CountingReads(h.metrics)
     counting.gate, counting.fail = Deferred(), True
     pending = [h.stub.request("GET", "http://overc.test/metrics") for _ in range(3)]
     h.stub.flush()
