@@ -202,7 +202,8 @@ def build_server(config: ServerConfig, reactor: Any = None,
     # as large, and a request cheaper for both processes and mariadbd (bench/RESULTS.md).
     in_flight = 2 if db.dialect.name != "sqlite" and config.processes == 1 else 1
     # Each batch gathers requests for 5 ms first (overc.ingest.groupcommit: fewer, larger
-    # transactions; +20-30 % pushes/s under load, bench/RESULTS.md).
+    # transactions; measured +25-30 % pushes/s with 2 processes on MariaDB, +6-12 % with one,
+    # bench/RESULTS.md).
     writer = GroupCommit(store.ingest, reactor, max_in_flight=in_flight, gather=COMMIT_GATHER)
     push = PushAPI(keys, writer, reactor, ready, counters, MaintenanceStore(db))
     health = Health(db, ready)

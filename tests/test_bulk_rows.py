@@ -11,7 +11,7 @@ from overc.core.payload import AlertRequest, Report
 from overc.core.perfdata import Metric
 from overc.storage.db import Cursor
 from overc.storage.ingest_store import IngestItem, Store
-from overc.storage.bulk_rows import DOUBLE, ID, INT, TEXT, Writes, insert_rows
+from overc.storage.bulk_rows import DOUBLE, ID, INT, TEXT, Writes
 
 T0 = 1_800_000_000.0
 
@@ -22,6 +22,13 @@ AWKWARD = [
     "\u2028\u2029", "}]\"'", "$[0]", "\x7f\x01",
 ]
 BIG = ("64 KiB ü " * 8192)[: 64 * 1024]
+
+
+def insert_rows(cursor: Cursor, head: str, kinds: tuple, rows_: list) -> None:
+    """One statement of ``rows_``, sent at once (what the ingest's Writes does per table)."""
+    writes = Writes(cursor)
+    writes.insert(head, kinds, rows_)
+    writes.send()
 
 
 def rows(db, sql, *params):

@@ -82,16 +82,6 @@ def _placeholders(head: str, kinds: tuple[str, ...], tail: str) -> str:
     return f"{head} VALUES ({marks(kinds)}){tail}"
 
 
-def insert_rows(cursor: Cursor, head: str, kinds: tuple[str, ...], rows: Sequence[Sequence],
-                tail: str = "") -> None:
-    """Insert ``rows`` (each one value per kind, in ``head``'s column order) in one
-    statement: literals on MySQL/MariaDB, ``executemany`` on SQLite. ``head`` is ``INSERT
-    INTO t (a, b, ...)``, ``tail`` what follows the rows (an upsert clause)."""
-    writes = Writes(cursor)
-    writes.insert(head, kinds, rows, tail)
-    writes.send()
-
-
 class Writes:
     """A transaction's INSERTs, sent together: on MySQL/MariaDB as one multi-statement (one
     round trip for the batch's history, perfdata, alerts and upserts instead of one each:

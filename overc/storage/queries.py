@@ -6,10 +6,12 @@ dataclasses, never cursors, and carry no JSON shape (``overc.api`` builds its ow
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 from overc.storage.db import Database
 from overc.core.alerts import Alert
 from overc.storage.read_alerts import AlertFilter, _txn_alerts
-from overc.storage.read_metrics import MetricsSnapshot, read_metrics
+from overc.storage import read_metrics
 from overc.storage.read_pulse import Pulse, PulseScope, _txn_pulse
 from overc.storage.read_servers import (
     EXCERPT,
@@ -72,5 +74,8 @@ class Queries:
     async def pulse(self, scope: PulseScope = PulseScope(), now: float = 0.0) -> Pulse:
         return await self.db.run(_txn_pulse, scope, now)
 
-    async def metrics(self) -> MetricsSnapshot:
-        return await read_metrics(self.db)
+    async def metrics_changes(self, known: Mapping[int, read_metrics.ServiceRow],
+                              perf_ids: Mapping[int, int], since: int | None
+                              ) -> read_metrics.MetricsChanges:
+        """/metrics: every service row, and the perfdata changed since the last build."""
+        return await read_metrics.read_metrics_changes(self.db, known, perf_ids, since)

@@ -21,7 +21,7 @@ from twisted.web.server import Request
 from overc.core.counters import Counters
 from overc.storage.db import DatabaseUnavailable
 from overc.storage.queries import Queries
-from overc.storage.read_metrics import MetricsChanges, ServiceRow, read_metrics_changes
+from overc.storage.read_metrics import MetricsChanges, ServiceRow
 from overc.web.auth import Auth
 from overc.web.http import answer_later
 from overc.web.metrics_build import IncrementalMetrics
@@ -63,7 +63,7 @@ class MetricsResource(Resource):
     async def read(self, known: Mapping[int, ServiceRow], perf_ids: Mapping[int, int],
                    since: int | None) -> MetricsChanges:
         """The rows, and the perfdata that changed since the builder's last build."""
-        return await read_metrics_changes(self.queries.db, known, perf_ids, since)
+        return await self.queries.metrics_changes(known, perf_ids, since)
 
     def render_GET(self, request: Request) -> int:
         return answer_later(request, self._metrics(request))
