@@ -42,6 +42,10 @@ def test_two_processes_one_killed_mid_delivery_every_alert_once(tmp_path: Path, 
                  20, "all 20 services with a 2 s period to go stale")
         for name in ("h0", "h2"):
             push(survivor, name, [(f"s{i}", "OK") for i in range(5)], period=3600)
+        # The watchdog raises server-online from those pushes at its next tick: wait for both
+        # before "nothing left to deliver" can mean anything (a fresh-clone run checked first).
+        wait_for(lambda: q("SELECT COUNT(*) FROM alerts WHERE kind = 'server-online'")[0][0]
+                 == 2, 20, "both hosts back online")
         slow_channel.wait_all_delivered(q)
 
         kinds = Counter(kind for (kind,) in q("SELECT kind FROM alerts"))
