@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.threads import deferToThreadPool
 from twisted.web.resource import IResource
 
@@ -25,6 +26,12 @@ from overc.web.compress import thread_compressor
 from overc.web.control import Control
 from overc.web.maintenance import MaintenanceControl
 from overc.web.metrics import MetricsResource
+from overc.web.metrics_worker import MetricsWorker
+
+
+def metrics_worker(reactor: Any, db: Database) -> MetricsWorker | None:
+    """/metrics builds in a process of its own wherever this reactor can start one."""
+    return MetricsWorker(reactor, db.target) if IReactorProcess.providedBy(reactor) else None
 
 
 def make_web_resources(
@@ -62,5 +69,6 @@ def make_web_resources(
         "ui": UI(queries, control, auth, reactor, windows,
                  compress=thread_compressor(reactor)).app.resource(),
         "api": ReadAPI(queries, control, auth, reactor, windows).app.resource(),
-        "metrics": MetricsResource(queries, auth, reactor, counters, threads=reactor),
+        "metrics": MetricsResource(queries, auth, reactor, counters, threads=reactor,
+                                   worker=metrics_worker(reactor, db)),
     }

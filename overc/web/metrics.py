@@ -26,6 +26,7 @@ from overc.web.auth import Auth
 from overc.web.http import answer_later
 from overc.web.metrics_build import IncrementalMetrics
 from overc.web.metrics_text import CounterValues, render_metrics
+from overc.web.metrics_worker import MetricsWorker
 
 __all__ = ["MetricsResource", "render_metrics"]
 
@@ -37,11 +38,13 @@ class MetricsResource(Resource):
 
     A scrape of 10,000 services is ~100,000 lines: builds are incremental (each reads every
     service row but only the perfdata that may have changed, and renders again only what
-    changed: :mod:`overc.web.metrics_build`); the text is rendered in a thread of ``threads``
-    (the reactor's pool; inline when ``None``, in tests) so the reactor keeps answering pushes
-    meanwhile, and kept for :data:`CACHE_SECONDS`: scrapes that arrive while one is being
-    built, or within that second, share it (several Prometheus servers, or a retrying one,
-    cost one query).
+    changed: :mod:`overc.web.metrics_build`). The server builds in a process of its own
+    (``worker``, :mod:`overc.web.metrics_worker`): even incremental, a build is 60-100 ms of
+    Python, which in this process would hold the GIL every push needs. Without a worker (tests,
+    a reactor that cannot spawn) it builds here, reading through ``queries`` and rendering in a
+    thread of ``threads`` (inline when ``None``). A build is kept for :data:`CACHE_SECONDS`:
+    scrapes that arrive while one is being built, or within that second, share it (several
+    Prometheus servers, or a retrying one, cost one build).
     """
 
     isLeaf = True
@@ -49,13 +52,15 @@ class MetricsResource(Resource):
     CACHE_SECONDS = 1.0
 
     def __init__(self, queries: Queries, auth: Auth, clock: IReactorTime,
-                 counters: Counters, threads: IReactorThreads | None = None) -> None:
+                 counters: Counters, threads: IReactorThreads | None = None,
+                 worker: MetricsWorker | None = None) -> None:
         super().__init__()
         self.queries = queries
         self.auth = auth
         self.clock = clock
         self.counters = counters
         self.threads = threads
+        self.worker = worker
         self._cached: tuple[float, bytes] | None = None
         self._waiting: list[Deferred[bytes]] = []
         self.builder = IncrementalMetrics()
@@ -106,14 +111,11 @@ class MetricsResource(Resource):
 
     async def _build(self, now: float) -> None:
         try:
-            builder = self.builder
-            changes = await self.read(builder.known, builder.perf_ids, builder.since)
             counters = self.counters.snapshot()
-            if self.threads is None:
-                text = _encoded(builder, changes, now, counters)
+            if self.worker is not None:
+                text = await self.worker.build(now, counters)
             else:
-                text = await deferToThreadPool(self.threads, self.threads.getThreadPool(),
-                                               _encoded, builder, changes, now, counters)
+                text = await self._build_here(now, counters)
         except BaseException:
             failure = Failure()
             self.builder = IncrementalMetrics()  # a build that failed half-way: start afresh
@@ -125,6 +127,14 @@ class MetricsResource(Resource):
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             waiter.callback(text)
+
+    async def _build_here(self, now: float, counters: CounterValues) -> bytes:
+        builder = self.builder
+        changes = await self.read(builder.known, builder.perf_ids, builder.since)
+        if self.threads is None:
+            return _encoded(builder, changes, now, counters)
+        return await deferToThreadPool(self.threads, self.threads.getThreadPool(),
+                                       _encoded, builder, changes, now, counters)
 
 
 def _encoded(builder: IncrementalMetrics, changes: MetricsChanges, now: float,
