@@ -52,8 +52,10 @@ from overc.startup import (
 )
 from overc.workers import WORKER_ENV, worker_monitor
 
-#: Seconds each ingest batch waits for more requests before its transaction starts.
+#: Seconds each ingest batch waits at most for more requests before its transaction starts.
 COMMIT_GATHER = 0.005
+#: ... and the share of a recent transaction's duration it waits, below that cap.
+GATHER_SHARE = 0.3
 
 log = Logger()
 
@@ -201,10 +203,12 @@ def build_server(config: ServerConfig, reactor: Any = None,
     # several processes the others' transactions fill that wait: one each makes batches twice
     # as large, and a request cheaper for both processes and mariadbd (bench/RESULTS.md).
     in_flight = 2 if db.dialect.name != "sqlite" and config.processes == 1 else 1
-    # Each batch gathers requests for 5 ms first (overc.ingest.groupcommit: fewer, larger
-    # transactions; measured +25-30 % pushes/s with 2 processes on MariaDB, +6-12 % with one,
-    # bench/RESULTS.md).
-    writer = GroupCommit(store.ingest, reactor, max_in_flight=in_flight, gather=COMMIT_GATHER)
+    # Each batch first gathers requests for a share of a recent transaction's duration, at
+    # most 5 ms (overc.ingest.groupcommit: fewer, larger transactions). A fixed 5 ms measured
+    # +25-30 % pushes/s with 2 processes on a host whose transactions took ~9 ms; on one
+    # whose took a few ms, it cost 13-27 % against this share (bench/RESULTS.md).
+    writer = GroupCommit(store.ingest, reactor, max_in_flight=in_flight, gather=COMMIT_GATHER,
+                         gather_share=GATHER_SHARE)
     push = PushAPI(keys, writer, reactor, ready, counters, MaintenanceStore(db))
     health = Health(db, ready)
     specs = parse_channels(config) if channels is None else channels

@@ -221,3 +221,36 @@ def test_each_batch_gathers_requests_for_its_window_even_after_a_busy_transactio
     group.submit("f")
     clock.advance(0.003)
     assert [items for items, _ in commit.calls][1] == ["d", "e", "f"]
+
+
+def test_with_a_share_the_gather_follows_the_transactions_duration_up_to_its_cap():
+    """``gather_share``: a batch waits that share of the recent transactions' duration (a
+    moving average), never more than ``gather``: short on a fast disk, the cap on a slow one."""
+    commit, clock = ManualCommit(), Clock()
+    group = GroupCommit(commit, clock, gather=0.005, gather_share=0.25)
+    assert group.duration == 0.005  # before any transaction: as if it took the cap
+
+    def one_batch(took: float) -> float:
+        """Run a batch that takes ``took`` seconds; return how long the next one gathers."""
+        group.submit("x")
+        clock.advance(1)  # whatever the gather, the batch has started
+        clock.advance(took)
+        commit.calls[-1][1].callback([None])
+        started = len(commit.calls)
+        group.submit("y")
+        waited = 0.0
+        while len(commit.calls) == started:
+            clock.advance(0.0001)
+            waited += 0.0001
+        clock.advance(took)
+        commit.calls[-1][1].callback([None])
+        clock.advance(0)
+        return waited
+
+    for _ in range(40):
+        waited = one_batch(0.002)
+    assert group.duration == pytest.approx(0.002, abs=1e-4)
+    assert waited == pytest.approx(0.0005, abs=2e-4)  # a quarter of 2 ms
+    for _ in range(40):
+        waited = one_batch(0.1)
+    assert waited == pytest.approx(0.005, abs=2e-4)  # a quarter of 100 ms is over the cap

@@ -28,7 +28,9 @@ log = Logger()
 class GroupCommit(Generic[Item]):
     """Batch ``submit``\\ ted items into calls of ``commit(items) -> [error or None per item]``.
 
-    ``gather``: seconds each batch waits for more items before it starts (:meth:`_schedule`).
+    ``gather``: seconds each batch waits for more items before it starts (:meth:`_schedule`);
+    with ``gather_share``, it waits that share of a recent transaction's duration instead, but
+    never longer than ``gather``.
     """
 
     def __init__(
@@ -39,12 +41,16 @@ class GroupCommit(Generic[Item]):
         max_batch: int = 1000,
         max_in_flight: int = 1,
         gather: float = 0.0,
+        gather_share: float = 0.0,
     ) -> None:
         self._commit = commit
         self._clock = clock
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._gather = gather
+        self._gather_share = gather_share
+        #: A moving average of the transactions' durations (seconds), for ``gather_share``.
+        self.duration = gather
         self._queue: list[tuple[Item, Deferred[None]]] = []
         self._in_flight = 0
         self._scheduled = False
@@ -83,7 +89,10 @@ class GroupCommit(Generic[Item]):
             self._pump()
         elif not self._scheduled and self._in_flight < self._max_in_flight:
             self._scheduled = True
-            self._clock.callLater(self._gather, self._scheduled_pump)
+            delay = self._gather
+            if self._gather_share:
+                delay = min(delay, self._gather_share * self.duration)
+            self._clock.callLater(delay, self._scheduled_pump)
 
     def _scheduled_pump(self) -> None:
         self._scheduled = False
@@ -97,8 +106,11 @@ class GroupCommit(Generic[Item]):
             ensureDeferred(self._run(batch))
 
     async def _run(self, batch: list[tuple[Item, Deferred[None]]]) -> None:
+        started = self._clock.seconds() if self._clock is not None else 0.0
         try:
             outcomes = await self._settle([item for item, _ in batch])
+            if self._clock is not None:
+                self.duration += 0.2 * (self._clock.seconds() - started - self.duration)
         finally:
             self._in_flight -= 1
             self.batches += 1
