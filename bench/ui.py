@@ -187,7 +187,7 @@ def _scrape_under_load(url: str, folder: Path, args) -> None:
         ingest.load(server.port, 50, 3, 100)
         rows: dict[bool, list[dict]] = {False: [], True: []}
         scrapes: list[float] = []
-        for _ in range(2):
+        for _ in range(args.pairs):
             for scraping in (False, True):
                 stop = threading.Event()
 
@@ -210,7 +210,8 @@ def _scrape_under_load(url: str, folder: Path, args) -> None:
                         scraper.join(60)
     finally:
         server.stop()
-    print(f"\nPush load (wrk c=50, {args.scrape_under_load} s x 2 each) with and without a"
+    print(f"\nPush load (wrk c=50, {args.scrape_under_load} s x {args.pairs} each, alternating)"
+          f" with and without a"
           f" /metrics scrape every {args.scrape_every} s\n")
     print("| pushes | req/s | p50 ms | p99 ms (each run) |\n|---|---|---|---|")
     for scraping in (False, True):
@@ -248,5 +249,7 @@ if __name__ == "__main__":
     parser.add_argument("--scrape-under-load", type=int, default=0, metavar="SECONDS",
                         help="then push p99 with and without /metrics scrapes (real server)")
     parser.add_argument("--scrape-every", type=float, default=2.0)
+    parser.add_argument("--pairs", type=int, default=2,
+                        help="load runs without and with scrapes, alternating (default 2 each)")
     arguments = parser.parse_args()
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, arguments)))
