@@ -47,51 +47,56 @@ def _txn_change(cursor, now: float) -> None:
                    " VALUES (1, ?, 'new', 0.125, 's')", (now,))
 
 
+@pytest_twisted.async_yield_fixture
+async def workers():
+    """Makes :class:`MetricsWorker`\\ s on the real reactor; stops their children afterwards."""
+    made: list[MetricsWorker] = []
+
+    def make(target) -> MetricsWorker:
+        made.append(MetricsWorker(reactor(), target))
+        return made[-1]
+
+    yield make
+    for worker in made:
+        ended = worker.stop()
+        if ended is not None:
+            await ended
+
+
 @pytest_twisted.ensureDeferred
-async def test_the_child_builds_what_the_full_renderer_makes_of_the_same_rows(database):
+async def test_the_child_builds_what_the_full_renderer_makes_of_the_same_rows(database, workers):
     now = 1_800_000_000.25
     await database.run(_txn_fill, now, random.Random(3))
-    worker = MetricsWorker(reactor(), database.target)
-    try:
-        for step in range(3):
-            text = await worker.build(now + step, COUNTERS)
-            snapshot = await database.run(_txn_metrics)
-            assert text == render_metrics(snapshot, now + step, COUNTERS).encode("utf-8")
-            assert b'overc_notifications_total{channel="q\\"uote",result="ok"} 2' in text
-            if step == 1:
-                await database.run(_txn_change, now + 5)
-        assert b'service="plain",label="new"' in text and worker.started == 1
-    finally:
-        ended = worker.stop()
+    worker = workers(database.target)
+    for step in range(3):
+        text = await worker.build(now + step, COUNTERS)
+        snapshot = await database.run(_txn_metrics)
+        assert text == render_metrics(snapshot, now + step, COUNTERS).encode("utf-8")
+        assert b'overc_notifications_total{channel="q\\"uote",result="ok"} 2' in text
+        if step == 1:
+            await database.run(_txn_change, now + 5)
+    assert b'service="plain",label="new"' in text and worker.started == 1
+    child = worker._child
+    ended = worker.stop()  # closes its stdin: it ends by itself
     assert ended is not None
     await ended
+    assert child is not None and not child.alive
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_killed_child_is_started_again_by_the_next_build(database):
+async def test_a_killed_child_is_started_again_by_the_next_build(database, workers):
     now = 1_800_000_000.0
     await database.run(_txn_fill, now, random.Random(4))
-    worker = MetricsWorker(reactor(), database.target)
-    try:
-        first = await worker.build(now, {})
-        child = worker._child
-        child.process.signalProcess("KILL")
-        await child.ended
-        assert await worker.build(now, {}) == first and worker.started == 2
-    finally:
-        ended = worker.stop()
-        if ended is not None:
-            await ended
+    worker = workers(database.target)
+    first = await worker.build(now, {})
+    child = worker._child
+    child.process.signalProcess("KILL")
+    await child.ended
+    assert await worker.build(now, {}) == first and worker.started == 2
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_unreachable_database_is_reported_as_unavailable():
-    target = MySQLTarget("127.0.0.1", free_port(), "root", "", "overc_nowhere")
-    worker = MetricsWorker(reactor(), target)
-    try:
-        with pytest.raises(DatabaseUnavailable):
-            await worker.build(0.0, {})
-    finally:
-        ended = worker.stop()
-        if ended is not None:
-            await ended
+async def test_an_unreachable_database_is_reported_as_unavailable(workers):
+    worker = workers(MySQLTarget("127.0.0.1", free_port(), "root", "", "overc_nowhere"))
+    with pytest.raises(DatabaseUnavailable):
+        await worker.build(0.0, {})
