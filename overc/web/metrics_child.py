@@ -9,11 +9,13 @@ the text on. ``python -m overc.web.metrics_child``: frames (:mod:`overc.web.fram
 stdout, log lines on stderr.
 
 Requests are JSON: first ``{"target": ...}`` (the database), then ``{"now": ..., "counters":
-...}`` per build. Each answer starts with one status byte: ``T`` and the text, ``U`` and why the
+..., "gzip": ...}`` per build (compressed here too, for Prometheus, which asks for gzip: the
+server process then passes on ~650 KB instead of ~7 MB). Each answer starts with one status byte: ``T`` and the text, ``U`` and why the
 database is unavailable (the server answers 503), ``E`` and the error (500).
 """
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -33,6 +35,15 @@ from overc.web.metrics_build import IncrementalMetrics
 from overc.web.metrics_text import CounterValues
 
 log = Logger()
+
+#: zlib level of a gzip-compressed exposition: 10,000 services' 7.0 MB become 647 KB in 15 ms
+#: (level 6: 557 KB in 44 ms).
+GZIP_LEVEL = 1
+
+
+def encode_body(text: bytes, compressed: bool) -> bytes:
+    """The exposition as sent: gzip-compressed when the scraper accepts it."""
+    return gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0) if compressed else text
 
 
 def target_to_json(target: SQLiteTarget | MySQLTarget) -> dict[str, Any]:
@@ -102,8 +113,9 @@ class BuildServer(Protocol):
             changes = await self.queries.metrics_changes(builder.known, builder.perf_ids,
                                                          builder.since)
             builder.apply(changes)
-            return b"T" + builder.exposition(float(request["now"]),
-                                             counters_from_json(request["counters"]))
+            text = builder.exposition(float(request["now"]),
+                                      counters_from_json(request["counters"]))
+            return b"T" + encode_body(text, bool(request.get("gzip")))
         except DatabaseUnavailable as error:
             self.builder = IncrementalMetrics()
             return b"U" + str(error).encode("utf-8", "replace")

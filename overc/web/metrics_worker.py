@@ -92,10 +92,12 @@ class MetricsWorker:
         self.started += 1
         return child
 
-    async def build(self, now: float, counters: CounterValues) -> bytes:
-        """The exposition at ``now`` with this process's ``counters``."""
-        request = frame(json.dumps({"now": now, "counters": counters_to_json(counters)}
-                                   ).encode())
+    async def build(self, now: float, counters: CounterValues, compressed: bool = False
+                    ) -> bytes:
+        """The exposition at ``now`` with this process's ``counters`` (gzip-compressed when
+        ``compressed``)."""
+        request = frame(json.dumps({"now": now, "counters": counters_to_json(counters),
+                                    "gzip": compressed}).encode())
         for attempt in (1, 2):
             fresh = self._child is None or not self._child.alive
             if fresh:

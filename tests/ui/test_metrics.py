@@ -3,6 +3,7 @@ byte against the straightforward renderer it replaced, the one-second cache, and
 the reactor thread."""
 from __future__ import annotations
 
+import gzip
 import math
 import random
 import threading
@@ -11,7 +12,8 @@ from collections import defaultdict
 import pytest
 import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import deferLater
 
 from overc.core.counters import Counters
 from overc.core.errors import DatabaseUnavailable
@@ -20,6 +22,7 @@ from overc.core.policy import flapping_value
 from overc.storage.read_metrics import MetricsService, MetricsSnapshot, _txn_metrics
 from overc.web import metrics as metrics_module
 from overc.web.metrics import MetricsResource, render_metrics
+from test_ui_compression import raw
 from ui_fakes import Harness
 
 from helpers import reactor
@@ -315,3 +318,39 @@ async def test_the_text_is_rendered_off_the_reactor_thread(ui_db, monkeypatch):
     response, body = await h.request("GET", "/threaded")
     assert response.code == 200 and b"overc_service_state{" in body
     assert threads_seen and threads_seen[0] is not threading.main_thread()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_scraper_that_accepts_gzip_gets_the_same_text_compressed(ui_db):
+    """Prometheus sends ``Accept-Encoding: gzip``: the body is the plain text gzip-compressed
+    (built and kept apart from the plain one), with ``Vary``; a plain client gets it plain."""
+    h = Harness(ui_db, users={}, required=False)
+    counting = CountingReads(h.metrics)
+    plain_response, plain = await raw(h, "/metrics", {})
+    zipped_response, zipped = await raw(h, "/metrics", {"Accept-Encoding": "gzip, deflate;q=0.5"})
+    assert plain_response.code == zipped_response.code == 200
+    assert zipped_response.headers.getRawHeaders(b"content-encoding") == [b"gzip"]
+    assert plain_response.headers.getRawHeaders(b"content-encoding") is None
+    for response in (plain_response, zipped_response):
+        assert response.headers.getRawHeaders(b"vary") == [b"Accept-Encoding"]
+    assert b"overc_service_state{" in plain
+    assert gzip.decompress(zipped) == plain and len(zipped) * 3 < len(plain)
+    assert counting.calls == 2  # one build each
+    _, refused = await raw(h, "/metrics", {"Accept-Encoding": "gzip;q=0"})
+    assert refused == plain and counting.calls == 2  # the kept plain text, within its second
+
+
+@pytest_twisted.ensureDeferred
+async def test_plain_and_gzip_builds_take_turns(ui_db):
+    """Both kinds at once: the incremental builder is not thread-safe, so one waits."""
+    h = Harness(ui_db, users={}, required=False)
+    counting = CountingReads(h.metrics)
+    counting.gate = Deferred()
+    pending = [ensureDeferred(raw(h, "/metrics", headers))
+               for headers in ({}, {"Accept-Encoding": "gzip"})]
+    await deferLater(reactor(), 0.05, lambda: None)
+    assert counting.calls == 1  # the second build waits for the first
+    counting.gate.callback(None)
+    counting.gate = None
+    responses = [(await d)[0] for d in pending]
+    assert [r.code for r in responses] == [200, 200] and counting.calls == 2

@@ -3,6 +3,7 @@ on SQLite and MariaDB that answers byte for byte what the full renderer makes of
 comes back after it was killed, and reports an unreachable database as such."""
 from __future__ import annotations
 
+import gzip
 import random
 
 import pytest
@@ -76,6 +77,8 @@ async def test_the_child_builds_what_the_full_renderer_makes_of_the_same_rows(da
         if step == 1:
             await database.run(_txn_change, now + 5)
     assert b'service="plain",label="new"' in text and worker.started == 1
+    zipped = await worker.build(now + 2, COUNTERS, compressed=True)
+    assert gzip.decompress(zipped) == text and len(zipped) < len(text)
     child = worker._child
     ended = worker.stop()  # closes its stdin: it ends by itself
     assert ended is not None
