@@ -132,8 +132,23 @@ class BuildServer(Protocol):
             self.reactor.stop()
 
 
+def _die_with_parent() -> None:
+    """Linux: be killed when the server process ends, however it ends (a child stuck in a
+    read would otherwise see the EOF on its stdin only when the read returns)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> None:
     from twisted.internet import reactor, stdio
+
+    _die_with_parent()
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     sys.stdout = sys.stderr  # fd 1 carries frames only: a stray print must not corrupt one

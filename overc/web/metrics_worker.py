@@ -28,6 +28,10 @@ from overc.web.metrics_text import CounterValues
 log = Logger()
 
 
+#: Seconds a child has to end after its stdin closed, before it is killed.
+STOP_TIMEOUT = 2.0
+
+
 class MetricsProcessFailed(Exception):
     """The /metrics process answered with an error, or ended before it answered."""
 
@@ -38,6 +42,8 @@ class _Child(ProcessProtocol):
         self.pending: Deferred[bytes] | None = None
         self.ended: Deferred[None] = Deferred()
         self.alive = True
+        #: How it ended: its exit code, or None (killed by a signal, or still running).
+        self.exit_code: int | None = None
         self._err = b""
 
     @property
@@ -59,6 +65,7 @@ class _Child(ProcessProtocol):
 
     def processEnded(self, reason: Failure) -> None:
         self.alive = False
+        self.exit_code = getattr(reason.value, "exitCode", None)
         if not reason.check(ProcessDone):
             log.warn("metrics process ended: {reason}", reason=reason.getErrorMessage())
         pending, self.pending = self.pending, None
@@ -133,6 +140,8 @@ class MetricsWorker:
             if child.alive:
                 child.process.signalProcess("KILL")
 
-        timer = self.reactor.callLater(5, kill)  # type: ignore[attr-defined]
+        # It ends within milliseconds of EOF; kill it before a supervisor (ProcessMonitor
+        # gives a worker 5 s) kills this process and leaves it behind.
+        timer = self.reactor.callLater(STOP_TIMEOUT, kill)  # type: ignore[attr-defined]
         child.ended.addBoth(lambda _: timer.cancel() if timer.active() else None)
         return child.ended

@@ -83,7 +83,7 @@ async def test_the_child_builds_what_the_full_renderer_makes_of_the_same_rows(da
     ended = worker.stop()  # closes its stdin: it ends by itself
     assert ended is not None
     await ended
-    assert child is not None and not child.alive
+    assert child is not None and not child.alive and child.exit_code == 0  # not killed
 
 
 @pytest_twisted.ensureDeferred
