@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from overc.core.alerts import Alert
+from overc.core.alerts import SERVER_OFFLINE, SERVER_ONLINE, Alert
 from overc.core.maintenance import WindowIndex, WindowRequest
 from overc.core.repeats import RepeatAction, decide_repeat
 from overc.core.routing import Route, group_by_server, route_alert
@@ -100,11 +100,20 @@ def _txn_dispatch(cursor: Cursor, now: float, routes: tuple[Route, ...],
 
     told = _told(cursor, sorted({a.service_id for a in live if a.service_id is not None}))
     servers_told = told_of_servers(cursor, live)  # SPEC 10.3: server-online after -offline
+    # ... and where this run routes a server-offline, its server-online later in the run goes
+    # too (told_of_servers reads notifications, which this run creates only at its end).
+    offline_now: dict[int, list[str]] = {}
     channels_of: dict[int, list[str]] = {}
     for alert in live:
-        already = (told.get(alert.service_id, set()) if alert.service_id is not None
-                   else servers_told.get(alert.id, set()))
+        if alert.service_id is not None:
+            already = told.get(alert.service_id, set())
+        elif alert.kind == SERVER_ONLINE and alert.server_id in offline_now:
+            already = set(offline_now[alert.server_id])
+        else:
+            already = servers_told.get(alert.id, set())
         names = route_alert(routes, alert, already)
+        if alert.kind == SERVER_OFFLINE:
+            offline_now[alert.server_id] = names
         if escalating and alert.service_id is not None and alert.is_problem:
             names = escalation.delay(cursor, alert, names, already, by_name)  # `after`
         channels_of[alert.id] = names

@@ -138,6 +138,20 @@ async def test_back_online_then_still_stale_services_are_notified_one_by_one(wor
 
 
 @pytest_twisted.ensureDeferred
+async def test_offline_and_online_dispatched_together_both_reach_the_channel(world):
+    """The dispatcher did not run between the two (it was busy, or its process died and
+    another took over): server-online still goes where server-offline goes, in the same run."""
+    await staggered_host_that_dies(world)
+    await world.ticks(1058.0, 1124.0)  # offline at 1123.5, not dispatched yet
+    await world.push(1300.0, NAMES)
+    result = await world.tick(1301.0)
+    assert result.servers.online == [world.server_id]
+    notified = await world.notified(1302.0)
+    assert [n for n in notified if n[0].startswith("server")] == [
+        ("server-offline", None), ("server-online", None)]
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_hung_plugin_on_a_live_server_is_notified_alone(world):
     await world.tick(999.0)
     await world.push(1000.0, NAMES)
