@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from twisted.internet import threads
+from twisted.internet.defer import Deferred
 
 from overc.core.counters import Counters
 from overc.core.durations import Grace
@@ -255,3 +257,60 @@ async def test_any_client_address_is_stored(database, address):
                                             [Report("app", "OK", "", 60)], [])])
     assert result == [None]
     assert await rows(database, "SELECT ip FROM servers WHERE id = ?", record.id) == [(address,)]
+
+
+def _txn_clock_and_changed(cursor: Cursor) -> tuple[float, list[float]]:
+    changed = ("UNIX_TIMESTAMP(changed_at)" if cursor.dialect.name == "mysql"
+               else "changed_at")
+    clock = cursor.execute(f"SELECT {cursor.dialect.clock}").fetchone()[0]
+    found = cursor.execute(f"SELECT {changed} FROM services ORDER BY id").fetchall()
+    return float(clock), [float(r[0]) for r in found]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_ingest_keeps_changed_at_for_metrics(database):
+    """/metrics reads only rows whose ``changed_at`` moved (migration 0014): the ingest's
+    upsert must move it (on SQLite it sets it itself; MariaDB's ON UPDATE does)."""
+    store = Store(database, Grace(), Counters())
+    server_id = await new_server(store)
+    for n in range(3):
+        before, _ = await database.run(_txn_clock_and_changed)
+        await store.ingest([IngestItem(server_id, "1", T0 + n, reports=[
+            Report("app", "OK", f"report {n}", 60), Report("db", "OK", "same", 60)])])
+        after, changed = await database.run(_txn_clock_and_changed)
+        assert len(changed) == 2 and all(before <= c <= after for c in changed), (n, changed)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reader_process_on_sqlite_does_not_hold_the_writer(tmp_path):
+    """The /metrics process opens the database as a reader: its transactions take no write
+    lock (``BEGIN IMMEDIATE`` did: every read held the server's commits in busy_timeout)."""
+    import threading
+
+    from overc.core.dburl import parse_database_url
+    from overc.storage.db import Database
+    from helpers import reactor
+
+    target = parse_database_url(f"sqlite:///{tmp_path / 'r.db'}", tmp_path)
+    writer = Database(target, reactor())
+    await writer.migrate()
+    reader = Database(target, reactor(), reader=True)
+    inside, release = threading.Event(), threading.Event()
+
+    def _txn_hold(cursor: Cursor) -> int:
+        count = cursor.execute("SELECT COUNT(*) FROM servers").fetchone()[0]
+        inside.set()
+        assert release.wait(10)
+        return count
+
+    try:
+        holding = Deferred.fromCoroutine(reader.run(_txn_hold))
+        assert await threads.deferToThread(inside.wait, 10)
+        await writer.run(lambda c: c.execute(
+            "INSERT INTO servers (name, key_hash, created) VALUES ('w', 'x', 0)"))
+        release.set()
+        assert await holding == 0  # its snapshot began before the write
+    finally:
+        release.set()
+        reader.close()
+        writer.close()

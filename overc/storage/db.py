@@ -19,7 +19,7 @@ from twisted.logger import Logger
 
 from overc.core.dburl import MySQLTarget, SQLiteTarget
 from overc.core.errors import DatabaseUnavailable
-from overc.storage.dialect import Dialect, MySQLDialect, SQLiteDialect
+from overc.storage.dialect import Dialect, MySQLDialect, SQLiteDialect, SQLiteReaderDialect
 from overc.storage.pool import CommitInDoubt, NodeNotReady, Pool, RetryPolicy
 
 T = TypeVar("T")
@@ -67,7 +67,10 @@ class Database:
         pool_size: int = 4,
         retry: RetryPolicy = RetryPolicy(),
         rng: random.Random | None = None,
+        reader: bool = False,
     ) -> None:
+        """``reader``: this process only reads (on SQLite its transactions then take no write
+        lock: :class:`~overc.storage.dialect.SQLiteReaderDialect`)."""
         self.target = target
         self.reactor = reactor
         self.retry = retry
@@ -76,7 +79,7 @@ class Database:
         self.retries = {"conflict": 0, "connection": 0}
         self.dialect: Dialect
         if isinstance(target, SQLiteTarget):
-            self.dialect = SQLiteDialect()
+            self.dialect = SQLiteReaderDialect() if reader else SQLiteDialect()
             # One connection: SQLite has one writer anyway, and one thread keeps it simple.
             self.pool = Pool(
                 "sqlite3",

@@ -61,6 +61,13 @@ class Dialect:
     #: ``JOIN`` whose tables the planner must take in the written order (/metrics).
     join_in_written_order = "JOIN"
 
+    #: ``services.changed_at`` (migration 0014): what the ingest's upsert adds to set it
+    #: ("" where the database keeps it by itself), the database's clock in Unix seconds, and
+    #: the condition "changed at or after ``?``" (Unix seconds).
+    set_changed_at = ""
+    clock = ""
+    changed_since = ""
+
     def floor_to_int(self, expression: str) -> str:
         """SQL for ``expression`` (>= 0) rounded down to an integer."""
         return f"FLOOR({expression})"
@@ -128,6 +135,10 @@ class SQLiteDialect(Dialect):
 
     join_in_written_order = "CROSS JOIN"  # SQLite's way to say "this order"
 
+    clock = "(julianday('now') - 2440587.5) * 86400.0"  # 'now' has milliseconds
+    set_changed_at = f"changed_at = {clock}"  # the trigger then leaves the row alone
+    changed_since = "s.changed_at >= ?"
+
     def floor_to_int(self, expression: str) -> str:
         return f"CAST({expression} AS INTEGER)"
 
@@ -145,6 +156,17 @@ _MYSQL_CONNECTION = {2006, 2013, 2055, 1053, 1927, 4031, 1047}
 _MYSQL_UNAVAILABLE = _MYSQL_CONNECTION | {2002, 2003, 1040, 1049}
 # Deadlock (and Galera's certification failure and brute-force abort), lock wait timeout.
 _MYSQL_RETRY = {1213, 1205}
+
+
+class SQLiteReaderDialect(SQLiteDialect):
+    """SQLite for a process that only reads (the /metrics process): a deferred ``BEGIN``.
+
+    ``BEGIN IMMEDIATE`` would take the write lock for every read, and each of the reader's
+    transactions would hold the server's commits (they waited in ``busy_timeout``: the push
+    p99 rose with every scrape). A deferred read transaction in WAL mode blocks no writer."""
+
+    def begin(self, cursor: Any) -> None:
+        cursor.execute("BEGIN")
 
 
 class MySQLDialect(Dialect):
@@ -216,6 +238,9 @@ class MySQLDialect(Dialect):
 
     # A plain JOIN let MariaDB start from perfdata with a full scan (/metrics: 1.5 s a slice).
     join_in_written_order = "STRAIGHT_JOIN"
+
+    clock = "UNIX_TIMESTAMP(NOW(6))"  # sessions run at time_zone '+00:00' (db.py)
+    changed_since = "s.changed_at >= FROM_UNIXTIME(?)"  # ON UPDATE keeps changed_at
 
     def json_array_aggregate(self, cursor: Any) -> tuple[str, str]:
         # JSON_ARRAYAGG is capped by group_concat_max_len (1 MB by default): lift it, so a

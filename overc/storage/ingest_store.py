@@ -258,7 +258,7 @@ def _txn_ingest(cursor: Cursor, items: list[IngestItem], grace: Grace,
              int(s.stale))
             for key, s in touched.items()
         ],
-        cursor.dialect.upsert_suffix(("id",), _SERVICE_UPSERT),
+        cursor.dialect.upsert_suffix(("id",), _SERVICE_UPSERT, cursor.dialect.set_changed_at),
     )
     written = _write_settings(writes, settings, services, new_services,
                               settings_written if settings_written is not None else {})

@@ -44,6 +44,18 @@ _ALREADY_DONE = {1050, 1060, 1061, 1062, 1068, 1091, 1022}
 
 #: A migration statement starting with this runs on MariaDB/MySQL only.
 MYSQL_ONLY = "{mysql}"
+#: ... and with this, on SQLite only.
+SQLITE_ONLY = "{sqlite}"
+
+
+def for_dialect(statement: str, dialect: str) -> str | None:
+    """``statement`` without its ``{mysql}``/``{sqlite}`` prefix, or None where it belongs to
+    the other database (e.g. widening a column SQLite never limited, or a trigger that does
+    what MariaDB's ``ON UPDATE`` does)."""
+    for prefix, owner in ((MYSQL_ONLY, "mysql"), (SQLITE_ONLY, "sqlite")):
+        if statement.startswith(prefix):
+            return statement[len(prefix):].lstrip() if dialect == owner else None
+    return statement
 
 
 def load_migrations() -> list[tuple[int, str, str]]:
@@ -180,11 +192,10 @@ def _txn_migrate(cursor: "Cursor", migrations: list[tuple[int, str, str]], owner
         if version <= current:
             continue
         for statement in split_statements(script):
-            if statement.startswith(MYSQL_ONLY):  # e.g. widening a column SQLite never limited
-                if cursor.dialect.name != "mysql":
-                    continue
-                statement = statement[len(MYSQL_ONLY):].lstrip()
-            if not _tolerant(cursor, cursor.dialect.format_ddl(statement)):
+            own = for_dialect(statement, cursor.dialect.name)
+            if own is None:  # the other database's
+                continue
+            if not _tolerant(cursor, cursor.dialect.format_ddl(own)):
                 log.info("Migration {name}: already done: {statement}", name=name,
                          statement=statement.splitlines()[0])
         if _tolerant(cursor, "INSERT INTO schema_version (version, name, applied)"

@@ -75,7 +75,9 @@ class Queries:
         return await self.db.run(_txn_pulse, scope, now)
 
     async def metrics_changes(self, known: Mapping[int, read_metrics.ServiceRow],
-                              perf_ids: Mapping[int, int], since: int | None
+                              perf_ids: Mapping[int, int], since: int | None,
+                              rows_since: float | None = None
                               ) -> read_metrics.MetricsChanges:
         """/metrics: every service row, and the perfdata changed since the last build."""
-        return await read_metrics.read_metrics_changes(self.db, known, perf_ids, since)
+        return await read_metrics.read_metrics_changes(self.db, known, perf_ids, since,
+                                                       rows_since)

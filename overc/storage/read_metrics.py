@@ -7,10 +7,11 @@ SQLite keeps plain rows: its driver is C already, and its JSON functions print d
 digits only (perfdata values and times must survive exactly).
 
 A scrape after the first reads only what changed (:func:`read_metrics_changes`): every service
-row (a few numbers: acks, silences and the watchdog change rows without a report) and every
-server, but the latest perfdata only of the services whose values may have changed since the
-build whose rows the caller keeps, and a service's name only once (ids are never reused:
-AUTOINCREMENT). Which values may have changed is decided here, from what the schema guarantees.
+id, the rows changed since a time the caller gives (``services.changed_at``, which every
+writer keeps: acks, silences and the watchdog change rows without a report), every server,
+the latest perfdata only of the services whose values may have changed since the build whose
+rows the caller keeps, and a service's name only once (ids are never reused: AUTOINCREMENT).
+Which values may have changed is decided here, from what the schema guarantees.
 
 A new per-service gauge adds a field to :class:`MetricsService` and its column to
 :data:`METRICS_COLUMNS`, at the same place in both, and to :data:`ROW_COLUMNS` and
@@ -186,6 +187,10 @@ class MetricsChanges:
     perf_ids: dict[int, int]
     #: The highest perfdata id when the read began (a later read's ``since``).
     mark: int
+    #: The database's clock when the read began, Unix seconds (a later read's ``rows_since``).
+    clock: float = 0.0
+    #: Whether every service row was read (else those changed since ``rows_since``).
+    full: bool = True
 
 
 @dataclass
@@ -198,11 +203,13 @@ class _Marks:
     bottom: float | None
     #: The highest perfdata id of each service that has rows with an id above ``since``.
     written: dict[int, int]
+    #: The database's clock (Unix seconds), read first.
+    clock: float = 0.0
 
 
 async def read_metrics_changes(db: Database, known: Mapping[int, ServiceRow],
-                               perf_ids: Mapping[int, int], since: int | None
-                               ) -> MetricsChanges:
+                               perf_ids: Mapping[int, int], since: int | None,
+                               rows_since: float | None = None) -> MetricsChanges:
     """Every service row and server, and the latest perfdata of the services whose values may
     differ from what the caller kept: ``known`` (the rows it has, by id), ``perf_ids`` (the
     highest perfdata id it read for each) and ``since`` (a :attr:`MetricsChanges.mark` of a
@@ -224,9 +231,21 @@ async def read_metrics_changes(db: Database, known: Mapping[int, ServiceRow],
     On MariaDB a transaction can commit after one holding higher ids: a row in flight when
     ``since`` was taken would be missed by the second rule, which is why the caller passes the
     older of its last two marks (an ingest transaction is shorter than a build interval).
+
+    With ``rows_since`` (Unix seconds, the database's clock: a :attr:`MetricsChanges.clock`),
+    only the rows changed at or after it are read (``services.changed_at``), in one
+    transaction with every id: the others are taken from ``known``. A row changed before
+    ``rows_since`` by a transaction that committed only after the caller's last read began
+    is missed, which is why the caller passes a clock some seconds older than that read, and
+    reads everything now and then (:class:`~overc.web.metrics_build.IncrementalMetrics`).
     """
     first = since is None or not known
     marks_now = await db.run(_txn_marks, None if first else since)
+    if rows_since is not None and not first:
+        found, new_names, values, value_ids = await db.run(_txn_changed, rows_since, known,
+                                                           perf_ids, marks_now)
+        return MetricsChanges(found, await db.run(_txn_servers), new_names, values, value_ids,
+                              marks_now.top, marks_now.clock, full=False)
     rows: dict[int, ServiceRow] = {}
     names: dict[int, str] = {}
     perfdata: dict[int, list[LatestValue]] = {}
@@ -243,7 +262,8 @@ async def read_metrics_changes(db: Database, known: Mapping[int, ServiceRow],
             break
         after = chunk[-1][0]
     servers = await db.run(_txn_servers)
-    return MetricsChanges(rows, servers, names, perfdata, read_ids, marks_now.top)
+    return MetricsChanges(rows, servers, names, perfdata, read_ids, marks_now.top,
+                          marks_now.clock)
 
 
 def _txn_servers(cursor: Cursor) -> dict[int, tuple[str, float | None]]:
@@ -255,10 +275,12 @@ def _txn_servers(cursor: Cursor) -> dict[int, tuple[str, float | None]]:
 
 
 def _txn_marks(cursor: Cursor, since: int | None) -> _Marks:
+    now = cursor.execute(f"SELECT {cursor.dialect.clock}").fetchone()
+    clock = float(now[0]) if now else 0.0
     found = cursor.execute("SELECT MAX(id) FROM perfdata").fetchone()
     top = found[0] or 0 if found else 0
     if since is None:
-        return _Marks(top, None, {})
+        return _Marks(top, None, {}, clock)
     # perfdata_time from its oldest end: the first row at or below ``since`` ends the scan
     # (MariaDB chose a range scan of the primary key for MIN(time): 1 s for 1.7 M rows).
     hint = " FORCE INDEX (perfdata_time)" if cursor.dialect.name == "mysql" else ""
@@ -268,7 +290,7 @@ def _txn_marks(cursor: Cursor, since: int | None) -> _Marks:
     # whole perfdata_service_label_time index instead (170 ms for 1.7 M rows).
     written = dict(cursor.execute("SELECT service_id, MAX(id) FROM perfdata WHERE id > ?"
                                   " GROUP BY +service_id", (since,)).fetchall())
-    return _Marks(top, oldest[0] if oldest else None, written)
+    return _Marks(top, oldest[0] if oldest else None, written, clock)
 
 
 def _txn_changes_chunk(cursor: Cursor, after: int, limit: int,
@@ -292,35 +314,71 @@ def _txn_changes_chunk(cursor: Cursor, after: int, limit: int,
         rows.sort(key=itemgetter(0))
     else:
         rows = cursor.execute(f"SELECT {columns} {source}", bounds).fetchall()
-    get, read_id = known.get, perf_ids.get
-    if first:
+    if first:  # everything: by the id range, not by lists of ids
         reread: list[int] = [r[0] for r in rows]
-        new = reread
-    else:
-        # The rules of read_metrics_changes, inlined (10,000 calls were ~10 ms): new, another
-        # last_time, at or below the bottom (none left: any), rows above what was read.
-        bottom = math.inf if marks_now.bottom is None else marks_now.bottom
-        written = marks_now.written
-        reread = [r[0] for r in rows
-                  if (before := get(r[0])) is None or before[_LAST_TIME] != (t := r[_LAST_TIME])
-                  or (t is not None and t <= bottom)
-                  or (written and written.get(r[0], 0) > read_id(r[0], 0))]
-        new = [r[0] for r in rows if r[0] not in known]
-    perf_columns = "p.service_id, p.label, p.value, p.uom, p.id"
+        names = _select(cursor, "s.id, s.name", f"FROM services s {where}", bounds)
+        values = _select(cursor, _PERF_COLUMNS, f"{_perfdata_from(cursor)} {where}", bounds)
+        return (rows, dict(names), *_latest_by_service(reread, values))
+    reread, new = _to_read_again(rows, known, perf_ids, marks_now)
+    return (rows, *_names_and_values(cursor, new, reread))
+
+
+_PERF_COLUMNS = "p.service_id, p.label, p.value, p.uom, p.id"
+
+
+def _to_read_again(rows: Sequence[ServiceRow], known: Mapping[int, ServiceRow],
+                   perf_ids: Mapping[int, int], marks_now: _Marks
+                   ) -> tuple[list[int], list[int]]:
+    """The ids among ``rows`` whose latest values are to be read again, and the new ids.
+
+    The rules of :func:`read_metrics_changes`, inlined (10,000 calls were ~10 ms): new,
+    another last_time, at or below the bottom (none left: any), rows above what was read."""
+    get, read_id = known.get, perf_ids.get
+    bottom = math.inf if marks_now.bottom is None else marks_now.bottom
+    written = marks_now.written
+    reread = [r[0] for r in rows
+              if (before := get(r[0])) is None or before[_LAST_TIME] != (t := r[_LAST_TIME])
+              or (t is not None and t <= bottom)
+              or (written and written.get(r[0], 0) > read_id(r[0], 0))]
+    return reread, [r[0] for r in rows if r[0] not in known]
+
+
+def _names_and_values(cursor: Cursor, new: list[int], reread: list[int]
+                      ) -> tuple[dict[int, str], dict[int, list[LatestValue]], dict[int, int]]:
+    """The names of ``new`` and the latest values of ``reread``, by lists of ids."""
     names: list[Any] = []
     values: list[Any] = []
-    if first:  # everything: by the id range, not by lists of ids
-        names = _select(cursor, "s.id, s.name", f"FROM services s {where}", bounds)
-        values = _select(cursor, perf_columns, f"{_perfdata_from(cursor)} {where}", bounds)
-    else:
-        for ids in chunks(new):
-            names += _select(cursor, "s.id, s.name",
-                             f"FROM services s WHERE s.id IN ({marks(ids)})", tuple(ids))
-        for ids in chunks(reread):
-            values += _select(cursor, perf_columns,
-                              f"{_perfdata_from(cursor)} WHERE s.id IN ({marks(ids)})",
-                              tuple(ids))
-    return (rows, dict(names), *_latest_by_service(reread, values))
+    for ids in chunks(new):
+        names += _select(cursor, "s.id, s.name",
+                         f"FROM services s WHERE s.id IN ({marks(ids)})", tuple(ids))
+    for ids in chunks(reread):
+        values += _select(cursor, _PERF_COLUMNS,
+                          f"{_perfdata_from(cursor)} WHERE s.id IN ({marks(ids)})", tuple(ids))
+    return (dict(names), *_latest_by_service(reread, values))
+
+
+def _txn_changed(cursor: Cursor, rows_since: float, known: Mapping[int, ServiceRow],
+                 perf_ids: Mapping[int, int], marks_now: _Marks
+                 ) -> tuple[dict[int, ServiceRow], dict[int, str],
+                            dict[int, list[LatestValue]], dict[int, int]]:
+    """Every service row, reading only those changed at or after ``rows_since`` (and the new
+    ones) and taking the others from ``known``; then what :func:`_txn_changes_chunk` reads."""
+    ids = [r[0] for r in _select(cursor, "s.id", "FROM services s", ())]
+    columns = ", ".join(ROW_COLUMNS)
+    fresh = {r[0]: r for r in _select(cursor, columns,
+                                      f"FROM services s WHERE {cursor.dialect.changed_since}",
+                                      (rows_since,))}
+    unseen = [i for i in ids if i not in known and i not in fresh]  # never updated yet
+    for chunk in chunks(unseen):
+        fresh.update((r[0], r) for r in _select(
+            cursor, columns, f"FROM services s WHERE s.id IN ({marks(chunk)})", tuple(chunk)))
+    rows: dict[int, ServiceRow] = {}
+    for service_id in ids:  # (on MariaDB a row may come or go between two statements)
+        row = fresh.get(service_id) or known.get(service_id)
+        if row is not None:
+            rows[service_id] = row
+    reread, new = _to_read_again(list(rows.values()), known, perf_ids, marks_now)
+    return (rows, *_names_and_values(cursor, new, reread))
 
 
 def _select(cursor: Cursor, columns: str, source: str, params: tuple) -> list[Any]:

@@ -38,9 +38,9 @@ log = Logger()
 class MetricsResource(Resource):
     """A leaf resource (not Klein): ``/metrics`` has no sub-paths and no trailing slash.
 
-    A scrape of 10,000 services is ~100,000 lines: builds are incremental (each reads every
-    service row but only the perfdata that may have changed, and renders again only what
-    changed: :mod:`overc.web.metrics_build`). The server builds in a process of its own
+    A scrape of 10,000 services is ~100,000 lines: builds are incremental (each reads the rows
+    and the perfdata that may have changed, and renders again only what changed:
+    :mod:`overc.web.metrics_build`). The server builds in a process of its own
     (``worker``, :mod:`overc.web.metrics_worker`): even incremental, a build is 60-100 ms of
     Python, which in this process would hold the GIL every push needs. Without a worker (tests,
     a reactor that cannot spawn) it builds here, reading through ``queries`` and rendering in a
@@ -70,9 +70,9 @@ class MetricsResource(Resource):
         self.builder = IncrementalMetrics()
 
     async def read(self, known: Mapping[int, ServiceRow], perf_ids: Mapping[int, int],
-                   since: int | None) -> MetricsChanges:
+                   since: int | None, rows_since: float | None = None) -> MetricsChanges:
         """The rows, and the perfdata that changed since the builder's last build."""
-        return await self.queries.metrics_changes(known, perf_ids, since)
+        return await self.queries.metrics_changes(known, perf_ids, since, rows_since)
 
     def render_GET(self, request: Request) -> int:
         return answer_later(request, self._metrics(request))
@@ -144,7 +144,8 @@ class MetricsResource(Resource):
     async def _build_here(self, now: float, counters: CounterValues, compressed: bool
                           ) -> bytes:
         builder = self.builder
-        changes = await self.read(builder.known, builder.perf_ids, builder.since)
+        changes = await self.read(builder.known, builder.perf_ids, builder.since,
+                                  builder.rows_since)
         if self.threads is None:
             return _encoded(builder, changes, now, counters, compressed)
         return await deferToThreadPool(self.threads, self.threads.getThreadPool(),

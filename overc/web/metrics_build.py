@@ -10,8 +10,10 @@ again only the services whose row changed or whose perfdata
 ``now`` (silenced, last report age) are rendered for every service at every build, by the same
 column functions as the full renderer: the text is always byte for byte what
 :func:`~overc.web.metrics_text.render_metrics` makes of the same rows (tests/ui/test_metrics_build.py).
+It also says which rows the next read needs (:attr:`IncrementalMetrics.rows_since`): those
+changed since shortly before the last read, and every row once a minute.
 
-Not thread-safe: one build at a time (``MetricsResource`` runs one, in its thread pool).
+Not thread-safe: one build at a time (the metrics process, or ``MetricsResource`` in a test).
 """
 from __future__ import annotations
 
@@ -36,6 +38,14 @@ class _Entry:
         self.perf = perf  # its overc_perfdata lines, joined ("" for none)
 
 
+#: A build reads the service rows changed since the last build began, less this many seconds:
+#: a row written before that began by a transaction that committed after (a long watchdog
+#: batch), or stamped by a Galera node whose clock lags this one's, is still read...
+LOOKBACK = 10.0
+#: ... and every row is read again when the last full read is this old (database clock), so
+#: that a transaction longer still shows within this time.
+FULL_EVERY = 60.0
+
 #: Services per block of kept text: a changed service renders its block's lines again (its
 #: other gauges' lines are kept as strings; only the block's bytes are joined again).
 BLOCK = 256
@@ -53,6 +63,8 @@ class IncrementalMetrics:
         self.perf_ids: dict[int, int] = {}
         self._servers: dict[int, tuple[str, float | None]] = {}
         self._marks: list[int] = []
+        self._clock: float | None = None  # the database's clock at the last read
+        self._full_clock: float | None = None  # ... at the last read of every row
         self._order: list[int] = []  # service ids by server name, then service name
         self._position: dict[int, int] = {}  # service id -> index in _order
         self._by_id: list[int] = []  # service ids in id order (the perfdata's order)
@@ -71,6 +83,15 @@ class IncrementalMetrics:
         """The next read's ``since``: the older mark of the last two builds (see
         :func:`~overc.storage.read_metrics.read_metrics_changes`)."""
         return min(self._marks) if self._marks else None
+
+    @property
+    def rows_since(self) -> float | None:
+        """The next read's ``rows_since`` (see :data:`LOOKBACK`); None: read every row."""
+        if self._clock is None or self._full_clock is None:
+            return None
+        if self._clock - self._full_clock >= FULL_EVERY:
+            return None
+        return self._clock - LOOKBACK
 
     def apply(self, changes: MetricsChanges) -> None:
         """Take a read's rows and values; render again what changed."""
@@ -122,6 +143,9 @@ class IncrementalMetrics:
         elif dirty:
             self._update([row.id for row in dirty], raws)
         self._marks = [*self._marks[-1:], changes.mark]
+        self._clock = changes.clock
+        if changes.full:
+            self._full_clock = changes.clock
 
     def _restructure(self) -> None:
         """Services came or went, or a server was renamed: order and render every block."""

@@ -87,7 +87,8 @@ class BuildServer(Protocol):
         for payload in self.reader.feed(data):
             request = json.loads(payload)
             if "target" in request:
-                db = Database(target_from_json(request["target"]), self.reactor, pool_size=1)
+                db = Database(target_from_json(request["target"]), self.reactor, pool_size=1,
+                              reader=True)
                 self.queries = Queries(db)
             else:
                 self._queue.append(request)
@@ -111,7 +112,7 @@ class BuildServer(Protocol):
             if self.queries is None:
                 raise RuntimeError("no database named before the first build")
             changes = await self.queries.metrics_changes(builder.known, builder.perf_ids,
-                                                         builder.since)
+                                                         builder.since, builder.rows_since)
             builder.apply(changes)
             text = builder.exposition(float(request["now"]),
                                       counters_from_json(request["counters"]))

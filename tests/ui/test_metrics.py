@@ -261,13 +261,13 @@ class CountingReads:
         self.fail = False
         resource.read = self
 
-    async def __call__(self, known, perf_ids, since):
+    async def __call__(self, known, perf_ids, since, rows_since=None):
         self.calls += 1
         if self.gate is not None:
             await self.gate
         if self.fail:
             raise DatabaseUnavailable("gone")
-        return await self.read(known, perf_ids, since)
+        return await self.read(known, perf_ids, since, rows_since)
 
 
 @pytest_twisted.ensureDeferred

@@ -106,13 +106,20 @@ async def _change(db, actions: Actions, rng: random.Random, now: float) -> str:
     return kind
 
 
-@pytest.mark.parametrize("seed,chunk,block", [(1, 2000, 256), (2, 3, 2), (3, 7, 5)])
+@pytest.mark.parametrize("seed,chunk,block,changed", [
+    (1, 2000, 256, False), (2, 3, 2, False), (3, 7, 5, False),
+    (4, 2000, 256, True), (5, 3, 2, True), (6, 7, 5, True)])
 @pytest_twisted.ensureDeferred
-async def test_incremental_builds_equal_full_builds_after_random_changes(database, monkeypatch,
-                                                                         seed, chunk, block):
-    """``chunk``: services per read transaction; ``block``: services per block of kept text."""
+async def test_incremental_builds_equal_full_builds_after_random_changes(
+        database, monkeypatch, seed, chunk, block, changed):
+    """``chunk``: services per read transaction; ``block``: services per block of kept text;
+    ``changed``: reads after the first take only the rows changed since the last read began
+    (``services.changed_at``), with no look-back and no periodic full read, so that every
+    writer of the rows must keep ``changed_at``."""
     monkeypatch.setattr(read_metrics, "CHUNK", chunk)
     monkeypatch.setattr(metrics_build, "BLOCK", block)
+    monkeypatch.setattr(metrics_build, "LOOKBACK", 0.0)
+    monkeypatch.setattr(metrics_build, "FULL_EVERY", 1e9)
     rng = random.Random(seed)
     actions = Actions(database)
     builder = IncrementalMetrics()
@@ -123,7 +130,9 @@ async def test_incremental_builds_equal_full_builds_after_random_changes(databas
             history.append(await _change(database, actions, rng, now))
         now += rng.choice([0.0, 0.5, 1.0, 2.5, 30.0])
         changes = await read_metrics_changes(database, builder.known, builder.perf_ids,
-                                         builder.since)
+                                             builder.since,
+                                             builder.rows_since if changed else None)
+        assert changes.full is (not changed or step == 0)
         builder.apply(changes)
         full = render_metrics(await database.run(_txn_metrics), now, {"reports": {(): step}})
         assert builder.exposition(now, {"reports": {(): step}}).decode() == full, (step, history[-6:])
@@ -159,3 +168,19 @@ async def test_a_scrape_with_nothing_changed_reads_no_perfdata(database):
     text = builder.exposition(now, {}).decode()
     assert text == render_metrics(await database.run(_txn_metrics), now, {})
     assert 'overc_perfdata{server="srv",service="b",label="load",uom="s"} 9' in text
+
+
+def test_the_next_read_takes_rows_changed_since_shortly_before_the_last_and_all_each_minute():
+    def read(clock: float, full: bool) -> read_metrics.MetricsChanges:
+        return read_metrics.MetricsChanges({}, {}, {}, {}, {}, 0, clock, full)
+
+    builder = IncrementalMetrics()
+    assert builder.rows_since is None  # the first read takes every row
+    builder.apply(read(1000.0, True))
+    assert builder.rows_since == 1000.0 - metrics_build.LOOKBACK
+    builder.apply(read(1030.0, False))
+    assert builder.rows_since == 1030.0 - metrics_build.LOOKBACK
+    builder.apply(read(1000.0 + metrics_build.FULL_EVERY, False))
+    assert builder.rows_since is None  # a minute since every row was read
+    builder.apply(read(1065.0, True))
+    assert builder.rows_since == 1065.0 - metrics_build.LOOKBACK
