@@ -206,7 +206,7 @@ def build_server(config: ServerConfig, reactor: Any = None,
     # Each batch first gathers requests for a share of a recent transaction's duration, at
     # most 5 ms (overc.ingest.groupcommit: fewer, larger transactions). A fixed 5 ms measured
     # +25-30 % pushes/s with 2 processes on a host whose transactions took ~9 ms; on one
-    # whose took a few ms, it cost 13-27 % against this share (bench/RESULTS.md).
+    # whose took a few ms, this share gave 1.20-1.21x the fixed wait's (bench/RESULTS.md).
     writer = GroupCommit(store.ingest, reactor, max_in_flight=in_flight, gather=COMMIT_GATHER,
                          gather_share=GATHER_SHARE)
     push = PushAPI(keys, writer, reactor, ready, counters, MaintenanceStore(db))

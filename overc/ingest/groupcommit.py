@@ -81,6 +81,8 @@ class GroupCommit(Generic[Item]):
         for themselves under load: the reactor parses requests without the pool thread taking
         the GIL from it at every round trip, and a larger batch costs less per request in
         the process and in the database (bench/RESULTS.md). A lone push waits that long.
+        With ``gather_share`` the wait follows the transactions (a moving average of their
+        durations): a wait sized for a slow disk idled half of every cycle on a fast one.
         Counting from the first queued item instead, as ``commit_delay`` does, gained nothing
         here: under load that item has waited out the delay during the previous transaction.
         Without a clock (tests) the batch starts at once.

@@ -66,8 +66,18 @@ def add_vary(request: IRequest) -> None:
         request.responseHeaders.addRawHeader(b"vary", b"Accept-Encoding")
 
 
-def _gzip(body: bytes) -> bytes:
-    return gzip.compress(body, compresslevel=LEVEL, mtime=0)
+#: /metrics' level: 10,000 services' 7.0 MB become 647 KB in 15 ms (level 6: 557 KB in 44 ms),
+#: in the metrics process, on every build a scraper asks gzip for.
+METRICS_LEVEL = 1
+
+
+def _gzip(body: bytes, level: int = LEVEL) -> bytes:
+    return gzip.compress(body, compresslevel=level, mtime=0)
+
+
+def metrics_body(text: bytes, compressed: bool) -> bytes:
+    """The /metrics exposition as sent: gzip-compressed when the scraper accepts it."""
+    return _gzip(text, METRICS_LEVEL) if compressed else text
 
 
 async def _inline(body: bytes) -> bytes:

@@ -23,11 +23,10 @@ from overc.storage.db import DatabaseUnavailable
 from overc.storage.queries import Queries
 from overc.storage.read_metrics import MetricsChanges, ServiceRow
 from overc.web.auth import Auth
-from overc.web.compress import accepts_gzip, add_vary
+from overc.web.compress import accepts_gzip, add_vary, metrics_body
 from overc.web.http import answer_later
 from overc.web.metrics_build import IncrementalMetrics
 from overc.web.metrics_text import CounterValues, render_metrics
-from overc.web.metrics_child import encode_body
 from overc.web.metrics_worker import MetricsWorker
 
 __all__ = ["MetricsResource", "render_metrics"]
@@ -41,7 +40,7 @@ class MetricsResource(Resource):
     A scrape of 10,000 services is ~100,000 lines: builds are incremental (each reads the rows
     and the perfdata that may have changed, and renders again only what changed:
     :mod:`overc.web.metrics_build`). The server builds in a process of its own
-    (``worker``, :mod:`overc.web.metrics_worker`): even incremental, a build is 60-100 ms of
+    (``worker``, :mod:`overc.web.metrics_worker`): even incremental, a build is tens of ms of
     Python, which in this process would hold the GIL every push needs. Without a worker (tests,
     a reactor that cannot spawn) it builds here, reading through ``queries`` and rendering in a
     thread of ``threads`` (inline when ``None``). A build is kept for :data:`CACHE_SECONDS`:
@@ -155,5 +154,5 @@ class MetricsResource(Resource):
 def _encoded(builder: IncrementalMetrics, changes: MetricsChanges, now: float,
              counters: CounterValues, compressed: bool = False) -> bytes:
     builder.apply(changes)
-    return encode_body(builder.exposition(now, counters), compressed)
+    return metrics_body(builder.exposition(now, counters), compressed)
 

@@ -1,21 +1,22 @@
 """The /metrics process: builds the exposition away from the server's GIL.
 
-A build of 10,000 services is 60-100 ms of Python (reading every service row, comparing it
-with the kept one, rendering the ages, joining ~7 MB). Run in the server's thread pool it still
-holds the GIL that every push needs, so each scrape showed in the push p99 (+20-50 %). Here it
-runs in a process of its own, with its own database connection, started by
-:class:`~overc.web.metrics_worker.MetricsWorker` on the first scrape; the server only passes
-the text on. ``python -m overc.web.metrics_child``: frames (:mod:`overc.web.frames`) on stdin and
-stdout, log lines on stderr.
+Even incremental, a build of 10,000 services is tens of milliseconds of Python (comparing the
+rows with the kept ones, rendering the ages, joining ~7 MB). Run in the server's thread pool
+it held the GIL that every push needs, so each scrape showed in the push p99 (+20-50 %). Here
+it runs in a process of its own, with its own database connection (a reader's: on SQLite its
+transactions take no write lock), started by :class:`~overc.web.metrics_worker.MetricsWorker`
+on the first scrape; the server only passes the text on. ``python -m
+overc.web.metrics_child``: frames (:mod:`overc.web.frames`) on stdin and stdout, log lines on
+stderr.
 
 Requests are JSON: first ``{"target": ...}`` (the database), then ``{"now": ..., "counters":
 ..., "gzip": ...}`` per build (compressed here too, for Prometheus, which asks for gzip: the
-server process then passes on ~650 KB instead of ~7 MB). Each answer starts with one status byte: ``T`` and the text, ``U`` and why the
-database is unavailable (the server answers 503), ``E`` and the error (500).
+server process then passes on ~650 KB instead of ~7 MB). Each answer starts with one status
+byte: ``T`` and the text, ``U`` and why the database is unavailable (the server answers 503),
+``E`` and the error (500).
 """
 from __future__ import annotations
 
-import gzip
 import json
 import sys
 from pathlib import Path
@@ -30,21 +31,12 @@ from overc.core.dburl import MySQLTarget, SQLiteTarget
 from overc.core.errors import DatabaseUnavailable
 from overc.storage.db import Database
 from overc.storage.queries import Queries
+from overc.web.compress import metrics_body
 from overc.web.frames import FrameReader, frame
 from overc.web.metrics_build import IncrementalMetrics
 from overc.web.metrics_text import CounterValues
 
 log = Logger()
-
-#: zlib level of a gzip-compressed exposition: 10,000 services' 7.0 MB become 647 KB in 15 ms
-#: (level 6: 557 KB in 44 ms).
-GZIP_LEVEL = 1
-
-
-def encode_body(text: bytes, compressed: bool) -> bytes:
-    """The exposition as sent: gzip-compressed when the scraper accepts it."""
-    return gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0) if compressed else text
-
 
 def target_to_json(target: SQLiteTarget | MySQLTarget) -> dict[str, Any]:
     if isinstance(target, SQLiteTarget):
@@ -116,7 +108,7 @@ class BuildServer(Protocol):
             builder.apply(changes)
             text = builder.exposition(float(request["now"]),
                                       counters_from_json(request["counters"]))
-            return b"T" + encode_body(text, bool(request.get("gzip")))
+            return b"T" + metrics_body(text, bool(request.get("gzip")))
         except DatabaseUnavailable as error:
             self.builder = IncrementalMetrics()
             return b"U" + str(error).encode("utf-8", "replace")
@@ -148,10 +140,9 @@ def _die_with_parent() -> None:
 
 def main() -> None:
     from twisted.internet import reactor, stdio
-
-    _die_with_parent()
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
+    _die_with_parent()
     sys.stdout = sys.stderr  # fd 1 carries frames only: a stray print must not corrupt one
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)],
                                      redirectStandardIO=False)

@@ -82,7 +82,6 @@ class MetricsWorker:
         self.reactor = reactor
         self.target = target
         self._child: _Child | None = None
-        self._stopping = False
         #: Children started so far (tests and logs).
         self.started = 0
 
